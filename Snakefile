@@ -1,0 +1,20 @@
+# sgd-privacy: how private is stochastic gradient descent?
+# Run: snakemake --cores 8            (config/config.yaml: offline, CPU, minutes)
+#      snakemake --cores 8 --profile slurm
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/train.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

@@ -1,0 +1,63 @@
+"""Config validation against the JSON schema, with defaults filled and errors that say how to fix them."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import yaml
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError, best_match
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key, the value and what is allowed."""
+
+
+def load_schema(path: str | Path) -> dict:
+    """Read a YAML or JSON schema file."""
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _with_defaults(base: type) -> type:
+    """A validator class that fills `default` values of absent properties while validating."""
+    check_properties = base.VALIDATORS["properties"]
+
+    def properties(validator, props, instance, schema):  # noqa: ANN001, ANN202 - jsonschema callback
+        if isinstance(instance, dict):
+            for name, sub in props.items():
+                if "default" in sub and name not in instance:
+                    instance[name] = copy.deepcopy(sub["default"])
+        yield from check_properties(validator, props, instance, schema)
+
+    return validators.extend(base, {"properties": properties})
+
+
+def _key(error: ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "<top level>"
+
+
+def describe(error: ValidationError) -> str:
+    """One line naming the offending key, its value and what the schema allows there."""
+    key = _key(error)
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        hint = f"allowed keys: {', '.join(allowed)}" if allowed else "no fixed keys here"
+        where = f"under '{key}'" if error.absolute_path else "at the top level"
+        return f"config: unknown key {', '.join(repr(e) for e in extra)} {where} ({hint})"
+    if error.validator == "required":
+        return f"config key '{key}': {error.message}"
+    allowed = error.schema.get("description")
+    if error.validator in ("oneOf", "anyOf") and allowed:
+        return f"config key '{key}': value {error.instance!r} is invalid; expected {allowed}"
+    return f"config key '{key}': value {error.instance!r} is invalid: {error.message}"
+
+
+def validate_config(config: dict, schema: dict) -> dict:
+    """Validate `config` in place (filling defaults) and return it; raise ConfigError on the first problem."""
+    validator = _with_defaults(Draft202012Validator)(schema)
+    errors = list(validator.iter_errors(config))
+    if errors:
+        raise ConfigError(describe(best_match(errors)))
+    return config

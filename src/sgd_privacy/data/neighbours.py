@@ -1,0 +1,31 @@
+"""Neighbouring datasets D_i as index arrays over the base training set (ALGORITHMS.md section 2)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .errors import DataError
+
+
+def check_replace_indices(replace: np.ndarray | list[int], n: int) -> np.ndarray:
+    """Validate replace indices against a base set of n rows: each must lie in 1..n-1."""
+    arr = np.asarray(replace, dtype=np.int64).reshape(-1)
+    bad = arr[(arr < 1) | (arr >= n)]
+    if bad.size:
+        reason = "index 0 is the row that replaces x_i, not a valid replace index" if (bad == 0).any() else f"the base set has {n} rows"
+        raise DataError(f"replace index {int(bad[0])} is invalid: replace indices lie in 1..{n - 1} ({reason})")
+    return arr
+
+
+def neighbour_index(n: int, i: int) -> np.ndarray:
+    """Rows of the base set forming D_i: x_i overwritten by x_0, then row 0 deleted (n - 1 rows)."""
+    check_replace_indices([i], n)
+    idx = np.arange(n, dtype=np.int64)
+    idx[i] = 0
+    return idx[1:]
+
+
+def neighbour_rows(positions: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
+    """Base-set rows at `positions` (M, B) of D_{replace[m]} for each model m, without building D_i."""
+    return torch.where(positions == (replace - 1).reshape(-1, 1), torch.zeros_like(positions), positions + 1)

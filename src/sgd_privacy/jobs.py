@@ -1,0 +1,17 @@
+"""Glue shared by the workflow scripts: logging into the job's log file."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+
+def job_logging(log_file: str | None) -> logging.Logger:
+    """Send INFO logs of the library to the job's log file (and stderr); return the script's logger."""
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        Path(log_file).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_file, mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True)
+    return logging.getLogger("sgd_privacy.job")

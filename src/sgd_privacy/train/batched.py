@@ -1,0 +1,212 @@
+"""The vectorised SGD trainer: many (seed, replace index, init) runs as one batched computation."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..data.neighbours import neighbour_rows
+from ..rng import Purpose, permutations
+from .models import Model, dropout_keep, flatten
+
+log = logging.getLogger(__name__)
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """SGD hyper-parameters and what to log."""
+
+    lr: float
+    batch_size: int
+    epochs: int
+    cadence: int
+    log_weights_at: tuple[int, ...] | None = None
+
+    def steps_per_epoch(self, n_rows: int) -> int:
+        """Full batches per epoch over a set of n_rows rows (the last incomplete batch is dropped)."""
+        return n_rows // self.batch_size
+
+    def log_steps(self, n_rows: int) -> np.ndarray:
+        """Steps at which metrics are logged: 0, every cadence, and every weight step."""
+        total = self.epochs * self.steps_per_epoch(n_rows)
+        steps = set(range(0, total + 1, self.cadence)) | set(self.log_weights_at or ())
+        return np.array(sorted(s for s in steps if s <= total), dtype=np.int64)
+
+    def weight_steps(self, n_rows: int) -> np.ndarray:
+        """Steps at which weights are kept."""
+        logged = self.log_steps(n_rows)
+        return logged if self.log_weights_at is None else logged[np.isin(logged, self.log_weights_at)]
+
+
+@dataclass(frozen=True)
+class Runs:
+    """A batch of runs: seed, replace index and whether the run uses the fixed initialisation."""
+
+    seeds: np.ndarray
+    replace: np.ndarray
+    fixed: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def take(self, sl: slice) -> Runs:
+        """A contiguous sub-batch."""
+        return Runs(self.seeds[sl], self.replace[sl], self.fixed[sl])
+
+
+@dataclass
+class TrainResult:
+    """Logged history of a batch of runs."""
+
+    steps: np.ndarray            # (L,)
+    weight_steps: np.ndarray     # (Lw,)
+    weights: np.ndarray          # (M, Lw, P) in the training dtype
+    metrics: dict[str, np.ndarray]  # name -> (M, L) float64
+    diverged: np.ndarray         # (M,) bool
+
+    @staticmethod
+    def concat(parts: list[TrainResult]) -> TrainResult:
+        """Stack results of consecutive sub-batches."""
+        first = parts[0]
+        return TrainResult(first.steps, first.weight_steps, np.concatenate([p.weights for p in parts]),
+                           {k: np.concatenate([p.metrics[k] for p in parts]) for k in first.metrics},
+                           np.concatenate([p.diverged for p in parts]))
+
+
+@dataclass(frozen=True)
+class DeviceData:
+    """Training and validation arrays, moved to the device once per job."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+
+    @staticmethod
+    def from_arrays(arrays: dict[str, np.ndarray], device: torch.device, dtype: torch.dtype) -> DeviceData:
+        """Copy the prepared arrays to `device` with features in `dtype`."""
+        def t(name: str, cast: torch.dtype) -> torch.Tensor:
+            return torch.as_tensor(arrays[name]).to(device=device, dtype=cast)
+        return DeviceData(t("x_train", dtype), t("y_train", torch.int64), t("x_val", dtype), t("y_val", torch.int64))
+
+
+def _totals(model: Model, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+            rows_per_chunk: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Summed loss and summed correctness of each model (M,) over all rows of x, and the row count."""
+    loss_sum = torch.zeros(params[0].shape[0], dtype=params[0].dtype, device=x.device)
+    corr_sum = torch.zeros_like(loss_sum)
+    for start in range(0, len(x), rows_per_chunk):
+        logits = model.logits(params, x[start:start + rows_per_chunk], shared=True)
+        yb = y[start:start + rows_per_chunk]
+        loss_sum += model.example_losses(logits, yb).sum(dim=1)
+        corr_sum += model.correct(logits, yb).sum(dim=1)
+    return loss_sum, corr_sum, float(len(x))
+
+
+@torch.no_grad()
+def evaluate(model: Model, params: list[torch.Tensor], data: DeviceData, replace: torch.Tensor,
+             rows_per_chunk: int) -> dict[str, torch.Tensor]:
+    """Loss and accuracy of each model on its own D_i (base set minus x_i) and on validation."""
+    loss, corr, n = _totals(model, params, data.x_train, data.y_train, rows_per_chunk)
+    m = params[0].shape[0]
+    xi = data.x_train[replace].unsqueeze(1)  # (M, 1, ...): each model's removed example
+    logits_i = model.logits(params, xi, shared=False)
+    yi = data.y_train[replace].unsqueeze(1)
+    loss = (loss - model.example_losses(logits_i, yi).reshape(m)) / (n - 1)
+    acc = (corr - model.correct(logits_i, yi).reshape(m)) / (n - 1)
+    vloss, vcorr, vn = _totals(model, params, data.x_val, data.y_val, rows_per_chunk)
+    return {"train_loss": loss, "train_acc": acc, "val_loss": vloss / vn, "val_acc": vcorr / vn}
+
+
+def initial_params(model: Model, runs: Runs, fixed_init: list[torch.Tensor] | None,
+                   device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+    """Each run's starting point: its seed's draw, or the experiment's fixed initialisation."""
+    seeds = torch.as_tensor(runs.seeds, dtype=torch.int64, device=device)
+    params = model.init(seeds, Purpose.INIT, dtype)
+    fixed = torch.as_tensor(runs.fixed, device=device)
+    if fixed.any():
+        if fixed_init is None:
+            raise ValueError("runs with fixed init need the experiment's fixed initialisation")
+        for p, f in zip(params, fixed_init):
+            p[fixed] = f.to(device=device, dtype=dtype).expand(int(fixed.sum()), *f.shape[1:])
+    return params
+
+
+def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
+                fixed_init: list[torch.Tensor] | None = None, rows_per_chunk: int = 2048) -> TrainResult:
+    """Train every run of `runs` together with plain constant-step SGD and log its history."""
+    device, dtype = data.x_train.device, data.x_train.dtype
+    n_rows = len(data.x_train) - 1  # |D_i| = N - 1
+    spe, b = schedule.steps_per_epoch(n_rows), schedule.batch_size
+    if spe == 0:
+        raise ValueError(f"batch size {b} exceeds the {n_rows} rows of each neighbouring dataset")
+    params = [p.requires_grad_(True) for p in initial_params(model, runs, fixed_init, device, dtype)]
+    replace = torch.as_tensor(runs.replace, dtype=torch.int64, device=device)
+    seeds = torch.as_tensor(runs.seeds, dtype=torch.int64, device=device)
+    unique_seeds, seed_slot = torch.unique(seeds, return_inverse=True)
+    steps, wsteps = schedule.log_steps(n_rows), schedule.weight_steps(n_rows)
+    log_at = {int(t): k for k, t in enumerate(steps)}
+    keep_w = {int(t): k for k, t in enumerate(wsteps)}
+    m = len(runs)
+    metrics = {k: np.full((m, len(steps)), np.nan) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+    weights = np.zeros((m, len(wsteps), model.n_params), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
+    diverged = torch.zeros(m, dtype=torch.bool, device=device)
+    units = model.dropout_units()
+
+    def record(t: int) -> None:
+        with torch.no_grad():
+            flat = flatten(params)
+            values = evaluate(model, params, data, replace, rows_per_chunk)
+            bad = ~torch.isfinite(flat).all(dim=1)
+            for name, v in values.items():
+                metrics[name][:, log_at[t]] = v.double().cpu().numpy()
+                bad |= ~torch.isfinite(v)
+            diverged.logical_or_(bad)
+            if t in keep_w:
+                weights[:, keep_w[t]] = flat.cpu().numpy()
+
+    t = 0
+    for epoch in range(schedule.epochs):
+        perm = permutations(unique_seeds, Purpose.PERMUTATION, epoch, n_rows)[seed_slot]
+        for s in range(spe):
+            if t in log_at:
+                record(t)
+            rows = neighbour_rows(perm[:, s * b:(s + 1) * b], replace)
+            keep = dropout_keep(seeds, t, b, units, model.dropout, dtype) if units else None
+            logits = model.logits(params, data.x_train[rows], shared=False, keep=keep)
+            loss = model.example_losses(logits, data.y_train[rows]).mean(dim=1).sum()
+            grads = torch.autograd.grad(loss, params)
+            with torch.no_grad():
+                for p, g in zip(params, grads):
+                    p.sub_(schedule.lr * g)
+            t += 1
+    if t in log_at:
+        record(t)
+    return TrainResult(steps, wsteps, weights, metrics, diverged.cpu().numpy())
+
+
+def models_per_chunk(model: Model, schedule: Schedule, rows_per_chunk: int, budget_mb: int, itemsize: int) -> int:
+    """How many models fit the memory budget together (parameters, gradients, batch and eval activations)."""
+    per_model = itemsize * (6 * model.n_params + model.activation_size() * (3 * schedule.batch_size + rows_per_chunk))
+    return max(1, int(budget_mb * 2**20 // per_model))
+
+
+def train_many(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
+               fixed_init: list[torch.Tensor] | None = None, budget_mb: int = 2048, rows_per_chunk: int = 2048,
+               progress: Callable[[str], None] | None = log.info) -> TrainResult:
+    """Train `runs` in chunks that fit `budget_mb`, reporting models done, models/s and ETA."""
+    chunk = models_per_chunk(model, schedule, rows_per_chunk, budget_mb, data.x_train.element_size())
+    parts, start_time = [], time.perf_counter()
+    for start in range(0, len(runs), chunk):
+        parts.append(train_batch(model, data, runs.take(slice(start, start + chunk)), schedule, fixed_init, rows_per_chunk))
+        done = min(start + chunk, len(runs))
+        rate = done / max(time.perf_counter() - start_time, 1e-9)
+        if progress:
+            progress(f"trained {done}/{len(runs)} models, {rate:.1f} models/s, ETA {(len(runs) - done) / rate:.0f} s")
+    return TrainResult.concat(parts)

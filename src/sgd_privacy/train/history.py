@@ -1,0 +1,81 @@
+"""Reading shard histories back: metrics per run, weights at a step, convergence tables."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from .convergence import convergence_index, experiment_T
+
+RUN_KEYS = ["experiment", "seed", "replace_index", "init"]
+METRIC_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc"]
+
+
+def read_histories(paths: Sequence[str], with_weights: bool = False) -> pd.DataFrame:
+    """All shards' rows (without weights unless asked), sorted by run and step."""
+    columns = RUN_KEYS + ["t"] + METRIC_COLUMNS + ["diverged"] + (["weights"] if with_weights else [])
+    frame = pa.concat_tables([pq.read_table(p, columns=columns) for p in paths]).to_pandas()
+    for col in ("experiment", "init"):
+        frame[col] = frame[col].astype(str)
+    return frame.sort_values(RUN_KEYS[1:] + ["t"], kind="stable").reset_index(drop=True)
+
+
+def weights_at(paths: Sequence[str], t: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Run identities (with diverged flag) and their weights (runs x params, float64) at step t."""
+    tables = [pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"], filters=[("t", "==", t)]) for p in paths]
+    table = pa.concat_tables(tables)
+    if table.num_rows == 0 or table["weights"].null_count == table.num_rows:
+        raise ValueError(f"no weights were kept at step {t}; add it to log_weights_at or choose a logged step")
+    table = table.filter(pc.is_valid(table["weights"]))
+    n_params = table.schema.field("weights").type.list_size
+    flat = table["weights"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
+    meta = table.drop_columns(["weights", "t"]).to_pandas()
+    for col in ("experiment", "init"):
+        meta[col] = meta[col].astype(str)
+    return meta, flat.reshape(-1, n_params).astype(np.float64)
+
+
+def logged_weight_steps(paths: Sequence[str]) -> np.ndarray:
+    """Steps at which weights were kept (from the first shard)."""
+    table = pq.read_table(paths[0], columns=["seed", "replace_index", "t", "weights"])
+    first = table.filter(pc.and_(pc.equal(table["seed"], table["seed"][0]),
+                                 pc.equal(table["replace_index"], table["replace_index"][0])))
+    return np.asarray(first.filter(pc.is_valid(first["weights"]))["t"])
+
+
+def convergence_tables(history: pd.DataFrame, patience: int = 3, T: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Per-run convergence step and final metrics, and the experiment's T (config override or median)."""
+    steps = np.sort(history["t"].unique())
+    wide = history.pivot_table(index=RUN_KEYS, columns="t", values="val_loss", dropna=False).reindex(columns=steps)
+    index, converged = convergence_index(wide.to_numpy(), patience)
+    runs = wide.index.to_frame(index=False)
+    runs["T_run"] = steps[index]
+    runs["converged"] = converged
+    last = history[history["t"] == steps[-1]].set_index(RUN_KEYS)
+    final = last[METRIC_COLUMNS + ["diverged"]].reindex(wide.index).reset_index(drop=True)
+    runs = pd.concat([runs, final.add_prefix("final_").rename(columns={"final_diverged": "diverged"})], axis=1)
+    median_T = experiment_T(runs["T_run"].to_numpy(), (runs["init"] == "variable").to_numpy(), runs["diverged"].to_numpy())
+    if T is not None and T not in set(steps.tolist()):
+        raise ValueError(f"configured T = {T} is not a logged step; logged steps run {steps[0]}..{steps[-1]} "
+                         f"every {steps[1] - steps[0] if len(steps) > 1 else 0} (plus log_weights_at)")
+    chosen = median_T if T is None else int(T)
+    at_T = history[(history["t"] == chosen) & ~history["diverged"]]
+    summary = pd.DataFrame([{
+        "experiment": runs["experiment"].iloc[0],
+        "T": chosen,
+        "T_source": "config" if T is not None else "median over variable-init runs",
+        "T_median": median_T,
+        "n_runs": len(runs),
+        "n_diverged": int(runs["diverged"].sum()),
+        "n_converged": int(runs["converged"].sum()),
+        "val_acc_at_T": float(at_T["val_acc"].mean()),
+        "train_loss_at_T": float(at_T["train_loss"].mean()),
+        "val_loss_at_T": float(at_T["val_loss"].mean()),
+        "last_step": int(steps[-1]),
+    }])
+    return runs, summary

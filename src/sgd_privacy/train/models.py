@@ -1,0 +1,209 @@
+"""Models of ALGORITHMS.md section 3, written for M models at once over stacked parameters.
+
+Parameters are lists of tensors with a leading model axis. Inputs are either shared by
+all models (B, ...) or per model (M, B, ...). Dense layers use batched matmuls and the
+CNN uses grouped convolutions, so every model's arithmetic is independent of the others.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..rng import Purpose, uniform
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter tensor: its per-model shape and Glorot fans (bias tensors start at zero)."""
+
+    name: str
+    shape: tuple[int, ...]
+    fan_in: int
+    fan_out: int
+    bias: bool
+
+    @property
+    def size(self) -> int:
+        """Number of scalars in one model's tensor."""
+        return math.prod(self.shape)
+
+
+def dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, shared: bool) -> torch.Tensor:
+    """Per-model affine map: x (B, i) shared or (M, B, i); w (M, i, o); b (M, o) -> (M, B, o)."""
+    out = torch.einsum("bi,mio->mbo", x, w) if shared else torch.bmm(x, w)
+    return out + b.unsqueeze(1)
+
+
+def conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, shared: bool) -> torch.Tensor:
+    """Per-model 'same' 3x3 convolution: x (B, C, H, W) shared or (B, M*C, H, W); w (M, O, C, 3, 3) -> (B, M*O, H, W)."""
+    m, o = w.shape[:2]
+    groups = 1 if shared else m
+    return F.conv2d(x, w.reshape(m * o, *w.shape[2:]), b.reshape(m * o), padding=1, groups=groups)
+
+
+class Model:
+    """Base class: parameter layout, initialisation, loss and accuracy for stacked models."""
+
+    specs: tuple[ParamSpec, ...]
+    n_classes: int
+
+    @property
+    def n_params(self) -> int:
+        """Scalars per model."""
+        return sum(s.size for s in self.specs)
+
+    def activation_size(self) -> int:
+        """Floats of activations per example per model (for memory budgeting)."""
+        raise NotImplementedError
+
+    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits (M, B) for binary models, (M, B, K) otherwise."""
+        raise NotImplementedError
+
+    def dropout_units(self) -> int:
+        """Units per example that dropout masks (0: no dropout)."""
+        return 0
+
+    def example_losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example loss (M, B); y is (B,) shared or (M, B)."""
+        if self.n_classes == 2:
+            target = y.to(logits.dtype).expand_as(logits)
+            return F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+        m, b, k = logits.shape
+        target = y.expand(m, b).reshape(-1)
+        return F.cross_entropy(logits.reshape(m * b, k), target, reduction="none").reshape(m, b)
+
+    def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Per-example correctness (M, B) as the logits' dtype."""
+        pred = (logits > 0).long() if self.n_classes == 2 else logits.argmax(-1)
+        return (pred == y).to(logits.dtype)
+
+    def init(self, seeds: torch.Tensor, purpose: int, dtype: torch.dtype) -> list[torch.Tensor]:
+        """Glorot-uniform weights and zero biases, one draw per seed (a pure function of the seed)."""
+        out = []
+        for k, spec in enumerate(self.specs):
+            if spec.bias:
+                out.append(torch.zeros(len(seeds), *spec.shape, dtype=dtype, device=seeds.device))
+                continue
+            limit = math.sqrt(6.0 / (spec.fan_in + spec.fan_out))
+            idx = torch.arange(spec.size, device=seeds.device).reshape(1, -1)
+            u = uniform(seeds.reshape(-1, 1), purpose, k, idx, torch.float64)
+            out.append(((2.0 * u - 1.0) * limit).to(dtype).reshape(len(seeds), *spec.shape))
+        return out
+
+
+def flatten(params: list[torch.Tensor]) -> torch.Tensor:
+    """Concatenate stacked parameters into (M, P) in spec order."""
+    return torch.cat([p.reshape(p.shape[0], -1) for p in params], dim=1)
+
+
+def unflatten(model: Model, flat: torch.Tensor) -> list[torch.Tensor]:
+    """Inverse of `flatten` for (M, P) tensors."""
+    out, start = [], 0
+    for spec in model.specs:
+        out.append(flat[:, start:start + spec.size].reshape(flat.shape[0], *spec.shape))
+        start += spec.size
+    return out
+
+
+class LogReg(Model):
+    """Logistic regression: one dense unit with sigmoid (d + 1 parameters)."""
+
+    def __init__(self, d: int) -> None:
+        self.d, self.n_classes = d, 2
+        self.specs = (ParamSpec("w", (d, 1), d, 1, False), ParamSpec("b", (1,), d, 1, True))
+
+    def activation_size(self) -> int:
+        return self.d + 4
+
+    def logits(self, params, x, shared, keep=None):
+        return dense(x, params[0], params[1], shared).squeeze(-1)
+
+
+class MLP(Model):
+    """dense(h, relu) -> dropout(p) -> dense(1, sigmoid)."""
+
+    def __init__(self, d: int, hidden: int, dropout: float) -> None:
+        self.d, self.hidden, self.dropout, self.n_classes = d, hidden, dropout, 2
+        self.specs = (
+            ParamSpec("w1", (d, hidden), d, hidden, False), ParamSpec("b1", (hidden,), d, hidden, True),
+            ParamSpec("w2", (hidden, 1), hidden, 1, False), ParamSpec("b2", (1,), hidden, 1, True),
+        )
+
+    def activation_size(self) -> int:
+        return self.d + 4 * self.hidden + 4
+
+    def dropout_units(self) -> int:
+        return self.hidden if self.dropout > 0 else 0
+
+    def logits(self, params, x, shared, keep=None):
+        h = torch.relu(dense(x, params[0], params[1], shared))
+        if keep is not None:
+            h = h * keep
+        return dense(h, params[2], params[3], False).squeeze(-1)
+
+
+class CNN(Model):
+    """conv(s) conv(s) pool conv(2s) conv(2s) pool flatten dense(2s) dense(K); 'same' padding."""
+
+    def __init__(self, in_shape: tuple[int, int, int], size: int, n_classes: int) -> None:
+        c, h, w = in_shape
+        if h % 4 or w % 4:
+            raise ValueError(f"CNN input height and width must be multiples of 4, got {h}x{w}")
+        self.in_shape, self.size, self.n_classes = in_shape, size, n_classes
+        s, s2, flat = size, 2 * size, 2 * size * (h // 4) * (w // 4)
+        self.specs = (
+            ParamSpec("conv1", (s, c, 3, 3), 9 * c, 9 * s, False), ParamSpec("conv1_b", (s,), 0, 0, True),
+            ParamSpec("conv2", (s, s, 3, 3), 9 * s, 9 * s, False), ParamSpec("conv2_b", (s,), 0, 0, True),
+            ParamSpec("conv3", (s2, s, 3, 3), 9 * s, 9 * s2, False), ParamSpec("conv3_b", (s2,), 0, 0, True),
+            ParamSpec("conv4", (s2, s2, 3, 3), 9 * s2, 9 * s2, False), ParamSpec("conv4_b", (s2,), 0, 0, True),
+            ParamSpec("dense1", (flat, s2), flat, s2, False), ParamSpec("dense1_b", (s2,), 0, 0, True),
+            ParamSpec("dense2", (s2, n_classes), s2, n_classes, False), ParamSpec("dense2_b", (n_classes,), 0, 0, True),
+        )
+
+    def activation_size(self) -> int:
+        c, h, w = self.in_shape
+        return h * w * (c + 4 * self.size) + h * w * self.size * 3
+
+    def logits(self, params, x, shared, keep=None):
+        m = params[0].shape[0]
+        if not shared:  # (M, B, C, H, W) -> (B, M*C, H, W)
+            x = x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
+        h = torch.relu(conv3x3(x, params[0], params[1], shared))
+        h = F.max_pool2d(torch.relu(conv3x3(h, params[2], params[3], False)), 2)
+        h = torch.relu(conv3x3(h, params[4], params[5], False))
+        h = F.max_pool2d(torch.relu(conv3x3(h, params[6], params[7], False)), 2)
+        b = h.shape[0]
+        h = h.reshape(b, m, -1).transpose(0, 1)  # (M, B, C*H*W), PyTorch flatten order
+        h = torch.relu(dense(h, params[8], params[9], False))
+        return dense(h, params[10], params[11], False)
+
+
+def build_model(model: str, x_shape: tuple[int, ...], n_classes: int, hidden: int = 10, dropout: float = 0.2,
+                cnn_size: int = 16) -> Model:
+    """The model named in the config for inputs of per-example shape `x_shape`."""
+    if model == "cnn":
+        if len(x_shape) != 3:
+            raise ValueError(f"model 'cnn' needs image inputs (C, H, W), the dataset has shape {x_shape}")
+        return CNN(tuple(x_shape), cnn_size, n_classes)
+    if len(x_shape) != 1:
+        raise ValueError(f"model {model!r} needs feature vectors, the dataset has shape {x_shape}; use model 'cnn'")
+    if n_classes != 2:
+        raise ValueError(f"model {model!r} is binary, the dataset has {n_classes} classes")
+    if model == "logreg":
+        return LogReg(x_shape[0])
+    if model == "mlp":
+        return MLP(x_shape[0], hidden, dropout)
+    raise ValueError(f"unknown model {model!r}; expected logreg, mlp or cnn")
+
+
+def dropout_keep(seeds: torch.Tensor, step: int, batch: int, units: int, rate: float, dtype: torch.dtype) -> torch.Tensor:
+    """Inverted-dropout multipliers (M, batch, units) for one step: 0 or 1/(1-rate), drawn from each seed."""
+    idx = torch.arange(batch * units, device=seeds.device).reshape(1, -1)
+    u = uniform(seeds.reshape(-1, 1), Purpose.DROPOUT, step, idx, torch.float64)
+    keep = (u >= rate).to(dtype) / (1.0 - rate)
+    return keep.reshape(len(seeds), batch, units)

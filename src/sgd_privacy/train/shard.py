@@ -1,0 +1,91 @@
+"""One training job: a shard of runs trained together, written as a Parquet history table."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from ..rng import Purpose
+from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
+from .grid import shard_runs
+from .models import Model, build_model, flatten, unflatten
+
+log = logging.getLogger(__name__)
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def pick_device(requested: str) -> torch.device:
+    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but PyTorch sees no GPU; use 'auto' or 'cpu'")
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def model_for(slice_: dict, arrays: dict[str, np.ndarray]) -> Model:
+    """Build the experiment's model for the dataset's input shape and classes."""
+    n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
+    return build_model(slice_["model"], tuple(arrays["x_train"].shape[1:]), n_classes,
+                       hidden=slice_.get("hidden", 10), dropout=slice_.get("dropout", 0.0), cnn_size=slice_.get("cnn_size", 16))
+
+
+def schedule_for(slice_: dict) -> Schedule:
+    """The SGD schedule of a training slice."""
+    at = slice_.get("log_weights_at")
+    return Schedule(slice_["lr"], slice_["batch_size"], slice_["epochs"], slice_["cadence"], tuple(at) if at else None)
+
+
+def fixed_init_flat(model: Model, seed: int) -> np.ndarray:
+    """The experiment's one fixed initialisation, flattened (P,), float64."""
+    params = model.init(torch.tensor([seed]), Purpose.FIXED_INIT, torch.float64)
+    return flatten(params)[0].numpy()
+
+
+def history_table(experiment: str, runs: Runs, init: str, result: TrainResult, n_params: int) -> pa.Table:
+    """One row per (run, logged step): identity, t, metrics, diverged flag, weights (null where not kept)."""
+    m, n_steps = len(runs), len(result.steps)
+    rows = m * n_steps
+    kept = np.isin(result.steps, result.weight_steps)
+    values = np.zeros((m, n_steps, n_params), dtype=np.float32)
+    values[:, kept] = result.weights
+    weights = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), n_params,
+                                                mask=pa.array(np.tile(~kept, m)))
+    columns = {
+        "experiment": pa.array([experiment] * rows).dictionary_encode(),
+        "seed": pa.array(np.repeat(runs.seeds, n_steps)),
+        "replace_index": pa.array(np.repeat(runs.replace, n_steps)),
+        "init": pa.array([init] * rows).dictionary_encode(),
+        "t": pa.array(np.tile(result.steps, m)),
+        **{k: pa.array(result.metrics[k].reshape(-1)) for k in METRICS},
+        "diverged": pa.array(np.repeat(result.diverged, n_steps)),
+        "weights": weights,
+    }
+    return pa.table(columns, metadata={"n_params": str(n_params)})
+
+
+def run_shard(experiment: str, slice_: dict, spec: dict, arrays: dict[str, np.ndarray], fixed_init: np.ndarray | None,
+              device: str = "auto", budget_mb: int = 2048, progress: Callable[[str], None] | None = log.info) -> pa.Table:
+    """Train every run of a shard and return its history table."""
+    dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
+    model = model_for(slice_, arrays)
+    seeds, replace, fixed = shard_runs(spec, len(arrays["x_train"]))
+    runs = Runs(seeds, replace, fixed)
+    init = None
+    if spec["init"] == "fixed":
+        if fixed_init is None or fixed_init.shape != (model.n_params,):
+            raise ValueError(f"fixed-init shard needs a fixed initialisation of {model.n_params} parameters")
+        init = unflatten(model, torch.as_tensor(fixed_init, dtype=dtype, device=dev).reshape(1, -1))
+    data = DeviceData.from_arrays(arrays, dev, dtype)
+    if progress:
+        progress(f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev} ({slice_['dtype']})")
+    result = train_many(model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress)
+    if result.diverged.any() and progress:
+        progress(f"{int(result.diverged.sum())} of {len(runs)} runs diverged (non-finite weights or loss); kept and flagged")
+    table = history_table(experiment, runs, spec["init"], result, model.n_params)
+    return table.replace_schema_metadata({**table.schema.metadata, b"training": json.dumps(slice_).encode()})

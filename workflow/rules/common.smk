@@ -1,0 +1,85 @@
+# Shared helpers: config validation, the library on the path, per-rule config slices.
+import os
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SRC = str(Path(workflow.basedir) / "src")
+sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from sgd_privacy.config import ConfigError, load_schema, validate_config
+from sgd_privacy.data import dataset_options
+from sgd_privacy.train.grid import Shard, architecture_slice, plan_shards, shard_spec, training_slice
+
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+ENV = "../../envs/pipeline.yaml"
+try:
+    validate_config(config, load_schema(SCHEMA))
+except ConfigError as exc:
+    raise WorkflowError(f"{exc}\n(see config/README.md for every key and its allowed values)")
+validate(config, schema=str(SCHEMA))
+
+DATASET_NAMES = sorted(load_schema(SCHEMA)["$defs"]["dataset_name"]["enum"])
+
+
+wildcard_constraints:
+    dataset="|".join(DATASET_NAMES),
+    experiment="[A-Za-z][A-Za-z0-9_]*",
+    shard=r"s\d+_r\d+_(variable|fixed)",
+
+
+def experiment(name):
+    """One experiment's validated settings."""
+    if name not in config["experiments"]:
+        raise WorkflowError(f"no experiment {name!r} in the config; known: {', '.join(config['experiments'])}")
+    return config["experiments"][name]
+
+
+def used_datasets():
+    """Datasets that experiments use, plus those listed under `prepare`."""
+    return sorted(set(config["prepare"]) | {e["dataset"] for e in config["experiments"].values()})
+
+
+def dataset_params(wildcards):
+    """The data rule's slice: this dataset's options and where its raw files are."""
+    return {
+        "options": dataset_options(wildcards.dataset, config["datasets"].get(wildcards.dataset)),
+        "source": dict(config["data"]),
+    }
+
+
+def dataset_files(name):
+    """The prepared arrays and their JSON sidecar."""
+    return {"npz": f"results/data/{name}.npz", "meta": f"results/data/{name}.json"}
+
+
+def shard_files(name):
+    """Every shard history table of an experiment."""
+    return [f"results/train/{name}/shards/{s.name}.parquet" for s in plan_shards(experiment(name))]
+
+
+def train_inputs(wildcards):
+    """A shard needs its dataset, and the fixed initialisation if it trains fixed-init runs."""
+    inputs = dataset_files(experiment(wildcards.experiment)["dataset"])
+    if Shard.parse(wildcards.shard).init == "fixed":
+        inputs["fixed_init"] = f"results/train/{wildcards.experiment}/fixed_init.npy"
+    return inputs
+
+
+def train_params(wildcards):
+    """A shard's slice: the experiment's training settings and this shard's runs (never the grid's size)."""
+    exp = experiment(wildcards.experiment)
+    return {
+        "training": training_slice(exp, config["training"]["dtype"]),
+        "shard": shard_spec(exp, Shard.parse(wildcards.shard)),
+    }
+
+
+def all_targets():
+    """Everything `rule all` builds."""
+    targets = [dataset_files(d)["meta"] for d in used_datasets()]
+    targets += [f"results/train/{name}/convergence.parquet" for name in config["experiments"]]
+    return targets

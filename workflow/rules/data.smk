@@ -1,0 +1,15 @@
+# Data stage: raw files -> preprocessed train/validation/test arrays with a JSON sidecar.
+
+
+rule prepare_dataset:
+    output:
+        npz="results/data/{dataset}.npz",
+        meta="results/data/{dataset}.json",
+    params:
+        dataset=dataset_params,
+    log:
+        "logs/data/{dataset}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/prepare_dataset.py"

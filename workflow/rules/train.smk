@@ -1,0 +1,55 @@
+# Training stage: the vectorised grid trainer, one job per shard, then convergence per experiment.
+# Device, memory budget and threads are resources, not params: they never change results.
+
+
+rule fixed_init:
+    input:
+        meta=lambda wc: dataset_files(experiment(wc.experiment)["dataset"])["meta"],
+        npz=lambda wc: dataset_files(experiment(wc.experiment)["dataset"])["npz"],
+    output:
+        "results/train/{experiment}/fixed_init.npy",
+    params:
+        architecture=lambda wc: architecture_slice(experiment(wc.experiment)),
+        seed=lambda wc: experiment(wc.experiment)["fixed_init_seed"],
+    log:
+        "logs/train/{experiment}/fixed_init.log",
+    conda:
+        ENV
+    script:
+        "../scripts/fixed_init.py"
+
+
+rule train_shard:
+    input:
+        unpack(train_inputs),
+    output:
+        "results/train/{experiment}/shards/{shard}.parquet",
+    params:
+        run=train_params,
+    threads: config["training"]["threads"]
+    resources:
+        device=config["training"]["device"],
+        budget_mb=config["training"]["memory_budget_mb"],
+        mem_mb=config["training"]["memory_budget_mb"] + 2048,
+    log:
+        "logs/train/{experiment}/{shard}.log",
+    conda:
+        ENV
+    script:
+        "../scripts/train_shard.py"
+
+
+rule convergence:
+    input:
+        lambda wc: shard_files(wc.experiment),
+    output:
+        runs="results/train/{experiment}/runs.parquet",
+        summary="results/train/{experiment}/convergence.parquet",
+    params:
+        convergence=lambda wc: {k: experiment(wc.experiment)[k] for k in ("patience", "T")},
+    log:
+        "logs/train/{experiment}/convergence.log",
+    conda:
+        ENV
+    script:
+        "../scripts/convergence.py"

@@ -1,0 +1,18 @@
+"""Train one shard of the grid and write its history table."""
+
+import numpy as np
+import torch
+
+from sgd_privacy.data import load_prepared
+from sgd_privacy.io import write_table
+from sgd_privacy.jobs import job_logging
+from sgd_privacy.train.shard import run_shard
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = job_logging(smk.log[0])
+torch.set_num_threads(smk.threads)
+run = smk.params.run
+fixed = np.load(smk.input.fixed_init) if "fixed_init" in smk.input.keys() else None
+table = run_shard(smk.wildcards.experiment, run["training"], run["shard"], load_prepared(smk.input.npz, smk.input.meta),
+                  fixed, device=smk.resources.device, budget_mb=smk.resources.budget_mb, progress=log.info)
+write_table(table, smk.output[0])
