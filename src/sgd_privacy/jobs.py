@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -15,3 +16,10 @@ def job_logging(log_file: str | None) -> logging.Logger:
         handlers.append(logging.FileHandler(log_file, mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True)
     return logging.getLogger("sgd_privacy.job")
+
+
+def prepend_pythonpath(path: str) -> None:
+    """Put `path` first on PYTHONPATH so job subprocesses (conda envs included) import this library."""
+    key = "PYTHONPATH"
+    current = os.environ.get(key)
+    os.environ[key] = os.pathsep.join(p for p in (path, current) if p)

@@ -1,5 +1,4 @@
 # Shared helpers: config validation, the library on the path, per-rule config slices.
-import os
 import sys
 from pathlib import Path
 
@@ -8,7 +7,10 @@ from snakemake.utils import validate
 
 SRC = str(Path(workflow.basedir) / "src")
 sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from sgd_privacy.jobs import prepend_pythonpath
+
+prepend_pythonpath(SRC)
 
 from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.data import dataset_options
