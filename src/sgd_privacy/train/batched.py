@@ -180,8 +180,7 @@ def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
             rows = neighbour_rows(perm[:, s * b:(s + 1) * b], replace)
             keep = dropout_keep(seeds, t, b, units, model.dropout, dtype) if units else None
             logits = model.logits(params, data.x_train[rows], shared=False, keep=keep)
-            loss = model.example_losses(logits, data.y_train[rows]).mean(dim=1).sum()
-            grads = torch.autograd.grad(loss, params)
+            grads = torch.autograd.grad(logits, params, model.logit_grad(logits.detach(), data.y_train[rows]))
             with torch.no_grad():
                 for p, g in zip(params, grads):
                     p.sub_(schedule.lr * g)

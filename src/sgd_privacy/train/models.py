@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from ..rng import Purpose, uniform
+from . import exact
 
 
 @dataclass(frozen=True)
@@ -32,17 +33,83 @@ class ParamSpec:
         return math.prod(self.shape)
 
 
+def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """Per-model x (M, B, i) @ w (M, i, o). A single output column goes through an explicit
+    multiply-and-sum: batched matmul would take a matrix-vector path whose summation order
+    depends on how many models share the call."""
+    if w.shape[2] == 1:
+        return (x * w.transpose(1, 2)).sum(dim=2, keepdim=True)
+    return torch.bmm(x, w)
+
+
+def _batch_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum (M, B, o) over B as an innermost contiguous reduction (per-model order fixed)."""
+    return t.transpose(1, 2).contiguous().sum(dim=2)
+
+
+class _Dense(torch.autograd.Function):
+    """Per-model affine map whose backward reduces over the batch in a grouping-independent order.
+
+    Autograd's own backward of a broadcast bias (or of a one-column product) sums over a
+    middle axis with a kernel chosen by the tensor's shape, so a run's gradient would change
+    in the last bits with the number of models trained beside it.
+    """
+
+    @staticmethod
+    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return _matmul(x, w) + b.unsqueeze(1)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001, D102
+        x, w, _ = inputs
+        ctx.save_for_backward(x, w)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # noqa: ANN001, ANN205, D102
+        x, w = ctx.saved_tensors
+        grad_x = grad_w = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_x = g * w.transpose(1, 2) if w.shape[2] == 1 else torch.bmm(g, w.transpose(1, 2))
+        if ctx.needs_input_grad[1]:
+            if w.shape[2] == 1:
+                grad_w = (x.transpose(1, 2) * g.transpose(1, 2)).sum(dim=2, keepdim=True)
+            else:
+                grad_w = torch.bmm(x.transpose(1, 2), g)
+        if ctx.needs_input_grad[2]:
+            grad_b = _batch_sum(g)
+        return grad_x, grad_w, grad_b
+
+
 def dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, shared: bool) -> torch.Tensor:
-    """Per-model affine map: x (B, i) shared or (M, B, i); w (M, i, o); b (M, o) -> (M, B, o)."""
-    out = torch.einsum("bi,mio->mbo", x, w) if shared else torch.bmm(x, w)
-    return out + b.unsqueeze(1)
+    """Per-model affine map: x (B, i) shared by all models, or (M, B, i); w (M, i, o); b (M, o) -> (M, B, o)."""
+    if shared:  # evaluation only: one large product over all models
+        return torch.einsum("bi,mio->mbo", x, w) + b.unsqueeze(1)
+    return _Dense.apply(x, w, b)
 
 
 def conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, shared: bool) -> torch.Tensor:
-    """Per-model 'same' 3x3 convolution: x (B, C, H, W) shared or (B, M*C, H, W); w (M, O, C, 3, 3) -> (B, M*O, H, W)."""
+    """Per-model 'same' 3x3 convolution for evaluation: x (B, C, H, W) shared or (B, M*C, H, W);
+    w (M, O, C, 3, 3) -> (B, M*O, H, W). Grouped convolution is fast but its arithmetic depends on M."""
     m, o = w.shape[:2]
-    groups = 1 if shared else m
-    return F.conv2d(x, w.reshape(m * o, *w.shape[2:]), b.reshape(m * o), padding=1, groups=groups)
+    return F.conv2d(x, w.reshape(m * o, *w.shape[2:]), b.reshape(m * o), padding=1, groups=1 if shared else m)
+
+
+def conv3x3_exact(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-model 'same' 3x3 convolution for training, as unfold + per-model product so that a
+    model's arithmetic does not depend on the others: x (M, B, C, H, W) -> (M, B, O, H, W)."""
+    m, bsz, c, h, wd = x.shape
+    o = w.shape[1]
+    cols = F.unfold(x.reshape(m * bsz, c, h, wd), 3, padding=1)  # (M*B, C*9, H*W)
+    cols = cols.reshape(m, bsz, c * 9, h * wd).transpose(2, 3).reshape(m, bsz * h * wd, c * 9)
+    out = _Dense.apply(cols, w.reshape(m, o, c * 9).transpose(1, 2), b)  # (M, B*H*W, O)
+    return out.reshape(m, bsz, h, wd, o).permute(0, 1, 4, 2, 3)
+
+
+def pool2(x: torch.Tensor) -> torch.Tensor:
+    """2x2 max pooling of (M, B, C, H, W)."""
+    m, bsz = x.shape[:2]
+    out = F.max_pool2d(x.reshape(m * bsz, *x.shape[2:]), 2)
+    return out.reshape(m, bsz, *out.shape[1:])
 
 
 class Model:
@@ -76,6 +143,13 @@ class Model:
         m, b, k = logits.shape
         target = y.expand(m, b).reshape(-1)
         return F.cross_entropy(logits.reshape(m * b, k), target, reduction="none").reshape(m, b)
+
+    def logit_grad(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Gradient of each model's mean batch loss with respect to its logits (position-independent)."""
+        if self.n_classes == 2:
+            return (exact.sigmoid(logits) - y.to(logits.dtype)) / logits.shape[1]
+        onehot = F.one_hot(y, self.n_classes).to(logits.dtype)
+        return (exact.softmax(logits) - onehot) / logits.shape[1]
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example correctness (M, B) as the logits' dtype."""
@@ -167,18 +241,29 @@ class CNN(Model):
 
     def activation_size(self) -> int:
         c, h, w = self.in_shape
-        return h * w * (c + 4 * self.size) + h * w * self.size * 3
+        s = self.size
+        im2col = 9 * h * w * (c + s) + 9 * h * w * (s + 2 * s) // 4
+        return 2 * im2col + 4 * h * w * (c + 2 * s)
 
     def logits(self, params, x, shared, keep=None):
+        if shared:
+            return self._logits_grouped(params, x)
+        h = torch.relu(conv3x3_exact(x, params[0], params[1]))
+        h = pool2(torch.relu(conv3x3_exact(h, params[2], params[3])))
+        h = torch.relu(conv3x3_exact(h, params[4], params[5]))
+        h = pool2(torch.relu(conv3x3_exact(h, params[6], params[7])))
+        h = h.reshape(h.shape[0], h.shape[1], -1)  # (M, B, C*H*W), PyTorch flatten order
+        h = torch.relu(dense(h, params[8], params[9], False))
+        return dense(h, params[10], params[11], False)
+
+    def _logits_grouped(self, params, x):
+        """Evaluation on inputs shared by all models, with grouped convolutions."""
         m = params[0].shape[0]
-        if not shared:  # (M, B, C, H, W) -> (B, M*C, H, W)
-            x = x.transpose(0, 1).reshape(x.shape[1], -1, *x.shape[3:])
-        h = torch.relu(conv3x3(x, params[0], params[1], shared))
+        h = torch.relu(conv3x3(x, params[0], params[1], True))
         h = F.max_pool2d(torch.relu(conv3x3(h, params[2], params[3], False)), 2)
         h = torch.relu(conv3x3(h, params[4], params[5], False))
         h = F.max_pool2d(torch.relu(conv3x3(h, params[6], params[7], False)), 2)
-        b = h.shape[0]
-        h = h.reshape(b, m, -1).transpose(0, 1)  # (M, B, C*H*W), PyTorch flatten order
+        h = h.reshape(h.shape[0], m, -1).transpose(0, 1)  # (M, B, C*H*W)
         h = torch.relu(dense(h, params[8], params[9], False))
         return dense(h, params[10], params[11], False)
 

@@ -1,0 +1,155 @@
+"""The vectorised trainer against the plain reference trainer, and its determinism contract."""
+
+import numpy as np
+import pytest
+import torch
+
+from sgd_privacy.data import prepare_dataset, SourceContext
+from sgd_privacy.rng import Purpose, permutation
+from sgd_privacy.train.batched import DeviceData, Runs, Schedule, train_batch, train_many
+from sgd_privacy.train.models import CNN, build_model, flatten, unflatten
+from sgd_privacy.train.reference import train_reference
+
+F64 = torch.float64
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return prepare_dataset("digits_binary", None, SourceContext()).arrays
+
+
+def images(n=40, n_val=10, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"x_train": rng.random((n, 1, 8, 8)).astype(np.float32), "y_train": rng.integers(0, 3, n),
+            "x_val": rng.random((n_val, 1, 8, 8)).astype(np.float32), "y_val": rng.integers(0, 3, n_val),
+            "x_test": rng.random((4, 1, 8, 8)).astype(np.float32), "y_test": np.array([0, 1, 2, 0])}
+
+
+def batched(model, arrays, runs, schedule, fixed=None):
+    return train_batch(model, DeviceData.from_arrays(arrays, torch.device("cpu"), F64), runs, schedule, fixed)
+
+
+def relative_error(a, b):
+    return np.linalg.norm(a - b) / np.linalg.norm(b)
+
+
+@pytest.mark.parametrize("model_name, tolerance", [("logreg", 1e-9), ("mlp", 1e-9)])
+def test_batched_matches_reference_in_float64(digits, model_name, tolerance):
+    model = build_model(model_name, digits["x_train"].shape[1:], 2, hidden=6, dropout=0.2)
+    schedule = Schedule(lr=0.5, batch_size=8, epochs=10, cadence=32)  # 32 steps/epoch: 320 steps
+    runs = Runs(np.array([0, 3, 3, 11]), np.array([1, 5, 200, 5]), np.array([False, False, True, False]))
+    fixed = model.init(torch.tensor([42]), Purpose.FIXED_INIT, F64)
+    result = batched(model, digits, runs, schedule, fixed)
+    assert result.steps[-1] == 320
+    for k in range(len(runs)):
+        ref = train_reference(model, digits, int(runs.seeds[k]), int(runs.replace[k]), schedule,
+                              fixed if runs.fixed[k] else None)
+        assert relative_error(result.weights[k], ref.weights[0]) < tolerance
+        for name in ("train_loss", "val_loss", "train_acc", "val_acc"):
+            np.testing.assert_allclose(result.metrics[name][k], ref.metrics[name][0], rtol=1e-9, atol=1e-12)
+    assert relative_error(result.weights[0, -1], result.weights[0, 0]) > 0.1  # it really trained
+
+
+def test_cnn_batched_matches_reference():
+    arrays = images()
+    model = CNN((1, 8, 8), size=2, n_classes=3)
+    schedule = Schedule(lr=0.1, batch_size=4, epochs=25, cadence=50)  # 9 steps/epoch: 225 steps
+    runs = Runs(np.array([0, 1, 1]), np.array([1, 2, 30]), np.zeros(3, bool))
+    result = batched(model, arrays, runs, schedule)
+    for k in range(3):
+        ref = train_reference(model, arrays, int(runs.seeds[k]), int(runs.replace[k]), schedule)
+        assert relative_error(result.weights[k], ref.weights[0]) < 1e-7
+
+
+def test_cnn_parameter_count_matches_the_study():
+    assert CNN((3, 32, 32), 16, 10).n_params == 82_554
+
+
+def test_flatten_round_trip(digits):
+    model = build_model("mlp", (64,), 2, hidden=5)
+    params = model.init(torch.arange(3), Purpose.INIT, F64)
+    back = unflatten(model, flatten(params))
+    assert all(torch.equal(a, b) for a, b in zip(params, back))
+
+
+def test_glorot_init_statistics():
+    model = build_model("logreg", (2000,), 2)
+    w = model.init(torch.arange(20), Purpose.INIT, F64)[0].numpy().ravel()
+    limit = np.sqrt(6 / 2001)
+    assert np.abs(w).max() <= limit and abs(w.mean()) < 0.01 * limit
+    np.testing.assert_allclose(w.var(), limit**2 / 3, rtol=0.02)  # variance of U(-a, a)
+
+
+def test_grouping_does_not_change_results(digits):
+    """The same run trained alone, in another batch, or in chunks gives bit-identical weights."""
+    model = build_model("mlp", digits["x_train"].shape[1:], 2, hidden=6, dropout=0.2)
+    schedule = Schedule(lr=0.5, batch_size=8, epochs=3, cadence=16)
+    data = DeviceData.from_arrays(digits, torch.device("cpu"), torch.float32)
+    big = Runs(np.arange(9) % 4, 1 + np.arange(9) * 7, np.zeros(9, bool))
+    together = train_batch(model, data, big, schedule)
+    alone = train_batch(model, data, big.take(slice(5, 6)), schedule)
+    chunked = train_many(model, data, big, schedule, budget_mb=1, progress=None)  # 1 MB: several chunks
+    assert np.array_equal(together.weights[5], alone.weights[0])
+    assert np.array_equal(together.weights, chunked.weights)
+    other = Runs(np.array([5, 1, 3]), np.array([3, 36, 2]), np.zeros(3, bool))  # run (1, 36) among other runs
+    mixed = train_batch(model, data, other, schedule)
+    assert np.array_equal(mixed.weights[1], together.weights[5])
+
+
+def test_cnn_grouping_does_not_change_results():
+    arrays = images(seed=3)
+    model = CNN((1, 8, 8), size=2, n_classes=3)
+    schedule = Schedule(lr=0.1, batch_size=4, epochs=3, cadence=9)
+    data = DeviceData.from_arrays(arrays, torch.device("cpu"), torch.float32)
+    runs = Runs(np.array([0, 1, 2, 3, 4]), np.array([1, 2, 3, 4, 5]), np.zeros(5, bool))
+    together = train_batch(model, data, runs, schedule)
+    alone = train_batch(model, data, runs.take(slice(2, 3)), schedule)
+    assert np.array_equal(together.weights[2], alone.weights[0])
+
+
+def test_neighbouring_runs_diverge_only_once_i_or_j_is_drawn(digits):
+    model = build_model("logreg", digits["x_train"].shape[1:], 2)
+    schedule = Schedule(lr=0.5, batch_size=8, epochs=2, cadence=1)
+    i, j, seed = 40, 97, 6
+    result = batched(model, digits, Runs(np.array([seed, seed]), np.array([i, j]), np.zeros(2, bool)), schedule)
+    n_rows, b = len(digits["x_train"]) - 1, 8
+    spe = n_rows // b
+    first = None
+    for epoch in range(schedule.epochs):
+        perm = permutation(seed, Purpose.PERMUTATION, epoch, n_rows).numpy()[: spe * b].reshape(spe, b)
+        hits = np.flatnonzero(np.isin(perm, [i - 1, j - 1]).any(axis=1))
+        if hits.size:
+            first = epoch * spe + int(hits[0])
+            break
+    assert first is not None
+    same = np.all(result.weights[0] == result.weights[1], axis=1)  # per logged step t
+    assert same[: first + 1].all()  # weights logged before step `first` runs are identical
+    assert not same[first + 1]  # the step that draws position i-1 or j-1 separates them
+
+
+def test_too_large_learning_rate_is_flagged_diverged(digits):
+    model = build_model("mlp", digits["x_train"].shape[1:], 2, hidden=6, dropout=0.0)
+    data = DeviceData.from_arrays(digits, torch.device("cpu"), torch.float32)
+    runs = Runs(np.array([0, 1]), np.array([1, 2]), np.zeros(2, bool))
+    bad = train_batch(model, data, runs, Schedule(lr=1e38, batch_size=8, epochs=2, cadence=8))
+    assert bad.diverged.all()
+    good = train_batch(model, data, runs, Schedule(lr=0.5, batch_size=8, epochs=2, cadence=8))
+    assert not good.diverged.any()
+
+
+def test_weights_kept_only_at_configured_steps(digits):
+    model = build_model("logreg", digits["x_train"].shape[1:], 2)
+    schedule = Schedule(lr=0.5, batch_size=8, epochs=2, cadence=10, log_weights_at=(0, 33, 64))
+    result = batched(model, digits, Runs(np.array([0]), np.array([1]), np.zeros(1, bool)), schedule)
+    assert result.weight_steps.tolist() == [0, 33, 64]
+    assert 33 in result.steps.tolist() and 30 in result.steps.tolist()
+    assert result.weights.shape == (1, 3, model.n_params)
+
+
+def test_model_errors_name_the_problem():
+    with pytest.raises(ValueError, match="model 'cnn' needs image inputs"):
+        build_model("cnn", (50,), 2)
+    with pytest.raises(ValueError, match="model 'logreg' needs feature vectors"):
+        build_model("logreg", (1, 28, 28), 10)
+    with pytest.raises(ValueError, match="model 'mlp' is binary, the dataset has 10 classes"):
+        build_model("mlp", (50,), 10)
