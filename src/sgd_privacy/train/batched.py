@@ -179,8 +179,11 @@ def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
                 record(t)
             rows = neighbour_rows(perm[:, s * b:(s + 1) * b], replace)
             keep = dropout_keep(seeds, t, b, units, model.dropout, dtype) if units else None
-            logits = model.logits(params, data.x_train[rows], shared=False, keep=keep)
-            grads = torch.autograd.grad(logits, params, model.logit_grad(logits.detach(), data.y_train[rows]))
+            flat_rows = rows.reshape(-1)
+            xb = data.x_train.index_select(0, flat_rows).reshape(*rows.shape, *data.x_train.shape[1:])
+            yb = data.y_train.index_select(0, flat_rows).reshape(rows.shape)
+            logits = model.logits(params, xb, shared=False, keep=keep)
+            grads = torch.autograd.grad(logits, params, model.logit_grad(logits.detach(), yb))
             with torch.no_grad():
                 for p, g in zip(params, grads):
                     p.sub_(schedule.lr * g)

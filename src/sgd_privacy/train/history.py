@@ -51,7 +51,7 @@ def logged_weight_steps(paths: Sequence[str]) -> np.ndarray:
 def convergence_tables(history: pd.DataFrame, patience: int = 3, T: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run convergence step and final metrics, and the experiment's T (config override or median)."""
     steps = np.sort(history["t"].unique())
-    wide = history.pivot_table(index=RUN_KEYS, columns="t", values="val_loss", dropna=False).reindex(columns=steps)
+    wide = history.pivot(index=RUN_KEYS, columns="t", values="val_loss").reindex(columns=steps)
     index, converged = convergence_index(wide.to_numpy(), patience)
     runs = wide.index.to_frame(index=False)
     runs["T_run"] = steps[index]
