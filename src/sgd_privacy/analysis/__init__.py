@@ -1,0 +1,1 @@
+"""Analyses of trained weights: distances, sensitivity, intrinsic epsilon, distribution tests, embeddings."""

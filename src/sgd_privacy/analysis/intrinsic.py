@@ -1,0 +1,204 @@
+"""The intrinsic-privacy tables of one experiment, from its shard histories (sections 4 and 5)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..train.history import RUN_KEYS, weights_at
+from . import distribution as dist
+from .clusters import kmeans_spans, umap_embedding
+from .pairs import PAIR_KINDS, pair_distances, sample_pairs
+from .privacy import (
+    bolt_on_sensitivity, bootstrap_over_seeds, gaussian_c, gaussian_epsilon, pooled_sigma, sigma_per_group,
+)
+
+
+def weights_over_time(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Runs (sorted), the steps with kept weights, and weights (runs, steps, params) in float64."""
+    table = pa.concat_tables([pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"]) for p in paths])
+    table = table.filter(pa.compute.is_valid(table["weights"]))
+    frame = table.drop_columns(["weights"]).to_pandas()
+    for col in ("experiment", "init"):
+        frame[col] = frame[col].astype(str)
+    n_params = table.schema.field("weights").type.list_size
+    flat = table["weights"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, n_params)
+    steps = np.sort(frame["t"].unique())
+    order = frame.sort_values(RUN_KEYS[1:] + ["t"], kind="stable").index.to_numpy()
+    frame = frame.loc[order].reset_index(drop=True)
+    n_runs = len(frame) // len(steps)
+    if n_runs * len(steps) != len(frame):
+        raise ValueError("shards disagree on the steps at which weights were kept")
+    runs = frame.iloc[:: len(steps)][RUN_KEYS].reset_index(drop=True)
+    runs["diverged"] = frame.groupby(np.arange(len(frame)) // len(steps))["diverged"].any().to_numpy()
+    return runs, steps, flat[order].reshape(n_runs, len(steps), n_params).astype(np.float64)
+
+
+def distance_tables(runs: pd.DataFrame, steps: np.ndarray, weights: np.ndarray, T: int, n_pairs: int, seed: int,
+                    bound: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Distances over t per pair kind (max, quantiles, mean, n) with the bolt-on bound, and all distances at T."""
+    ok = ~runs["diverged"].to_numpy()
+    live = runs[ok].reset_index(drop=True)
+    w = weights[ok]
+    rows, at_T = [], []
+    t_index = int(np.searchsorted(steps, T))
+    for kind in PAIR_KINDS:
+        pairs = sample_pairs(live, kind, n_pairs, seed)
+        if len(pairs) == 0:
+            continue
+        d = pair_distances(w, pairs)  # (pairs, steps)
+        q = np.quantile(d, [0.0, 0.05, 0.5, 0.95, 1.0], axis=0)
+        for k, t in enumerate(steps):
+            rows.append({"kind": kind, "t": int(t), "n_pairs": len(pairs), "min": q[0, k], "q05": q[1, k],
+                         "median": q[2, k], "q95": q[3, k], "max": q[4, k], "mean": d[:, k].mean()})
+        if steps[t_index] == T:
+            a, b = live.iloc[pairs[:, 0]], live.iloc[pairs[:, 1]]
+            at_T.append(pd.DataFrame({"kind": kind, "t": T, "distance": d[:, t_index],
+                                      "init": a["init"].to_numpy(), "seed_a": a["seed"].to_numpy(),
+                                      "seed_b": b["seed"].to_numpy(), "replace_a": a["replace_index"].to_numpy(),
+                                      "replace_b": b["replace_index"].to_numpy()}))
+    if bound is not None:
+        theory = bolt_on_sensitivity(steps, **bound)
+        rows += [{"kind": "sensitivity_theory", "t": int(t), "n_pairs": 0, "min": v, "q05": v, "median": v,
+                  "q95": v, "max": v, "mean": v} for t, v in zip(steps, theory)]
+    over_t = pd.DataFrame(rows)
+    over_t.insert(0, "experiment", runs["experiment"].iloc[0])
+    at = pd.concat(at_T, ignore_index=True) if at_T else pd.DataFrame(columns=["kind", "t", "distance"])
+    at.insert(0, "experiment", runs["experiment"].iloc[0])
+    return over_t, at
+
+
+def _ci(values: np.ndarray) -> tuple[float, float]:
+    lo, hi = np.quantile(values, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def epsilon_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, empirical_sensitivity: float, n_rows: int,
+                   bound: dict | None, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Table 4 row (sigma, Deltas, epsilons with bootstrap CIs over seeds), per-weight sigma, per-dataset sigma (Table 5)."""
+    sel = (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
+    if sel.sum() < 3:
+        raise ValueError("the intrinsic epsilon needs variable-init runs with at least two seeds per dataset")
+    w, groups, seeds = weights[sel], runs["replace_index"].to_numpy()[sel], runs["seed"].to_numpy()[sel]
+    sigma_j = pooled_sigma(w, groups)
+    delta = 1.0 / n_rows**2
+    d_theory = float(bolt_on_sensitivity(T, **bound)) if bound else np.nan
+    boot = bootstrap_over_seeds(seeds, lambda rows: pooled_sigma(w[rows], groups[rows]).min(), n_boot, seed)
+    sigma = float(sigma_j.min())
+    row = {
+        "experiment": runs["experiment"].iloc[0], "T": T, "N": n_rows, "delta": delta, "c": gaussian_c(delta),
+        "n_seeds": len(np.unique(seeds)), "n_datasets": len(np.unique(groups)), "n_runs": int(sel.sum()),
+        "n_params": w.shape[1], "sigma": sigma, "sigma_max": float(sigma_j.max()),
+        "sigma_ci_low": _ci(boot)[0], "sigma_ci_high": _ci(boot)[1],
+        "delta_theory": d_theory, "delta_empirical": empirical_sensitivity,
+        "epsilon_theory": float(gaussian_epsilon(d_theory, sigma, delta)),
+        "epsilon_empirical": float(gaussian_epsilon(empirical_sensitivity, sigma, delta)),
+    }
+    for name, d in (("theory", d_theory), ("empirical", empirical_sensitivity)):
+        eps = gaussian_epsilon(d, sigma_j, delta)
+        row[f"epsilon_{name}_weight_min"], row[f"epsilon_{name}_weight_max"] = float(np.min(eps)), float(np.max(eps))
+        row[f"epsilon_{name}_ci_low"], row[f"epsilon_{name}_ci_high"] = _ci(gaussian_epsilon(d, boot, delta))
+    row["theorem_applies"] = bool(max(row["epsilon_theory"], row["epsilon_empirical"]) < 1.0)
+    per_weight = pd.DataFrame({"experiment": row["experiment"], "weight": np.arange(w.shape[1]), "sigma": sigma_j})
+    labels, sig = sigma_per_group(w, groups)
+    per_dataset = pd.DataFrame({"experiment": row["experiment"], "replace_index": labels, "sigma": sig,
+                                "n_seeds": [int((groups == g).sum()) for g in labels]})
+    return pd.DataFrame([row]), per_weight, per_dataset
+
+
+def stability_table(runs: pd.DataFrame, weights: np.ndarray, seed_counts: Sequence[int], pair_counts: Sequence[int],
+                    repeats: int, seed: int) -> pd.DataFrame:
+    """sigma re-estimated from subsets of seeds, and the empirical sensitivity from subsets of pairs (Figure 6)."""
+    live = ~runs["diverged"].to_numpy()
+    var = (runs["init"] == "variable").to_numpy() & live
+    w, groups, seeds = weights[var], runs["replace_index"].to_numpy()[var], runs["seed"].to_numpy()[var]
+    unique = np.unique(seeds)
+    rng = np.random.default_rng(seed)
+    rows = []
+    for n in sorted({c for c in seed_counts if 2 <= c <= len(unique)}):
+        for r in range(repeats):
+            chosen = np.isin(seeds, rng.choice(unique, n, replace=False))
+            rows.append({"quantity": "sigma", "n": n, "repeat": r, "value": float(pooled_sigma(w[chosen], groups[chosen]).min())})
+    sens_runs = runs[live].reset_index(drop=True)
+    pairs = sample_pairs(sens_runs, "sensitivity", 10**9, seed)
+    d = pair_distances(weights[live], pairs) if len(pairs) else np.zeros(0)
+    for n in sorted({c for c in pair_counts if 1 <= c <= len(pairs)}):
+        for r in range(repeats):
+            rows.append({"quantity": "delta_empirical", "n": n, "repeat": r, "value": float(d[rng.choice(len(d), n, replace=False)].max())})
+    frame = pd.DataFrame(rows, columns=["quantity", "n", "repeat", "value"])
+    frame.insert(0, "experiment", runs["experiment"].iloc[0])
+    return frame
+
+
+def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_datasets: int, seed: int,
+                        n_sim: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """HZ, Shapiro, AD-Laplace and tail index on each dataset's centred variable-init weights at T."""
+    sel = (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
+    groups = runs["replace_index"].to_numpy()[sel]
+    w = weights[sel]
+    summary, per_weight = [], []
+    null_cache: dict[int, np.ndarray] = {}
+    for g in np.unique(groups)[:max_datasets]:
+        x = w[groups == g]
+        x = x - x.mean(axis=0)
+        n = len(x)
+        if n < 8:
+            continue
+        hz = dist.henze_zirkler(x, seed=seed)
+        sw = dist.shapiro_per_weight(x)
+        null_cache.setdefault(n, dist.laplace_ad_null(n, n_sim, seed))
+        a2, ad_p = dist.anderson_darling_laplace(x, null_cache[n])
+        try:
+            alpha, alpha_note = dist.tail_index(x), ""
+        except ValueError as exc:
+            alpha, alpha_note = np.nan, str(exc)
+        sw_frac, ad_frac = dist.rejected_fractions(sw), dist.rejected_fractions(ad_p)
+        summary.append({
+            "experiment": runs["experiment"].iloc[0], "T": T, "replace_index": int(g), "n_seeds": n, "n_params": x.shape[1],
+            "hz_statistic": hz.statistic, "hz_p_min": hz.p_value, "hz_subsets": hz.n_subsets, "hz_dim": hz.dim, "hz_note": hz.note,
+            "shapiro_rejected": sw_frac["rejected"], "shapiro_rejected_bonferroni": sw_frac["rejected_bonferroni"],
+            "laplace_rejected": ad_frac["rejected"], "laplace_rejected_bonferroni": ad_frac["rejected_bonferroni"],
+            "tail_index": alpha, "tail_index_note": alpha_note,
+        })
+        per_weight.append(pd.DataFrame({"experiment": runs["experiment"].iloc[0], "replace_index": int(g),
+                                        "weight": np.arange(x.shape[1]), "shapiro_p": sw, "laplace_ad": a2, "laplace_p": ad_p,
+                                        "std": x.std(axis=0, ddof=1)}))
+    if not summary:
+        raise ValueError("distribution tests need at least 8 variable-init seeds per dataset")
+    return pd.DataFrame(summary), pd.concat(per_weight, ignore_index=True)
+
+
+def embedding_tables(paths: Sequence[str], T: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """UMAP coordinates of every run at T (variable init, non-diverged) and k-means cluster spans."""
+    runs, w = weights_at(paths, T)
+    sel = (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
+    runs, w = runs[sel].reset_index(drop=True), w[sel]
+    coords = umap_embedding(w, seed)
+    labels, spans = kmeans_spans(w, runs, seed)
+    emb = runs[RUN_KEYS].assign(umap_1=coords[:, 0], umap_2=coords[:, 1], cluster=labels, T=T)
+    spans.insert(0, "experiment", runs["experiment"].iloc[0])
+    return emb, spans
+
+
+def read_T(convergence_path: str) -> int:
+    """The experiment's convergence point from its convergence table."""
+    return int(pd.read_parquet(convergence_path)["T"].iloc[0])
+
+
+def bound_for(bound: dict | None, n_train: int) -> dict | None:
+    """Bolt-on bound arguments for a base set of n_train rows (each D_i has n_train - 1)."""
+    return None if bound is None else {**bound, "n_rows": n_train - 1}
+
+
+def empirical_sensitivity(at_T: pd.DataFrame) -> float:
+    """Largest sensitivity-pair distance at T among variable-init pairs (all pairs if none)."""
+    sens = at_T[at_T["kind"] == "sensitivity"]
+    variable = sens[sens["init"] == "variable"]
+    pool = variable if len(variable) else sens
+    if pool.empty:
+        raise ValueError("no sensitivity pairs at T: the experiment needs at least two replace indices")
+    return float(pool["distance"].max())

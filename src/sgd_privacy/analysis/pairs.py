@@ -1,0 +1,45 @@
+"""Reproducible sampling of run pairs and their weight distances (ALGORITHMS.md section 4)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+PAIR_KINDS = {
+    # kind: (columns that must match, column that must differ, init modes allowed)
+    "sensitivity": (("seed", "init"), "replace_index", ("variable", "fixed")),
+    "variability_fixed_init": (("replace_index", "init"), "seed", ("fixed",)),
+    "variability_variable_init": (("replace_index", "init"), "seed", ("variable",)),
+}
+
+
+def candidate_pairs(runs: pd.DataFrame, kind: str) -> np.ndarray:
+    """Every pair (row a, row b), a < b, of `runs` that forms a pair of `kind` (n_pairs x 2)."""
+    same, differ, inits = PAIR_KINDS[kind]
+    frame = runs.reset_index(drop=True)
+    frame = frame[frame["init"].isin(inits)]
+    out = []
+    for _, group in frame.groupby(list(same), sort=True):
+        rows = group.index.to_numpy()
+        a, b = np.triu_indices(len(rows), k=1)
+        keep = group[differ].to_numpy()[a] != group[differ].to_numpy()[b]
+        out.append(np.column_stack([rows[a][keep], rows[b][keep]]))
+    return np.concatenate(out) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+def sample_pairs(runs: pd.DataFrame, kind: str, n_pairs: int, seed: int) -> np.ndarray:
+    """At most n_pairs pairs of `kind`, drawn without replacement reproducibly (sorted)."""
+    pairs = candidate_pairs(runs, kind)
+    if len(pairs) > n_pairs:
+        chosen = np.random.default_rng([seed, list(PAIR_KINDS).index(kind)]).choice(len(pairs), n_pairs, replace=False)
+        pairs = pairs[np.sort(chosen)]
+    return pairs
+
+
+def pair_distances(weights: np.ndarray, pairs: np.ndarray, chunk: int = 256) -> np.ndarray:
+    """L2 distances ||w_a - w_b|| for weights (runs, ..., params); returns (pairs, ...)."""
+    out = np.empty((len(pairs),) + weights.shape[1:-1])
+    for start in range(0, len(pairs), chunk):
+        p = pairs[start:start + chunk]
+        out[start:start + chunk] = np.linalg.norm(weights[p[:, 0]] - weights[p[:, 1]], axis=-1)
+    return out
