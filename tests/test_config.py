@@ -41,7 +41,7 @@ def test_schema_lists_every_registered_dataset():
      r"'experiments.mnist5k_logreg.init_modes.0': value 'random' is invalid: 'random' is not one of \['variable', 'fixed'\]"),
     (lambda c: c["experiments"]["mnist5k_logreg"].update(learning_rate=0.1),
      r"unknown key 'learning_rate' under 'experiments.mnist5k_logreg' \(allowed keys: T, batch_size"),
-    (lambda c: c.update(traning={}), r"unknown key 'traning' at the top level \(allowed keys: data, datasets"),
+    (lambda c: c.update(traning={}), r"unknown key 'traning' at the top level \(allowed keys: analysis, data, datasets"),
     (lambda c: c["experiments"]["mnist5k_logreg"].update(seeds=0),
      r"'experiments.mnist5k_logreg.seeds': value 0 is invalid: 0 is less than the minimum of 1"),
     (lambda c: c["training"].update(device="tpu"), r"'training.device': value 'tpu' is invalid: 'tpu' is not one of"),

@@ -15,7 +15,8 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = {
     "prepare": [],
     "experiments": {"tiny": {"dataset": "digits_binary", "model": "logreg", "lr": 0.5, "batch_size": 16, "epochs": 2,
-                             "cadence": 5, "seeds": 2, "replace_indices": 2, "shard": {"seeds": 2, "replace_indices": 2}}},
+                             "cadence": 5, "seeds": 4, "replace_indices": 2, "shard": {"seeds": 4, "replace_indices": 2}}},
+    "analysis": {"n_pairs": 50, "bootstrap": 20, "ad_simulations": 200},
 }
 
 
@@ -81,10 +82,15 @@ def test_run_then_config_change_reruns_only_affected_jobs(workdir):
     result = snakemake(workdir)
     assert result.returncode == 0, result.stderr
     summary = pd.read_parquet(workdir / "results/train/tiny/convergence.parquet")
-    assert summary["n_runs"].item() == 8 and summary["n_diverged"].item() == 0
+    assert summary["n_runs"].item() == 16 and summary["n_diverged"].item() == 0
+    epsilon = pd.read_parquet(workdir / "results/analysis/tiny/epsilon.parquet")
+    assert epsilon["n_seeds"].item() == 4 and epsilon["epsilon_theory"].item() > 0
+    tests = pd.read_parquet(workdir / "results/analysis/tiny/distribution_tests.parquet")
+    assert tests["hz_note"].item() == "not tested: 4 seeds < 8"
+    assert len(pd.read_parquet(workdir / "results/analysis/tiny/umap.parquet")) == 8
     assert planned(snakemake(workdir, "-n")) == {}  # nothing to do
     grown = copy.deepcopy(TINY)
-    grown["experiments"]["tiny"]["seeds"] = 4  # adds one seed block per init mode
+    grown["experiments"]["tiny"]["seeds"] = 8  # adds one seed block per init mode
     write_config(workdir, grown)
     counts = planned(snakemake(workdir, "-n"))
     assert counts["train_shard"] == 2 and counts["convergence"] == 1

@@ -1,43 +1,6 @@
 # Intrinsic-privacy analyses (ALGORITHMS.md sections 4 and 5): one rule each, per experiment.
 
 
-def analysed_experiments():
-    """Experiments the analyses run on."""
-    chosen = config["analysis"]["experiments"]
-    unknown = sorted(set(chosen or []) - set(config["experiments"]))
-    if unknown:
-        raise WorkflowError(f"analysis.experiments names unknown experiments: {', '.join(unknown)}")
-    return list(config["experiments"]) if chosen is None else chosen
-
-
-def analysis_inputs(wildcards):
-    """Shard histories, the experiment's convergence point and its dataset's sidecar."""
-    return {
-        "shards": shard_files(wildcards.experiment),
-        "convergence": f"results/train/{wildcards.experiment}/convergence.parquet",
-        "meta": dataset_files(experiment(wildcards.experiment)["dataset"])["meta"],
-    }
-
-
-def bound_params(wildcards):
-    """What the bolt-on bound needs (logistic regression only; null otherwise)."""
-    exp = experiment(wildcards.experiment)
-    if exp["model"] != "logreg":
-        return None
-    return {"batch_size": exp["batch_size"], "lr": exp["lr"]}
-
-
-def analysis_slice(*keys):
-    """A params function returning only `keys` of the analysis config."""
-    return lambda wildcards: {k: config["analysis"][k] for k in keys}
-
-
-def analysis_targets():
-    """Every analysis output."""
-    names = ["distances_over_t", "distances_at_T", "epsilon", "distribution_tests", "umap"]
-    return [f"results/analysis/{e}/{n}.parquet" for e in analysed_experiments() for n in names]
-
-
 rule distances:
     input:
         unpack(analysis_inputs),

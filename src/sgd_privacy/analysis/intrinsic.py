@@ -18,6 +18,9 @@ from .privacy import (
 )
 
 
+MIN_TEST_SEEDS = 8
+
+
 def weights_over_time(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Runs (sorted), the steps with kept weights, and weights (runs, steps, params) in float64."""
     table = pa.concat_tables([pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"]) for p in paths])
@@ -146,7 +149,9 @@ def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_dat
         x = w[groups == g]
         x = x - x.mean(axis=0)
         n = len(x)
-        if n < 8:
+        if n < MIN_TEST_SEEDS:
+            summary.append({"experiment": runs["experiment"].iloc[0], "T": T, "replace_index": int(g), "n_seeds": n,
+                            "n_params": x.shape[1], "hz_note": f"not tested: {n} seeds < {MIN_TEST_SEEDS}"})
             continue
         hz = dist.henze_zirkler(x, seed=seed)
         sw = dist.shapiro_per_weight(x)
@@ -168,8 +173,9 @@ def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_dat
                                         "weight": np.arange(x.shape[1]), "shapiro_p": sw, "laplace_ad": a2, "laplace_p": ad_p,
                                         "std": x.std(axis=0, ddof=1)}))
     if not summary:
-        raise ValueError("distribution tests need at least 8 variable-init seeds per dataset")
-    return pd.DataFrame(summary), pd.concat(per_weight, ignore_index=True)
+        raise ValueError("distribution tests need variable-init runs")
+    columns = ["experiment", "replace_index", "weight", "shapiro_p", "laplace_ad", "laplace_p", "std"]
+    return pd.DataFrame(summary), pd.concat(per_weight, ignore_index=True) if per_weight else pd.DataFrame(columns=columns)
 
 
 def embedding_tables(paths: Sequence[str], T: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
