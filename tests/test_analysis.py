@@ -10,7 +10,7 @@ import torch
 from scipy import stats
 
 from sgd_privacy.analysis import distribution as dist
-from sgd_privacy.analysis.intrinsic import distance_tables, empirical_sensitivity, epsilon_tables
+from sgd_privacy.analysis.intrinsic import distance_tables, distribution_tables, empirical_sensitivity, epsilon_tables
 from sgd_privacy.analysis.pairs import candidate_pairs, pair_distances, sample_pairs
 from sgd_privacy.analysis.privacy import bolt_on_sensitivity, gaussian_epsilon, pooled_sigma, sigma_per_group
 from sgd_privacy.data import SourceContext, prepare_dataset
@@ -112,6 +112,7 @@ def test_hz_pitfalls_are_handled():
     res = dist.henze_zirkler(wide)
     assert math.isnan(res.p_value) and "30 parameters >= 20 seeds" in res.note
     assert pingouin.multivariate_normality(wide).pval < 1e-6
+    assert "low power" in dist.henze_zirkler(rng.normal(size=(40, 30))).note  # d close to n
     dup = rng.normal(size=(40, 3))
     res = dist.henze_zirkler(np.column_stack([dup, dup[:, 0]]))
     assert math.isnan(res.p_value) and "rank 3 < 4" in res.note
@@ -194,3 +195,17 @@ def test_seed_variability_exceeds_data_sensitivity(small_grid):
     assert row["sigma_ci_low"] <= row["sigma"] * 1.2 and row["sigma"] <= row["sigma_ci_high"] * 1.2
     assert row["epsilon_theory"] == pytest.approx(gaussian_epsilon(row["delta_theory"], row["sigma"], 1 / n_train**2))
     assert len(per_weight) == weights.shape[2] and set(per_dataset["replace_index"]) == {3, 50, 200}
+    assert row["sigma_dataset_min"] == per_dataset["sigma"].min() and row["sigma_dataset_max"] == per_dataset["sigma"].max()
+
+
+def test_distribution_tables_on_the_small_grid(small_grid):
+    runs, steps, weights, _ = small_grid
+    summary, per_weight, examples = distribution_tables(runs, weights[:, -1], int(steps[-1]), max_datasets=2, seed=0,
+                                                        n_sim=200, n_examples=3)
+    assert summary["replace_index"].tolist() == [3, 50] and (summary["n_seeds"] == 12).all()
+    assert summary["hz_note"].iloc[0].startswith("not applicable")  # 31 parameters, 12 seeds
+    assert summary["tail_index"].notna().all()
+    assert len(per_weight) == 2 * weights.shape[2]
+    first = per_weight[per_weight["replace_index"] == 3].nsmallest(3, "shapiro_p")["weight"].tolist()
+    assert sorted(examples[examples["replace_index"] == 3]["weight"].unique().tolist()) == sorted(first)
+    assert len(examples) == 2 * 3 * 12

@@ -80,7 +80,7 @@ def test_glorot_init_statistics():
     np.testing.assert_allclose(w.var(), limit**2 / 3, rtol=0.02)  # variance of U(-a, a)
 
 
-def test_grouping_does_not_change_results(digits):
+def test_grouping_does_not_change_results(digits, monkeypatch):
     """The same run trained alone, in another batch, or in chunks gives bit-identical weights."""
     model = build_model("mlp", digits["x_train"].shape[1:], 2, hidden=6, dropout=0.2)
     schedule = Schedule(lr=0.5, batch_size=8, epochs=3, cadence=16)
@@ -88,7 +88,12 @@ def test_grouping_does_not_change_results(digits):
     big = Runs(np.arange(9) % 4, 1 + np.arange(9) * 7, np.zeros(9, bool))
     together = train_batch(model, data, big, schedule)
     alone = train_batch(model, data, big.take(slice(5, 6)), schedule)
-    chunked = train_many(model, data, big, schedule, budget_mb=1, progress=None)  # 1 MB: several chunks
+    import sgd_privacy.train.batched as batched_module
+
+    monkeypatch.setattr(batched_module, "chunking", lambda *args: (4, 50))  # chunks of 4 models, 50 eval rows
+    messages = []
+    chunked = train_many(model, data, big, schedule, progress=messages.append)
+    assert len(messages) == 3 and messages[-1].startswith("trained 9/9 models")
     assert np.array_equal(together.weights[5], alone.weights[0])
     assert np.array_equal(together.weights, chunked.weights)
     other = Runs(np.array([5, 1, 3]), np.array([3, 36, 2]), np.zeros(3, bool))  # run (1, 36) among other runs
@@ -144,6 +149,20 @@ def test_weights_kept_only_at_configured_steps(digits):
     assert result.weight_steps.tolist() == [0, 33, 64]
     assert 33 in result.steps.tolist() and 30 in result.steps.tolist()
     assert result.weights.shape == (1, 3, model.n_params)
+
+
+def test_chunking_fits_the_budget():
+    from sgd_privacy.train.batched import chunking
+
+    model = CNN((3, 32, 32), 16, 10)
+    schedule = Schedule(lr=0.1, batch_size=32, epochs=1, cadence=10)
+    models, rows = chunking(model, schedule, 13_500, budget_mb=4096, itemsize=4)
+    train_bytes = 4 * models * (6 * model.n_params + 3 * model.activation_size() * 32)
+    eval_bytes = 4 * models * rows * model.eval_activation_size()
+    assert models >= 1 and 16 <= rows <= 13_500
+    assert train_bytes <= 2048 * 2**20 and (eval_bytes <= 2048 * 2**20 or rows == 16)
+    small, _ = chunking(model, schedule, 13_500, budget_mb=1024, itemsize=4)
+    assert small < models
 
 
 def test_model_errors_name_the_problem():

@@ -46,6 +46,7 @@ rule distribution_tests:
     output:
         summary="results/analysis/{experiment}/distribution_tests.parquet",
         per_weight="results/analysis/{experiment}/per_weight_tests.parquet",
+        examples="results/analysis/{experiment}/nonnormal_weights.parquet",
     params:
         settings=analysis_slice("distribution_datasets", "ad_simulations", "seed"),
     log:

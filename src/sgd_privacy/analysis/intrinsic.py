@@ -108,6 +108,7 @@ def epsilon_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, empirical_se
     row["theorem_applies"] = bool(max(row["epsilon_theory"], row["epsilon_empirical"]) < 1.0)
     per_weight = pd.DataFrame({"experiment": row["experiment"], "weight": np.arange(w.shape[1]), "sigma": sigma_j})
     labels, sig = sigma_per_group(w, groups)
+    row["sigma_dataset_min"], row["sigma_dataset_max"] = float(sig.min()), float(sig.max())
     per_dataset = pd.DataFrame({"experiment": row["experiment"], "replace_index": labels, "sigma": sig,
                                 "n_seeds": [int((groups == g).sum()) for g in labels]})
     return pd.DataFrame([row]), per_weight, per_dataset
@@ -138,12 +139,13 @@ def stability_table(runs: pd.DataFrame, weights: np.ndarray, seed_counts: Sequen
 
 
 def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_datasets: int, seed: int,
-                        n_sim: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """HZ, Shapiro, AD-Laplace and tail index on each dataset's centred variable-init weights at T."""
+                        n_sim: int, n_examples: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """HZ, Shapiro, AD-Laplace and tail index on each dataset's centred variable-init weights at T,
+    per-weight p-values, and the values of the `n_examples` least normal weights (Figure 5 data)."""
     sel = (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
     groups = runs["replace_index"].to_numpy()[sel]
     w = weights[sel]
-    summary, per_weight = [], []
+    summary, per_weight, examples = [], [], []
     null_cache: dict[int, np.ndarray] = {}
     for g in np.unique(groups)[:max_datasets]:
         x = w[groups == g]
@@ -172,10 +174,18 @@ def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_dat
         per_weight.append(pd.DataFrame({"experiment": runs["experiment"].iloc[0], "replace_index": int(g),
                                         "weight": np.arange(x.shape[1]), "shapiro_p": sw, "laplace_ad": a2, "laplace_p": ad_p,
                                         "std": x.std(axis=0, ddof=1)}))
+        worst = np.argsort(np.where(np.isnan(sw), np.inf, sw))[:n_examples]
+        examples.append(pd.DataFrame({"experiment": runs["experiment"].iloc[0], "replace_index": int(g),
+                                      "weight": np.repeat(worst, n), "shapiro_p": np.repeat(sw[worst], n),
+                                      "seed": np.tile(runs["seed"].to_numpy()[sel][groups == g], len(worst)),
+                                      "value": w[groups == g][:, worst].T.reshape(-1)}))
     if not summary:
         raise ValueError("distribution tests need variable-init runs")
     columns = ["experiment", "replace_index", "weight", "shapiro_p", "laplace_ad", "laplace_p", "std"]
-    return pd.DataFrame(summary), pd.concat(per_weight, ignore_index=True) if per_weight else pd.DataFrame(columns=columns)
+    per_weight_frame = pd.concat(per_weight, ignore_index=True) if per_weight else pd.DataFrame(columns=columns)
+    example_frame = pd.concat(examples, ignore_index=True) if examples else pd.DataFrame(
+        columns=["experiment", "replace_index", "weight", "shapiro_p", "seed", "value"])
+    return pd.DataFrame(summary), per_weight_frame, example_frame
 
 
 def embedding_tables(paths: Sequence[str], T: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:

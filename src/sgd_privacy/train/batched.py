@@ -193,17 +193,21 @@ def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
     return TrainResult(steps, wsteps, weights, metrics, diverged.cpu().numpy())
 
 
-def models_per_chunk(model: Model, schedule: Schedule, rows_per_chunk: int, budget_mb: int, itemsize: int) -> int:
-    """How many models fit the memory budget together (parameters, gradients, batch and eval activations)."""
-    per_model = itemsize * (6 * model.n_params + model.activation_size() * (3 * schedule.batch_size + rows_per_chunk))
-    return max(1, int(budget_mb * 2**20 // per_model))
+def chunking(model: Model, schedule: Schedule, n_eval_rows: int, budget_mb: int, itemsize: int) -> tuple[int, int]:
+    """(models per chunk, evaluation rows per chunk): half the budget for training steps
+    (parameters, gradients, batch activations), half for evaluating the chunk's models."""
+    half = budget_mb * 2**20 / 2
+    per_model = itemsize * (6 * model.n_params + 3 * model.activation_size() * schedule.batch_size)
+    models = max(1, int(half // per_model))
+    rows = int(half // (itemsize * model.eval_activation_size() * models))
+    return models, max(16, min(rows, max(n_eval_rows, 16)))
 
 
 def train_many(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
-               fixed_init: list[torch.Tensor] | None = None, budget_mb: int = 2048, rows_per_chunk: int = 2048,
+               fixed_init: list[torch.Tensor] | None = None, budget_mb: int = 2048,
                progress: Callable[[str], None] | None = log.info) -> TrainResult:
     """Train `runs` in chunks that fit `budget_mb`, reporting models done, models/s and ETA."""
-    chunk = models_per_chunk(model, schedule, rows_per_chunk, budget_mb, data.x_train.element_size())
+    chunk, rows_per_chunk = chunking(model, schedule, len(data.x_train), budget_mb, data.x_train.element_size())
     parts, start_time = [], time.perf_counter()
     for start in range(0, len(runs), chunk):
         parts.append(train_batch(model, data, runs.take(slice(start, start + chunk)), schedule, fixed_init, rows_per_chunk))

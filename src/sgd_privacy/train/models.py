@@ -124,8 +124,12 @@ class Model:
         return sum(s.size for s in self.specs)
 
     def activation_size(self) -> int:
-        """Floats of activations per example per model (for memory budgeting)."""
+        """Floats of activations per example per model in a training step (for memory budgeting)."""
         raise NotImplementedError
+
+    def eval_activation_size(self) -> int:
+        """Floats of activations per example per model in evaluation."""
+        return self.activation_size()
 
     def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
         """Logits (M, B) for binary models, (M, B, K) otherwise."""
@@ -243,7 +247,11 @@ class CNN(Model):
         c, h, w = self.in_shape
         s = self.size
         im2col = 9 * h * w * (c + s) + 9 * h * w * (s + 2 * s) // 4
-        return 2 * im2col + 4 * h * w * (c + 2 * s)
+        return 2 * im2col + self.eval_activation_size()
+
+    def eval_activation_size(self) -> int:
+        c, h, w = self.in_shape
+        return 4 * h * w * (c + 2 * self.size)
 
     def logits(self, params, x, shared, keep=None):
         if shared:
