@@ -172,3 +172,12 @@ def test_model_errors_name_the_problem():
         build_model("logreg", (1, 28, 28), 10)
     with pytest.raises(ValueError, match="model 'mlp' is binary, the dataset has 10 classes"):
         build_model("mlp", (50,), 10)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu_is_explained():
+    from sgd_privacy.train.shard import pick_device
+
+    with pytest.raises(RuntimeError, match="training.device is 'cuda' but PyTorch sees no GPU"):
+        pick_device("cuda")
+    assert pick_device("auto").type == "cpu"

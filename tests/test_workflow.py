@@ -100,3 +100,13 @@ def test_run_then_config_change_reruns_only_affected_jobs(workdir):
     write_config(workdir, changed)
     counts = planned(snakemake(workdir, "-n"))
     assert counts["train_shard"] == 1 and counts["fixed_init"] == 1 and "prepare_dataset" not in counts
+
+
+def test_missing_raw_data_fails_cleanly_without_partial_outputs(workdir):
+    write_config(workdir, {"prepare": ["mnist_binary"], "experiments": {}})
+    result = snakemake(workdir)
+    assert result.returncode != 0
+    log = (workdir / "logs" / "data" / "mnist_binary.log").read_text()
+    assert "train-images-idx3-ubyte.gz" in log and "data.download: true" in log
+    leftovers = list((workdir / "results").rglob("*")) if (workdir / "results").exists() else []
+    assert [p for p in leftovers if p.is_file()] == []

@@ -15,7 +15,13 @@ def job_logging(log_file: str | None) -> logging.Logger:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
         handlers.append(logging.FileHandler(log_file, mode="w"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True)
-    return logging.getLogger("sgd_privacy.job")
+    logger = logging.getLogger("sgd_privacy.job")
+
+    def log_uncaught(kind, value, tb):  # noqa: ANN001 - sys.excepthook signature
+        logger.error("%s: %s", kind.__name__, value, exc_info=(kind, value, tb))
+
+    sys.excepthook = log_uncaught
+    return logger
 
 
 def prepend_pythonpath(path: str) -> None:

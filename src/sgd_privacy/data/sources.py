@@ -138,7 +138,7 @@ def locate(source: Source, data_dir: str | Path | None, cache_dir: str | Path, a
             found[raw.name] = target
     elif missing:
         names = ", ".join(r.name for r in missing)
-        where = f"{data_dir / source.key}/" if data_dir else "<data_dir>/" + source.key + "/"
+        where = f"{data_dir / source.key}/" if data_dir else f"<data_dir>/{source.key}/ (set `data.data_dir` in the config)"
         raise DataError(
             f"dataset files for '{source.key}' not found: {names}. Put them into {where} "
             f"(source: {source.homepage}), or set `data.download: true` in the config to fetch them "
