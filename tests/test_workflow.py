@@ -110,3 +110,19 @@ def test_missing_raw_data_fails_cleanly_without_partial_outputs(workdir):
     assert "train-images-idx3-ubyte.gz" in log and "data.download: true" in log
     leftovers = list((workdir / "results").rglob("*")) if (workdir / "results").exists() else []
     assert [p for p in leftovers if p.is_file()] == []
+
+
+def test_data_source_settings_do_not_rerun_offline_datasets(workdir):
+    write_config(workdir, {"prepare": ["digits_binary"], "experiments": {}})
+    assert snakemake(workdir).returncode == 0
+    write_config(workdir, {"prepare": ["digits_binary"], "experiments": {}, "data": {"download": True}})
+    assert planned(snakemake(workdir, "-n")) == {}
+    write_config(workdir, {"prepare": ["digits_binary"], "experiments": {}, "datasets": {"digits_binary": {"split_seed": 3}}})
+    assert planned(snakemake(workdir, "-n"))["prepare_dataset"] == 1
+
+
+def test_slurm_profile_dry_run(workdir):
+    shutil.copytree(ROOT / "slurm", workdir / "slurm")
+    result = snakemake(workdir, "-n", "--profile", "slurm")
+    assert result.returncode == 0, result.stderr
+    assert planned(result)["train_shard"] > 0

@@ -13,7 +13,7 @@ from sgd_privacy.jobs import prepend_pythonpath
 prepend_pythonpath(SRC)
 
 from sgd_privacy.config import ConfigError, load_schema, validate_config
-from sgd_privacy.data import dataset_options
+from sgd_privacy.data import DATASETS, dataset_options
 from sgd_privacy.train.grid import Shard, architecture_slice, plan_shards, shard_spec, training_slice
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -46,10 +46,11 @@ def used_datasets():
 
 
 def dataset_params(wildcards):
-    """The data rule's slice: this dataset's options and where its raw files are."""
+    """The data rule's slice: this dataset's options and, for datasets read from raw files, where they are."""
+    offline = DATASETS[wildcards.dataset].offline
     return {
         "options": dataset_options(wildcards.dataset, config["datasets"].get(wildcards.dataset)),
-        "source": dict(config["data"]),
+        "source": {} if offline else dict(config["data"]),
     }
 
 
