@@ -6,10 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from ..train.history import RUN_KEYS, weights_at
+from ..train.history import RUN_KEYS, read_weights, weights_at
 from . import distribution as dist
 from .clusters import kmeans_spans, umap_embedding
 from .pairs import PAIR_KINDS, pair_distances, sample_pairs
@@ -23,13 +20,7 @@ MIN_TEST_SEEDS = 8
 
 def weights_over_time(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Runs (sorted), the steps with kept weights, and weights (runs, steps, params) in float64."""
-    table = pa.concat_tables([pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"]) for p in paths])
-    table = table.filter(pa.compute.is_valid(table["weights"]))
-    frame = table.drop_columns(["weights"]).to_pandas()
-    for col in ("experiment", "init"):
-        frame[col] = frame[col].astype(str)
-    n_params = table.schema.field("weights").type.list_size
-    flat = table["weights"].combine_chunks().flatten().to_numpy(zero_copy_only=False).reshape(-1, n_params)
+    frame, flat = read_weights(paths)
     steps = np.sort(frame["t"].unique())
     order = frame.sort_values(RUN_KEYS[1:] + ["t"], kind="stable").index.to_numpy()
     frame = frame.loc[order].reset_index(drop=True)
@@ -38,7 +29,7 @@ def weights_over_time(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, n
         raise ValueError("shards disagree on the steps at which weights were kept")
     runs = frame.iloc[:: len(steps)][RUN_KEYS].reset_index(drop=True)
     runs["diverged"] = frame.groupby(np.arange(len(frame)) // len(steps))["diverged"].any().to_numpy()
-    return runs, steps, flat[order].reshape(n_runs, len(steps), n_params).astype(np.float64)
+    return runs, steps, flat[order].reshape(n_runs, len(steps), -1)
 
 
 def distance_tables(runs: pd.DataFrame, steps: np.ndarray, weights: np.ndarray, T: int, n_pairs: int, seed: int,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..rng import Purpose, permutation
 
@@ -81,8 +80,3 @@ def one_hot_aligned(fit: pd.DataFrame, others: list[pd.DataFrame], categorical: 
 def images_to_unit(images: np.ndarray) -> np.ndarray:
     """uint8 pixels to float32 in [0, 1]."""
     return (images.astype(np.float32) / 255.0).astype(np.float32)
-
-
-def as_tensor(x: np.ndarray) -> torch.Tensor:
-    """A float32 CPU tensor view of an array."""
-    return torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))

@@ -25,27 +25,28 @@ def read_histories(paths: Sequence[str], with_weights: bool = False) -> pd.DataF
     return frame.sort_values(RUN_KEYS[1:] + ["t"], kind="stable").reset_index(drop=True)
 
 
-def weights_at(paths: Sequence[str], t: int) -> tuple[pd.DataFrame, np.ndarray]:
-    """Run identities (with diverged flag) and their weights (runs x params, float64) at step t."""
-    tables = [pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"], filters=[("t", "==", t)]) for p in paths]
-    table = pa.concat_tables(tables)
-    if table.num_rows == 0 or table["weights"].null_count == table.num_rows:
-        raise ValueError(f"no weights were kept at step {t}; add it to log_weights_at or choose a logged step")
+def read_weights(paths: Sequence[str], t: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with kept weights (run identity, t, diverged) and their weights (rows x params, float64),
+    at step t or at every step."""
+    filters = None if t is None else [("t", "==", t)]
+    table = pa.concat_tables([pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"], filters=filters)
+                              for p in paths])
     table = table.filter(pc.is_valid(table["weights"]))
+    if table.num_rows == 0:
+        where = "at any step" if t is None else f"at step {t}"
+        raise ValueError(f"no weights were kept {where}; add the step to log_weights_at or choose a logged step")
     n_params = table.schema.field("weights").type.list_size
     flat = table["weights"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
-    meta = table.drop_columns(["weights", "t"]).to_pandas()
+    frame = table.drop_columns(["weights"]).to_pandas()
     for col in ("experiment", "init"):
-        meta[col] = meta[col].astype(str)
-    return meta, flat.reshape(-1, n_params).astype(np.float64)
+        frame[col] = frame[col].astype(str)
+    return frame, flat.reshape(-1, n_params).astype(np.float64)
 
 
-def logged_weight_steps(paths: Sequence[str]) -> np.ndarray:
-    """Steps at which weights were kept (from the first shard)."""
-    table = pq.read_table(paths[0], columns=["seed", "replace_index", "t", "weights"])
-    first = table.filter(pc.and_(pc.equal(table["seed"], table["seed"][0]),
-                                 pc.equal(table["replace_index"], table["replace_index"][0])))
-    return np.asarray(first.filter(pc.is_valid(first["weights"]))["t"])
+def weights_at(paths: Sequence[str], t: int) -> tuple[pd.DataFrame, np.ndarray]:
+    """Run identities (with diverged flag) and their weights (runs x params, float64) at step t."""
+    frame, weights = read_weights(paths, t)
+    return frame.drop(columns=["t"]), weights
 
 
 def convergence_tables(history: pd.DataFrame, patience: int = 3, T: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
