@@ -43,3 +43,30 @@ def test_download_without_url_is_explained(tmp_path):
     with pytest.raises(DataError, match="no download URL is known; put the file into data_dir"):
         locate(source, None, tmp_path / "cache", allow_download=True)
     assert not (tmp_path / "cache" / "toy" / "toy.csv").exists()
+
+
+def test_download_verifies_checksum_and_leaves_nothing_when_wrong(tmp_path):
+    import hashlib
+
+    remote = tmp_path / "remote" / "toy.csv"
+    remote.parent.mkdir()
+    remote.write_text("1,2\n3,4\n")
+    md5 = hashlib.md5(remote.read_bytes()).hexdigest()  # noqa: S324 - a checksum, as the real sources use
+    good = Source("toy", (RawFile("toy.csv", remote.as_uri(), ("md5", md5)),), "nowhere")
+    found = locate(good, None, tmp_path / "cache", allow_download=True)
+    assert found["toy.csv"].read_text() == "1,2\n3,4\n"
+    bad = Source("bad", (RawFile("toy.csv", remote.as_uri(), ("md5", "0" * 32)),), "nowhere")
+    with pytest.raises(DataError, match="md5 checksum mismatch"):
+        locate(bad, None, tmp_path / "cache", allow_download=True)
+    assert list((tmp_path / "cache" / "bad").glob("*")) == []  # no half-written or corrupt file kept
+
+
+def test_download_without_published_checksum_records_one(tmp_path):
+    remote = tmp_path / "adult.data"
+    remote.write_text("first version\n")
+    source = Source("adult", (RawFile("adult.data", remote.as_uri()),), "nowhere")
+    path = locate(source, None, tmp_path / "cache", allow_download=True)["adult.data"]
+    assert (path.parent / "adult.data.sha256").is_file()
+    path.write_text("tampered\n")
+    with pytest.raises(DataError, match="adult.data: sha256 checksum mismatch"):
+        locate(source, None, tmp_path / "cache", allow_download=False)
