@@ -93,7 +93,9 @@ def test_grouping_does_not_change_results(digits, monkeypatch):
     monkeypatch.setattr(batched_module, "chunking", lambda *args: (4, 50))  # chunks of 4 models, 50 eval rows
     messages = []
     chunked = train_many(model, data, big, schedule, progress=messages.append)
-    assert len(messages) == 3 and messages[-1].startswith("trained 9/9 models")
+    assert len(messages) == 3 * schedule.epochs  # one per epoch of each of the three chunks
+    assert messages[0].startswith("trained 1/9 models (epoch 1/3 of models 1-4)")
+    assert messages[-1].startswith("trained 9/9 models (epoch 3/3 of models 9-9)") and "ETA 0 s" in messages[-1]
     assert np.array_equal(together.weights[5], alone.weights[0])
     assert np.array_equal(together.weights, chunked.weights)
     other = Runs(np.array([5, 1, 3]), np.array([3, 36, 2]), np.zeros(3, bool))  # run (1, 36) among other runs

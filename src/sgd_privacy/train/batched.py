@@ -139,8 +139,10 @@ def initial_params(model: Model, runs: Runs, fixed_init: list[torch.Tensor] | No
 
 
 def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
-                fixed_init: list[torch.Tensor] | None = None, rows_per_chunk: int = 2048) -> TrainResult:
-    """Train every run of `runs` together with plain constant-step SGD and log its history."""
+                fixed_init: list[torch.Tensor] | None = None, rows_per_chunk: int = 2048,
+                on_epoch: Callable[[int], None] | None = None) -> TrainResult:
+    """Train every run of `runs` together with plain constant-step SGD and log its history;
+    `on_epoch(k)` is called after each of the k epochs."""
     device, dtype = data.x_train.device, data.x_train.dtype
     n_rows = len(data.x_train) - 1  # |D_i| = N - 1
     spe, b = schedule.steps_per_epoch(n_rows), schedule.batch_size
@@ -188,6 +190,8 @@ def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
                 for p, g in zip(params, grads):
                     p.sub_(schedule.lr * g)
             t += 1
+        if on_epoch:
+            on_epoch(epoch + 1)
     if t in log_at:
         record(t)
     return TrainResult(steps, wsteps, weights, metrics, diverged.cpu().numpy())
@@ -210,9 +214,14 @@ def train_many(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
     chunk, rows_per_chunk = chunking(model, schedule, len(data.x_train), budget_mb, data.x_train.element_size())
     parts, start_time = [], time.perf_counter()
     for start in range(0, len(runs), chunk):
-        parts.append(train_batch(model, data, runs.take(slice(start, start + chunk)), schedule, fixed_init, rows_per_chunk))
-        done = min(start + chunk, len(runs))
-        rate = done / max(time.perf_counter() - start_time, 1e-9)
-        if progress:
-            progress(f"trained {done}/{len(runs)} models, {rate:.1f} models/s, ETA {(len(runs) - done) / rate:.0f} s")
+        size = min(chunk, len(runs) - start)
+
+        def report(epoch: int, start: int = start, size: int = size) -> None:
+            done = start + size * epoch / schedule.epochs
+            rate = done / max(time.perf_counter() - start_time, 1e-9)
+            progress(f"trained {done:.0f}/{len(runs)} models (epoch {epoch}/{schedule.epochs} of models "
+                     f"{start + 1}-{start + size}), {rate:.1f} models/s, ETA {(len(runs) - done) / rate:.0f} s")
+
+        parts.append(train_batch(model, data, runs.take(slice(start, start + size)), schedule, fixed_init,
+                                 rows_per_chunk, report if progress else None))
     return TrainResult.concat(parts)
