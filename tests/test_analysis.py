@@ -209,3 +209,13 @@ def test_distribution_tables_on_the_small_grid(small_grid):
     first = per_weight[per_weight["replace_index"] == 3].nsmallest(3, "shapiro_p")["weight"].tolist()
     assert sorted(examples[examples["replace_index"] == 3]["weight"].unique().tolist()) == sorted(first)
     assert len(examples) == 2 * 3 * 12
+
+
+def test_single_dataset_grids_degrade_gracefully():
+    from sgd_privacy.analysis.clusters import kmeans_spans
+
+    runs = runs_frame(range(6), [4])
+    labels, spans = kmeans_spans(np.random.default_rng(0).normal(size=(6, 3)), runs)
+    assert (labels == -1).all() and spans.empty
+    at_T = pd.DataFrame({"kind": ["variability_variable_init"], "init": ["variable"], "distance": [1.0]})
+    assert math.isnan(empirical_sensitivity(at_T))

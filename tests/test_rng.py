@@ -46,3 +46,12 @@ def test_permutations_are_valid_and_match_single_seed_version():
     # position of element 0 is uniform over seeds
     firsts = permutations(torch.arange(4000), Purpose.PERMUTATION, 0, 10)[:, 0].numpy()
     assert stats.chisquare(np.bincount(firsts, minlength=10)).pvalue > 1e-3
+
+
+def test_seeds_out_of_range_are_rejected():
+    import pytest
+
+    with pytest.raises(ValueError, match=r"seeds must lie in \[0, 2\*\*32\)"):
+        hash32(-1, Purpose.INIT, 0, 0)
+    with pytest.raises(ValueError, match="seeds must lie"):
+        hash32(torch.tensor([1, 2**32]), Purpose.INIT, 0, 0)

@@ -126,3 +126,10 @@ def test_slurm_profile_dry_run(workdir):
     result = snakemake(workdir, "-n", "--profile", "slurm")
     assert result.returncode == 0, result.stderr
     assert planned(result)["train_shard"] > 0
+
+
+def test_study_config_plans_the_full_grid(workdir):
+    result = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))
+    assert result.returncode == 0, result.stderr
+    counts = planned(result)
+    assert counts["prepare_dataset"] == 4 and counts["convergence"] == 11 and counts["train_shard"] > 100

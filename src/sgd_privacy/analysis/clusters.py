@@ -17,9 +17,12 @@ def umap_embedding(weights: np.ndarray, seed: int = 0, n_neighbors: int = 15, mi
 
 def kmeans_spans(weights: np.ndarray, runs: pd.DataFrame, seed: int = 0) -> tuple[np.ndarray, pd.DataFrame]:
     """k-means on raw weights with k = max(runs per seed, runs per replace index); returns the labels
-    and, per seed and per replace index, how many clusters its runs span."""
+    and, per seed and per replace index, how many clusters its runs span (none for a grid with a
+    single seed or a single dataset, where the contrast does not exist)."""
     from sklearn.cluster import KMeans
 
+    if runs["seed"].nunique() < 2 or runs["replace_index"].nunique() < 2:  # nothing to contrast
+        return np.full(len(runs), -1), pd.DataFrame(columns=["by", "value", "clusters", "k"])
     k = int(max(runs.groupby("seed").size().max(), runs.groupby("replace_index").size().max()))
     k = min(k, len(weights))
     labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(weights, dtype=np.float64))
