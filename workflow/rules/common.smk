@@ -18,13 +18,14 @@ from sgd_privacy.train.grid import Shard, architecture_slice, plan_shards, shard
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../../envs/pipeline.yaml"
+_schema = load_schema(SCHEMA)
 try:
-    validate_config(config, load_schema(SCHEMA))
+    validate_config(config, _schema)
 except ConfigError as exc:
     raise WorkflowError(f"{exc}\n(see config/README.md for every key and its allowed values)")
 validate(config, schema=str(SCHEMA))
 
-DATASET_NAMES = sorted(load_schema(SCHEMA)["$defs"]["dataset_name"]["enum"])
+DATASET_NAMES = sorted(_schema["$defs"]["dataset_name"]["enum"])
 
 
 wildcard_constraints:

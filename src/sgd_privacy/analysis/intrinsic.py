@@ -40,6 +40,7 @@ def distance_tables(runs: pd.DataFrame, steps: np.ndarray, weights: np.ndarray, 
     w = weights[ok]
     rows, at_T = [], []
     t_index = int(np.searchsorted(steps, T))
+    has_T = t_index < len(steps) and steps[t_index] == T
     for kind in PAIR_KINDS:
         pairs = sample_pairs(live, kind, n_pairs, seed)
         if len(pairs) == 0:
@@ -49,7 +50,7 @@ def distance_tables(runs: pd.DataFrame, steps: np.ndarray, weights: np.ndarray, 
         for k, t in enumerate(steps):
             rows.append({"kind": kind, "t": int(t), "n_pairs": len(pairs), "min": q[0, k], "q05": q[1, k],
                          "median": q[2, k], "q95": q[3, k], "max": q[4, k], "mean": d[:, k].mean()})
-        if steps[t_index] == T:
+        if has_T:
             a, b = live.iloc[pairs[:, 0]], live.iloc[pairs[:, 1]]
             at_T.append(pd.DataFrame({"kind": kind, "t": T, "distance": d[:, t_index],
                                       "init": a["init"].to_numpy(), "seed_a": a["seed"].to_numpy(),

@@ -156,7 +156,7 @@ def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
     log_at = {int(t): k for k, t in enumerate(steps)}
     keep_w = {int(t): k for k, t in enumerate(wsteps)}
     m = len(runs)
-    metrics = {k: np.full((m, len(steps)), np.nan) for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+    metrics = {k: np.full((m, len(steps)), np.nan) for k in METRICS}
     weights = np.zeros((m, len(wsteps), model.n_params), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
     diverged = torch.zeros(m, dtype=torch.bool, device=device)
     units = model.dropout_units()
