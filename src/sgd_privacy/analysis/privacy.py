@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 
@@ -48,8 +49,8 @@ def sigma_per_group(weights: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray
     return labels, sig
 
 
-def bootstrap_over_seeds(seeds: np.ndarray, statistic, n_boot: int, seed: int) -> np.ndarray:
-    """Values of statistic(row mask as index array) on resamples of the seeds with replacement."""
+def bootstrap_over_seeds(seeds: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int, seed: int) -> np.ndarray:
+    """Values of statistic(row indices) on resamples of the seeds with replacement (a seed brings all its rows)."""
     unique = np.unique(seeds)
     rng = np.random.default_rng(seed)
     rows_of = {s: np.flatnonzero(seeds == s) for s in unique}

@@ -198,7 +198,8 @@ class LogReg(Model):
     def activation_size(self) -> int:
         return self.d + 4
 
-    def logits(self, params, x, shared, keep=None):
+    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool,
+               keep: torch.Tensor | None = None) -> torch.Tensor:
         return dense(x, params[0], params[1], shared).squeeze(-1)
 
 
@@ -218,7 +219,8 @@ class MLP(Model):
     def dropout_units(self) -> int:
         return self.hidden if self.dropout > 0 else 0
 
-    def logits(self, params, x, shared, keep=None):
+    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool,
+               keep: torch.Tensor | None = None) -> torch.Tensor:
         h = torch.relu(dense(x, params[0], params[1], shared))
         if keep is not None:
             h = h * keep
@@ -253,7 +255,8 @@ class CNN(Model):
         c, h, w = self.in_shape
         return 4 * h * w * (c + 2 * self.size)
 
-    def logits(self, params, x, shared, keep=None):
+    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool,
+               keep: torch.Tensor | None = None) -> torch.Tensor:
         if shared:
             return self._logits_grouped(params, x)
         h = torch.relu(conv3x3_exact(x, params[0], params[1]))
@@ -264,7 +267,7 @@ class CNN(Model):
         h = torch.relu(dense(h, params[8], params[9], False))
         return dense(h, params[10], params[11], False)
 
-    def _logits_grouped(self, params, x):
+    def _logits_grouped(self, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """Evaluation on inputs shared by all models, with grouped convolutions."""
         m = params[0].shape[0]
         h = torch.relu(conv3x3(x, params[0], params[1], True))
