@@ -54,3 +54,23 @@ def test_bad_configs_are_named(mutate, message):
     mutate(cfg)
     with pytest.raises(ConfigError, match=message):
         check(cfg)
+
+
+@pytest.mark.parametrize("mutate, message", [
+    (lambda e: e.update(log_weights_at=[0, 100]), r"'experiments.mnist5k_logreg.T': with log_weights_at set, .* set T to one of"),
+    (lambda e: e.update(log_weights_at=[0, 100], T=50), r"'experiments.mnist5k_logreg.T': value 50 is not in log_weights_at \[0, 100\]"),
+])
+def test_cross_key_rules(mutate, message):
+    cfg = copy.deepcopy(DEFAULT)
+    mutate(cfg["experiments"]["mnist5k_logreg"])
+    with pytest.raises(ConfigError, match=message):
+        check(cfg)
+    cfg["experiments"]["mnist5k_logreg"].update(log_weights_at=[0, 100], T=100)
+    check(cfg)
+
+
+def test_analysis_must_name_known_experiments():
+    cfg = copy.deepcopy(DEFAULT)
+    cfg["analysis"]["experiments"] = ["mnist5k_logreg", "nope"]
+    with pytest.raises(ConfigError, match=r"'analysis.experiments': unknown experiments \['nope'\]"):
+        check(cfg)

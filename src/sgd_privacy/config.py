@@ -54,10 +54,26 @@ def describe(error: ValidationError) -> str:
     return f"config key '{key}': value {error.instance!r} is invalid: {error.message}"
 
 
+def check_consistency(config: dict) -> None:
+    """Rules across keys that a schema cannot state; raise ConfigError naming the keys."""
+    for name, exp in config["experiments"].items():
+        kept, T = exp["log_weights_at"], exp["T"]
+        if kept is not None and T is None:
+            raise ConfigError(f"config key 'experiments.{name}.T': with log_weights_at set, the analyses need weights "
+                              f"at T, so set T to one of log_weights_at {kept}")
+        if kept is not None and T not in kept:
+            raise ConfigError(f"config key 'experiments.{name}.T': value {T} is not in log_weights_at {kept}")
+    unknown = sorted(set(config["analysis"]["experiments"] or []) - set(config["experiments"]))
+    if unknown:
+        raise ConfigError(f"config key 'analysis.experiments': unknown experiments {unknown}; "
+                          f"defined: {sorted(config['experiments'])}")
+
+
 def validate_config(config: dict, schema: dict) -> dict:
     """Validate `config` in place (filling defaults) and return it; raise ConfigError on the first problem."""
     validator = _with_defaults(Draft202012Validator)(schema)
     errors = list(validator.iter_errors(config))
     if errors:
         raise ConfigError(describe(best_match(errors)))
+    check_consistency(config)
     return config
