@@ -101,6 +101,7 @@ def test_hz_subset_rule_above_55_dimensions():
     assert 0.0 <= res.p_value <= 1.0
 
 
+@pytest.mark.filterwarnings("ignore:overflow encountered in exp:RuntimeWarning")  # pingouin on raw float32 data
 def test_hz_pitfalls_are_handled():
     rng = np.random.default_rng(2)
     x = rng.normal(size=(60, 5)) * np.array([1e-3, 1e-3, 2e-3, 1e-3, 5e-4])

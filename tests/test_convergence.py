@@ -55,3 +55,4 @@ def test_convergence_tables_median_and_override():
     assert summary["T"].item() == 20 and summary["T_source"].item() == "config"
     with pytest.raises(ValueError, match="configured T = 25 is not a logged step"):
         convergence_tables(frame, patience=3, T=25)
+

@@ -1,4 +1,5 @@
 # Intrinsic-privacy analyses (ALGORITHMS.md sections 4 and 5): one rule each, per experiment.
+# Memory: the weights are held as float32, about the size of the (poorly compressible) shards.
 
 
 rule distances:
@@ -10,6 +11,8 @@ rule distances:
     params:
         pairs=analysis_slice("n_pairs", "pair_seed"),
         bound=bound_params,
+    resources:
+        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
     log:
         "logs/analysis/{experiment}/distances.log",
     conda:
@@ -32,6 +35,8 @@ rule intrinsic_epsilon:
         settings=analysis_slice(
             "bootstrap", "bootstrap_seed", "stability_seeds", "stability_pairs", "stability_repeats", "pair_seed"
         ),
+    resources:
+        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
     log:
         "logs/analysis/{experiment}/intrinsic_epsilon.log",
     conda:
@@ -49,6 +54,8 @@ rule distribution_tests:
         examples="results/analysis/{experiment}/nonnormal_weights.parquet",
     params:
         settings=analysis_slice("distribution_datasets", "ad_simulations", "seed"),
+    resources:
+        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
     log:
         "logs/analysis/{experiment}/distribution_tests.log",
     conda:
@@ -65,6 +72,8 @@ rule weight_embedding:
         kmeans="results/analysis/{experiment}/kmeans_spans.parquet",
     params:
         settings=analysis_slice("seed"),
+    resources:
+        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
     log:
         "logs/analysis/{experiment}/weight_embedding.log",
     conda:

@@ -19,8 +19,9 @@ MIN_TEST_SEEDS = 8
 
 
 def weights_over_time(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Runs (sorted), the steps with kept weights, and weights (runs, steps, params) in float64."""
-    frame, flat = read_weights(paths)
+    """Runs (sorted), the steps with kept weights, and weights (runs, steps, params) as stored (float32,
+    to halve memory on large grids; distances are computed in float64)."""
+    frame, flat = read_weights(paths, dtype=np.float32)
     steps = np.sort(frame["t"].unique())
     order = frame.sort_values(RUN_KEYS[1:] + ["t"], kind="stable").index.to_numpy()
     frame = frame.loc[order].reset_index(drop=True)

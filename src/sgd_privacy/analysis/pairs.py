@@ -37,9 +37,10 @@ def sample_pairs(runs: pd.DataFrame, kind: str, n_pairs: int, seed: int) -> np.n
 
 
 def pair_distances(weights: np.ndarray, pairs: np.ndarray, chunk: int = 256) -> np.ndarray:
-    """L2 distances ||w_a - w_b|| for weights (runs, ..., params); returns (pairs, ...)."""
+    """L2 distances ||w_a - w_b|| for weights (runs, ..., params), in float64; returns (pairs, ...)."""
     out = np.empty((len(pairs),) + weights.shape[1:-1])
     for start in range(0, len(pairs), chunk):
         p = pairs[start:start + chunk]
-        out[start:start + chunk] = np.linalg.norm(weights[p[:, 0]] - weights[p[:, 1]], axis=-1)
+        diff = weights[p[:, 0]].astype(np.float64) - weights[p[:, 1]].astype(np.float64)
+        out[start:start + chunk] = np.linalg.norm(diff, axis=-1)
     return out

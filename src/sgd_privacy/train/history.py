@@ -25,9 +25,9 @@ def read_histories(paths: Sequence[str], with_weights: bool = False) -> pd.DataF
     return frame.sort_values(RUN_KEYS[1:] + ["t"], kind="stable").reset_index(drop=True)
 
 
-def read_weights(paths: Sequence[str], t: int | None = None) -> tuple[pd.DataFrame, np.ndarray]:
-    """Rows with kept weights (run identity, t, diverged) and their weights (rows x params, float64),
-    at step t or at every step."""
+def read_weights(paths: Sequence[str], t: int | None = None, dtype: type = np.float64) -> tuple[pd.DataFrame, np.ndarray]:
+    """Rows with kept weights (run identity, t, diverged) and their weights (rows x params, in `dtype`;
+    stored as float32), at step t or at every step."""
     filters = None if t is None else [("t", "==", t)]
     table = pa.concat_tables([pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"], filters=filters)
                               for p in paths])
@@ -40,7 +40,7 @@ def read_weights(paths: Sequence[str], t: int | None = None) -> tuple[pd.DataFra
     frame = table.drop_columns(["weights"]).to_pandas()
     for col in ("experiment", "init"):
         frame[col] = frame[col].astype(str)
-    return frame, flat.reshape(-1, n_params).astype(np.float64)
+    return frame, flat.reshape(-1, n_params).astype(dtype, copy=False)
 
 
 def weights_at(paths: Sequence[str], t: int) -> tuple[pd.DataFrame, np.ndarray]:
