@@ -1,5 +1,4 @@
 # Intrinsic-privacy analyses (ALGORITHMS.md sections 4 and 5): one rule each, per experiment.
-# Memory: the weights are held as float32, about the size of the (poorly compressible) shards.
 
 
 rule distances:
@@ -12,7 +11,7 @@ rule distances:
         pairs=analysis_slice("n_pairs", "pair_seed"),
         bound=bound_params,
     resources:
-        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
+        mem_mb=analysis_mem_mb,
     log:
         "logs/analysis/{experiment}/distances.log",
     conda:
@@ -36,7 +35,7 @@ rule intrinsic_epsilon:
             "bootstrap", "bootstrap_seed", "stability_seeds", "stability_pairs", "stability_repeats", "pair_seed"
         ),
     resources:
-        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
+        mem_mb=analysis_mem_mb,
     log:
         "logs/analysis/{experiment}/intrinsic_epsilon.log",
     conda:
@@ -55,7 +54,7 @@ rule distribution_tests:
     params:
         settings=analysis_slice("distribution_datasets", "ad_simulations", "seed"),
     resources:
-        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
+        mem_mb=analysis_mem_mb,
     log:
         "logs/analysis/{experiment}/distribution_tests.log",
     conda:
@@ -73,7 +72,7 @@ rule weight_embedding:
     params:
         settings=analysis_slice("seed"),
     resources:
-        mem_mb=lambda wc, input: 2048 + 4 * input.size_mb,
+        mem_mb=analysis_mem_mb,
     log:
         "logs/analysis/{experiment}/weight_embedding.log",
     conda:

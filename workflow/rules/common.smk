@@ -112,6 +112,12 @@ def bound_params(wildcards):
     return {"batch_size": exp["batch_size"], "lr": exp["lr"]}
 
 
+def analysis_mem_mb(wildcards, input):
+    """Memory of an analysis job: the weights are held as float32, about the size of the
+    (poorly compressible) shard files; Snakemake defers this until the shards exist."""
+    return 2048 + 4 * input.size_mb
+
+
 def analysis_slice(*keys):
     """A params function returning only `keys` of the analysis config."""
     return lambda wildcards: {k: config["analysis"][k] for k in keys}

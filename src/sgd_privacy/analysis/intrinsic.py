@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
+
 from ..train.history import RUN_KEYS, read_weights, weights_at
 from . import distribution as dist
 from .clusters import kmeans_spans, umap_embedding
@@ -16,6 +17,11 @@ from .privacy import (
 
 
 MIN_TEST_SEEDS = 8
+
+
+def variable_live(runs: pd.DataFrame) -> np.ndarray:
+    """Mask of variable-init runs that did not diverge (the runs the spread and shape analyses use)."""
+    return (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
 
 
 def weights_over_time(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -76,7 +82,7 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
 def epsilon_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, empirical_sensitivity: float, n_rows: int,
                    bound: dict | None, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Table 4 row (sigma, Deltas, epsilons with bootstrap CIs over seeds), per-weight sigma, per-dataset sigma (Table 5)."""
-    sel = (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
+    sel = variable_live(runs)
     if sel.sum() < 3:
         raise ValueError("the intrinsic epsilon needs variable-init runs with at least two seeds per dataset")
     w, groups, seeds = weights[sel], runs["replace_index"].to_numpy()[sel], runs["seed"].to_numpy()[sel]
@@ -84,12 +90,12 @@ def epsilon_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, empirical_se
     delta = 1.0 / n_rows**2
     d_theory = float(bolt_on_sensitivity(T, **bound)) if bound else np.nan
     boot = bootstrap_over_seeds(seeds, lambda rows: pooled_sigma(w[rows], groups[rows]).min(), n_boot, seed)
-    sigma = float(sigma_j.min())
+    sigma, sigma_ci = float(sigma_j.min()), _ci(boot)
     row = {
         "experiment": runs["experiment"].iloc[0], "T": T, "N": n_rows, "delta": delta, "c": gaussian_c(delta),
         "n_seeds": len(np.unique(seeds)), "n_datasets": len(np.unique(groups)), "n_runs": int(sel.sum()),
         "n_params": w.shape[1], "sigma": sigma, "sigma_max": float(sigma_j.max()),
-        "sigma_ci_low": _ci(boot)[0], "sigma_ci_high": _ci(boot)[1],
+        "sigma_ci_low": sigma_ci[0], "sigma_ci_high": sigma_ci[1],
         "delta_theory": d_theory, "delta_empirical": empirical_sensitivity,
         "epsilon_theory": float(gaussian_epsilon(d_theory, sigma, delta)),
         "epsilon_empirical": float(gaussian_epsilon(empirical_sensitivity, sigma, delta)),
@@ -111,7 +117,7 @@ def stability_table(runs: pd.DataFrame, weights: np.ndarray, seed_counts: Sequen
                     repeats: int, seed: int) -> pd.DataFrame:
     """sigma re-estimated from subsets of seeds, and the empirical sensitivity from subsets of pairs (Figure 6)."""
     live = ~runs["diverged"].to_numpy()
-    var = (runs["init"] == "variable").to_numpy() & live
+    var = variable_live(runs)
     w, groups, seeds = weights[var], runs["replace_index"].to_numpy()[var], runs["seed"].to_numpy()[var]
     unique = np.unique(seeds)
     rng = np.random.default_rng(seed)
@@ -135,7 +141,7 @@ def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_dat
                         n_sim: int, n_examples: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """HZ, Shapiro, AD-Laplace and tail index on each dataset's centred variable-init weights at T,
     per-weight p-values, and the values of the `n_examples` least normal weights (Figure 5 data)."""
-    sel = (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
+    sel = variable_live(runs)
     groups = runs["replace_index"].to_numpy()[sel]
     w = weights[sel]
     summary, per_weight, examples = [], [], []
@@ -184,7 +190,7 @@ def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_dat
 def embedding_tables(paths: Sequence[str], T: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """UMAP coordinates of every run at T (variable init, non-diverged) and k-means cluster spans."""
     runs, w = weights_at(paths, T)
-    sel = (runs["init"] == "variable").to_numpy() & ~runs["diverged"].to_numpy()
+    sel = variable_live(runs)
     runs, w = runs[sel].reset_index(drop=True), w[sel]
     coords = umap_embedding(w, seed)
     labels, spans = kmeans_spans(w, runs, seed)
