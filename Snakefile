@@ -19,7 +19,7 @@ include: "workflow/rules/analysis.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
         analysis_targets(),
-    default_target: True

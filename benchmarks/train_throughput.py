@@ -42,8 +42,10 @@ def main() -> None:
     epochs = -(-args.steps // (n_rows // 32))
     schedule = Schedule(lr=0.5, batch_size=32, epochs=epochs, cadence=50)
     model = LogReg(50)
-    print(f"{args.steps} steps requested, trained {epochs * (n_rows // 32)} ({epochs} epochs of {n_rows // 32}), "
-          f"{len(schedule.log_steps(n_rows))} logs; threads {torch.get_num_threads()}")
+    print(
+        f"{args.steps} steps requested, trained {epochs * (n_rows // 32)} ({epochs} epochs of {n_rows // 32}), "
+        f"{len(schedule.log_steps(n_rows))} logs; threads {torch.get_num_threads()}"
+    )
 
     start = time.perf_counter()
     for k in range(args.reference_models):

@@ -40,8 +40,9 @@ def idx_bytes(arr: np.ndarray) -> bytes:
 
 def cifar_batch_bytes(images: np.ndarray, labels: np.ndarray) -> bytes:
     """Encode a CIFAR python batch pickle (bytes keys, as the real files)."""
-    return pickle.dumps({b"data": images.reshape(len(images), -1).astype(np.uint8), b"labels": labels.tolist(),
-                         b"batch_label": b"test"})
+    return pickle.dumps(
+        {b"data": images.reshape(len(images), -1).astype(np.uint8), b"labels": labels.tolist(), b"batch_label": b"test"}
+    )
 
 
 def write_mnist(folder: Path, n_train: int = 120, n_test: int = 40, gz: bool = True, seed: int = 0) -> None:

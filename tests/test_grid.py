@@ -7,19 +7,40 @@ import pytest
 
 from sgd_privacy.data import DataError
 from sgd_privacy.train.grid import (
-    Shard, plan_shards, resolve_replace, sampled_replace_indices, shard_runs, shard_spec, training_slice,
+    Shard,
+    plan_shards,
+    resolve_replace,
+    sampled_replace_indices,
+    shard_runs,
+    shard_spec,
+    training_slice,
 )
 
-EXP = {"dataset": "digits_binary", "model": "logreg", "lr": 0.5, "batch_size": 32, "epochs": 2, "cadence": 5,
-       "log_weights_at": None, "seeds": 7, "replace_indices": 5, "replace_seed": 0, "init_modes": ["variable", "fixed"],
-       "fixed_init_seed": 0, "hidden": 10, "dropout": 0.2, "cnn_size": 16, "shard": {"seeds": 3, "replace_indices": 2}}
+EXP = {
+    "dataset": "digits_binary",
+    "model": "logreg",
+    "lr": 0.5,
+    "batch_size": 32,
+    "epochs": 2,
+    "cadence": 5,
+    "log_weights_at": None,
+    "seeds": 7,
+    "replace_indices": 5,
+    "replace_seed": 0,
+    "init_modes": ["variable", "fixed"],
+    "fixed_init_seed": 0,
+    "hidden": 10,
+    "dropout": 0.2,
+    "cnn_size": 16,
+    "shard": {"seeds": 3, "replace_indices": 2},
+}
 
 
 def all_runs(exp, n_base=100):
     runs = set()
     for shard in plan_shards(exp):
         seeds, replace, fixed = shard_runs(shard_spec(exp, shard), n_base)
-        runs |= {(int(s), int(r), bool(f)) for s, r, f in zip(seeds, replace, fixed)}
+        runs |= {(int(s), int(r), bool(f)) for s, r, f in zip(seeds, replace, fixed, strict=True)}
     return runs
 
 

@@ -5,9 +5,16 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import ADULT_ROWS, ADULT_TEST, cifar_batch_bytes, idx_bytes, write_adult, write_cifar_archive, write_covtype
-from sgd_privacy.data import DataError
-from sgd_privacy.data import raw
+from conftest import (
+    ADULT_ROWS,
+    ADULT_TEST,
+    cifar_batch_bytes,
+    idx_bytes,
+    write_adult,
+    write_cifar_archive,
+    write_covtype,
+)
+from sgd_privacy.data import DataError, raw
 
 
 @pytest.mark.parametrize("gz", [True, False])

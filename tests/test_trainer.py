@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgd_privacy.data import prepare_dataset, SourceContext
+from sgd_privacy.data import SourceContext, prepare_dataset
 from sgd_privacy.rng import Purpose, permutation
 from sgd_privacy.train.batched import DeviceData, Runs, Schedule, train_batch, train_many
 from sgd_privacy.train.models import CNN, build_model, flatten, unflatten
@@ -20,9 +20,14 @@ def digits():
 
 def images(n=40, n_val=10, seed=0):
     rng = np.random.default_rng(seed)
-    return {"x_train": rng.random((n, 1, 8, 8)).astype(np.float32), "y_train": rng.integers(0, 3, n),
-            "x_val": rng.random((n_val, 1, 8, 8)).astype(np.float32), "y_val": rng.integers(0, 3, n_val),
-            "x_test": rng.random((4, 1, 8, 8)).astype(np.float32), "y_test": np.array([0, 1, 2, 0])}
+    return {
+        "x_train": rng.random((n, 1, 8, 8)).astype(np.float32),
+        "y_train": rng.integers(0, 3, n),
+        "x_val": rng.random((n_val, 1, 8, 8)).astype(np.float32),
+        "y_val": rng.integers(0, 3, n_val),
+        "x_test": rng.random((4, 1, 8, 8)).astype(np.float32),
+        "y_test": np.array([0, 1, 2, 0]),
+    }
 
 
 def batched(model, arrays, runs, schedule, fixed=None):
@@ -42,8 +47,9 @@ def test_batched_matches_reference_in_float64(digits, model_name, tolerance):
     result = batched(model, digits, runs, schedule, fixed)
     assert result.steps[-1] == 320
     for k in range(len(runs)):
-        ref = train_reference(model, digits, int(runs.seeds[k]), int(runs.replace[k]), schedule,
-                              fixed if runs.fixed[k] else None)
+        ref = train_reference(
+            model, digits, int(runs.seeds[k]), int(runs.replace[k]), schedule, fixed if runs.fixed[k] else None
+        )
         assert relative_error(result.weights[k], ref.weights[0]) < tolerance
         for name in ("train_loss", "val_loss", "train_acc", "val_acc"):
             np.testing.assert_allclose(result.metrics[name][k], ref.metrics[name][0], rtol=1e-9, atol=1e-12)
@@ -69,7 +75,7 @@ def test_flatten_round_trip(digits):
     model = build_model("mlp", (64,), 2, hidden=5)
     params = model.init(torch.arange(3), Purpose.INIT, F64)
     back = unflatten(model, flatten(params))
-    assert all(torch.equal(a, b) for a, b in zip(params, back))
+    assert all(torch.equal(a, b) for a, b in zip(params, back, strict=True))
 
 
 def test_glorot_init_statistics():

@@ -14,8 +14,19 @@ ROOT = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 TINY = {
     "prepare": [],
-    "experiments": {"tiny": {"dataset": "digits_binary", "model": "logreg", "lr": 0.5, "batch_size": 16, "epochs": 2,
-                             "cadence": 5, "seeds": 4, "replace_indices": 2, "shard": {"seeds": 4, "replace_indices": 2}}},
+    "experiments": {
+        "tiny": {
+            "dataset": "digits_binary",
+            "model": "logreg",
+            "lr": 0.5,
+            "batch_size": 16,
+            "epochs": 2,
+            "cadence": 5,
+            "seeds": 4,
+            "replace_indices": 2,
+            "shard": {"seeds": 4, "replace_indices": 2},
+        }
+    },
     "analysis": {"n_pairs": 50, "bootstrap": 20, "ad_simulations": 200},
 }
 
@@ -117,7 +128,9 @@ def test_data_source_settings_do_not_rerun_offline_datasets(workdir):
     assert snakemake(workdir).returncode == 0
     write_config(workdir, {"prepare": ["digits_binary"], "experiments": {}, "data": {"download": True}})
     assert planned(snakemake(workdir, "-n")) == {}
-    write_config(workdir, {"prepare": ["digits_binary"], "experiments": {}, "datasets": {"digits_binary": {"split_seed": 3}}})
+    write_config(
+        workdir, {"prepare": ["digits_binary"], "experiments": {}, "datasets": {"digits_binary": {"split_seed": 3}}}
+    )
     assert planned(snakemake(workdir, "-n"))["prepare_dataset"] == 1
 
 

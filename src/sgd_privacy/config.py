@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import Any
 
 import yaml
 from jsonschema import Draft202012Validator, validators
@@ -19,7 +20,7 @@ def load_schema(path: str | Path) -> dict:
     return yaml.safe_load(Path(path).read_text())
 
 
-def _with_defaults(base: type) -> type:
+def _with_defaults(base: Any) -> Any:
     """A validator class that fills `default` values of absent properties while validating."""
     check_properties = base.VALIDATORS["properties"]
 
@@ -40,17 +41,18 @@ def _key(error: ValidationError) -> str:
 def describe(error: ValidationError) -> str:
     """One line naming the offending key, its value and what the schema allows there."""
     key = _key(error)
+    schema = error.schema if isinstance(error.schema, dict) else {}
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(schema.get("properties", {}))
         extra = sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         hint = f"allowed keys: {', '.join(allowed)}" if allowed else "no fixed keys here"
         where = f"under '{key}'" if error.absolute_path else "at the top level"
         return f"config: unknown key {', '.join(repr(e) for e in extra)} {where} ({hint})"
     if error.validator == "required":
         return f"config key '{key}': {error.message}"
-    allowed = error.schema.get("description")
-    if error.validator in ("oneOf", "anyOf") and allowed:
-        return f"config key '{key}': value {error.instance!r} is invalid; expected {allowed}"
+    description = schema.get("description")
+    if error.validator in ("oneOf", "anyOf") and description:
+        return f"config key '{key}': value {error.instance!r} is invalid; expected {description}"
     return f"config key '{key}': value {error.instance!r} is invalid: {error.message}"
 
 
@@ -59,14 +61,18 @@ def check_consistency(config: dict) -> None:
     for name, exp in config["experiments"].items():
         kept, T = exp["log_weights_at"], exp["T"]
         if kept is not None and T is None:
-            raise ConfigError(f"config key 'experiments.{name}.T': with log_weights_at set, the analyses need weights "
-                              f"at T, so set T to one of log_weights_at {kept}")
+            raise ConfigError(
+                f"config key 'experiments.{name}.T': with log_weights_at set, the analyses need weights "
+                f"at T, so set T to one of log_weights_at {kept}"
+            )
         if kept is not None and T not in kept:
             raise ConfigError(f"config key 'experiments.{name}.T': value {T} is not in log_weights_at {kept}")
     unknown = sorted(set(config["analysis"]["experiments"] or []) - set(config["experiments"]))
     if unknown:
-        raise ConfigError(f"config key 'analysis.experiments': unknown experiments {unknown}; "
-                          f"defined: {sorted(config['experiments'])}")
+        raise ConfigError(
+            f"config key 'analysis.experiments': unknown experiments {unknown}; "
+            f"defined: {sorted(config['experiments'])}"
+        )
 
 
 def validate_config(config: dict, schema: dict) -> dict:

@@ -59,7 +59,7 @@ def write_table(table: pa.Table | pd.DataFrame, path: str | os.PathLike) -> None
         pq.write_table(table, tmp, compression="zstd")
 
 
-def read_table(path: str | os.PathLike, **kwargs) -> pd.DataFrame:
+def read_table(path: str | os.PathLike, **kwargs: object) -> pd.DataFrame:
     """Read a Parquet file into a DataFrame."""
     return pq.read_table(path, **kwargs).to_pandas()
 
@@ -76,9 +76,8 @@ def arrays_hash(arrays: Mapping[str, np.ndarray]) -> str:
 
 def write_npz(arrays: Mapping[str, np.ndarray], path: str | os.PathLike) -> str:
     """Write arrays to an uncompressed .npz atomically; return their content hash."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # type: ignore[arg-type]
     return arrays_hash(arrays)
 
 

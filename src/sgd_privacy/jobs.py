@@ -17,7 +17,7 @@ def job_logging(log_file: str | None) -> logging.Logger:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True)
     logger = logging.getLogger("sgd_privacy.job")
 
-    def log_uncaught(kind, value, tb):  # noqa: ANN001 - sys.excepthook signature
+    def log_uncaught(kind, value, tb) -> None:  # noqa: ANN001 - sys.excepthook signature
         logger.error("%s: %s", kind.__name__, value, exc_info=(kind, value, tb))
 
     sys.excepthook = log_uncaught

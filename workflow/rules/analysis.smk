@@ -7,15 +7,15 @@ rule distances:
     output:
         over_t="results/analysis/{experiment}/distances_over_t.parquet",
         at_T="results/analysis/{experiment}/distances_at_T.parquet",
-    params:
-        pairs=analysis_slice("n_pairs", "pair_seed"),
-        bound=bound_params,
-    resources:
-        mem_mb=analysis_mem_mb,
     log:
         "logs/analysis/{experiment}/distances.log",
     conda:
         ENV
+    resources:
+        mem_mb=analysis_mem_mb,
+    params:
+        pairs=analysis_slice("n_pairs", "pair_seed"),
+        bound=bound_params,
     script:
         "../scripts/distances.py"
 
@@ -29,17 +29,17 @@ rule intrinsic_epsilon:
         per_weight="results/analysis/{experiment}/sigma_per_weight.parquet",
         per_dataset="results/analysis/{experiment}/sigma_per_dataset.parquet",
         stability="results/analysis/{experiment}/stability.parquet",
+    log:
+        "logs/analysis/{experiment}/intrinsic_epsilon.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=analysis_mem_mb,
     params:
         bound=bound_params,
         settings=analysis_slice(
             "bootstrap", "bootstrap_seed", "stability_seeds", "stability_pairs", "stability_repeats", "pair_seed"
         ),
-    resources:
-        mem_mb=analysis_mem_mb,
-    log:
-        "logs/analysis/{experiment}/intrinsic_epsilon.log",
-    conda:
-        ENV
     script:
         "../scripts/intrinsic_epsilon.py"
 
@@ -51,14 +51,14 @@ rule distribution_tests:
         summary="results/analysis/{experiment}/distribution_tests.parquet",
         per_weight="results/analysis/{experiment}/per_weight_tests.parquet",
         examples="results/analysis/{experiment}/nonnormal_weights.parquet",
-    params:
-        settings=analysis_slice("distribution_datasets", "ad_simulations", "seed"),
-    resources:
-        mem_mb=analysis_mem_mb,
     log:
         "logs/analysis/{experiment}/distribution_tests.log",
     conda:
         ENV
+    resources:
+        mem_mb=analysis_mem_mb,
+    params:
+        settings=analysis_slice("distribution_datasets", "ad_simulations", "seed"),
     script:
         "../scripts/distribution_tests.py"
 
@@ -69,13 +69,13 @@ rule weight_embedding:
     output:
         umap="results/analysis/{experiment}/umap.parquet",
         kmeans="results/analysis/{experiment}/kmeans_spans.parquet",
-    params:
-        settings=analysis_slice("seed"),
-    resources:
-        mem_mb=analysis_mem_mb,
     log:
         "logs/analysis/{experiment}/weight_embedding.log",
     conda:
         ENV
+    resources:
+        mem_mb=analysis_mem_mb,
+    params:
+        settings=analysis_slice("seed"),
     script:
         "../scripts/weight_embedding.py"

@@ -5,11 +5,11 @@ rule prepare_dataset:
     output:
         npz="results/data/{dataset}.npz",
         meta="results/data/{dataset}.json",
-    params:
-        dataset=dataset_params,
     log:
         "logs/data/{dataset}.log",
     conda:
         ENV
+    params:
+        dataset=dataset_params,
     script:
         "../scripts/prepare_dataset.py"

@@ -8,13 +8,13 @@ rule fixed_init:
         npz=lambda wc: dataset_files(experiment(wc.experiment)["dataset"])["npz"],
     output:
         "results/train/{experiment}/fixed_init.npy",
-    params:
-        architecture=lambda wc: architecture_slice(experiment(wc.experiment)),
-        seed=lambda wc: experiment(wc.experiment)["fixed_init_seed"],
     log:
         "logs/train/{experiment}/fixed_init.log",
     conda:
         ENV
+    params:
+        architecture=lambda wc: architecture_slice(experiment(wc.experiment)),
+        seed=lambda wc: experiment(wc.experiment)["fixed_init_seed"],
     script:
         "../scripts/fixed_init.py"
 
@@ -24,17 +24,17 @@ rule train_shard:
         unpack(train_inputs),
     output:
         "results/train/{experiment}/shards/{shard}.parquet",
-    params:
-        run=train_params,
+    log:
+        "logs/train/{experiment}/{shard}.log",
+    conda:
+        ENV
     threads: config["training"]["threads"]
     resources:
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
         mem_mb=config["training"]["memory_budget_mb"] + 2048,
-    log:
-        "logs/train/{experiment}/{shard}.log",
-    conda:
-        ENV
+    params:
+        run=train_params,
     script:
         "../scripts/train_shard.py"
 
@@ -45,11 +45,11 @@ rule convergence:
     output:
         runs="results/train/{experiment}/runs.parquet",
         summary="results/train/{experiment}/convergence.parquet",
-    params:
-        convergence=lambda wc: {k: experiment(wc.experiment)[k] for k in ("patience", "T")},
     log:
         "logs/train/{experiment}/convergence.log",
     conda:
         ENV
+    params:
+        convergence=lambda wc: {k: experiment(wc.experiment)[k] for k in ("patience", "T")},
     script:
         "../scripts/convergence.py"

@@ -11,7 +11,9 @@ runs, steps, weights = weights_over_time(smk.input.shards)
 if T not in set(steps.tolist()):
     raise ValueError(f"no weights were kept at T = {T}; add it to the experiment's log_weights_at")
 bound = bound_for(smk.params.bound, read_json(smk.input.meta)["n_train"])
-over_t, at_T = distance_tables(runs, steps, weights, T, smk.params.pairs["n_pairs"], smk.params.pairs["pair_seed"], bound)
+over_t, at_T = distance_tables(
+    runs, steps, weights, T, smk.params.pairs["n_pairs"], smk.params.pairs["pair_seed"], bound
+)
 write_table(over_t, smk.output.over_t)
 write_table(at_T, smk.output.at_T)
 log.info("%d runs, %d steps; at T = %d: %s", len(runs), len(steps), T, at_T.groupby("kind")["distance"].max().to_dict())

@@ -10,7 +10,9 @@ log = job_logging(smk.log[0])
 s = smk.params.settings
 T = read_T(smk.input.convergence)
 runs, weights = weights_at(smk.input.shards, T)
-summary, per_weight, examples = distribution_tables(runs, weights, T, s["distribution_datasets"], s["seed"], s["ad_simulations"])
+summary, per_weight, examples = distribution_tables(
+    runs, weights, T, s["distribution_datasets"], s["seed"], s["ad_simulations"]
+)
 write_table(summary, smk.output.summary)
 write_table(per_weight, smk.output.per_weight)
 write_table(examples, smk.output.examples)

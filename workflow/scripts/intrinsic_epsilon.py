@@ -11,10 +11,19 @@ s = smk.params.settings
 T = read_T(smk.input.convergence)
 n_train = read_json(smk.input.meta)["n_train"]
 runs, weights = weights_at(smk.input.shards, T)
-epsilon, per_weight, per_dataset = epsilon_tables(runs, weights, T, empirical_sensitivity(read_table(smk.input.at_T)),
-                                                  n_train, bound_for(smk.params.bound, n_train),
-                                                  s["bootstrap"], s["bootstrap_seed"])
-stability = stability_table(runs, weights, s["stability_seeds"], s["stability_pairs"], s["stability_repeats"], s["pair_seed"])
+epsilon, per_weight, per_dataset = epsilon_tables(
+    runs,
+    weights,
+    T,
+    empirical_sensitivity(read_table(smk.input.at_T)),
+    n_train,
+    bound_for(smk.params.bound, n_train),
+    s["bootstrap"],
+    s["bootstrap_seed"],
+)
+stability = stability_table(
+    runs, weights, s["stability_seeds"], s["stability_pairs"], s["stability_repeats"], s["pair_seed"]
+)
 write_table(epsilon, smk.output.epsilon)
 write_table(per_weight, smk.output.per_weight)
 write_table(per_dataset, smk.output.per_dataset)

@@ -8,4 +8,6 @@ log = job_logging(smk.log[0])
 name, params = smk.wildcards.dataset, smk.params.dataset
 prepared = prepare_dataset(name, params["options"], SourceContext(**params["source"]))
 meta = write_prepared(name, prepared, smk.output.npz, smk.output.meta)
-log.info("%s: %s", name, {k: meta[k] for k in ("n_train", "n_val", "n_test", "n_features", "n_classes", "max_row_norm")})
+log.info(
+    "%s: %s", name, {k: meta[k] for k in ("n_train", "n_val", "n_test", "n_features", "n_classes", "max_row_norm")}
+)

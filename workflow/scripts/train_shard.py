@@ -12,7 +12,15 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(smk.log[0])
 torch.set_num_threads(smk.threads)
 run = smk.params.run
-fixed = np.load(smk.input.fixed_init) if "fixed_init" in smk.input.keys() else None
-table = run_shard(smk.wildcards.experiment, run["training"], run["shard"], load_prepared(smk.input.npz, smk.input.meta),
-                  fixed, device=smk.resources.device, budget_mb=smk.resources.budget_mb, progress=log.info)
+fixed = np.load(smk.input.fixed_init) if "fixed_init" in smk.input.keys() else None  # noqa: SIM118 - `in` on a Namedlist tests values
+table = run_shard(
+    smk.wildcards.experiment,
+    run["training"],
+    run["shard"],
+    load_prepared(smk.input.npz, smk.input.meta),
+    fixed,
+    device=smk.resources.device,
+    budget_mb=smk.resources.budget_mb,
+    progress=log.info,
+)
 write_table(table, smk.output[0])

@@ -27,10 +27,22 @@ def kmeans_spans(weights: np.ndarray, runs: pd.DataFrame, seed: int = 0) -> tupl
     k = min(k, len(weights))
     labels = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(np.asarray(weights, dtype=np.float64))
     frame = runs.assign(cluster=labels)
-    spans = pd.concat([
-        frame.groupby("seed")["cluster"].nunique().rename("clusters").reset_index().assign(by="seed").rename(columns={"seed": "value"}),
-        frame.groupby("replace_index")["cluster"].nunique().rename("clusters").reset_index()
-        .assign(by="replace_index").rename(columns={"replace_index": "value"}),
-    ], ignore_index=True)
+    spans = pd.concat(
+        [
+            frame.groupby("seed")["cluster"]
+            .nunique()
+            .rename("clusters")
+            .reset_index()
+            .assign(by="seed")
+            .rename(columns={"seed": "value"}),
+            frame.groupby("replace_index")["cluster"]
+            .nunique()
+            .rename("clusters")
+            .reset_index()
+            .assign(by="replace_index")
+            .rename(columns={"replace_index": "value"}),
+        ],
+        ignore_index=True,
+    )
     spans["k"] = k
     return labels, spans[["by", "value", "clusters", "k"]]

@@ -78,8 +78,11 @@ def rejected_fractions(p_values: np.ndarray, alpha: float = 0.05) -> dict[str, f
     """Fractions of tests rejected at alpha and at the Bonferroni level alpha / m (NaNs excluded)."""
     p = p_values[~np.isnan(p_values)]
     m = len(p)
-    return {"n_tests": m, "rejected": float((p < alpha).mean()) if m else math.nan,
-            "rejected_bonferroni": float((p < alpha / m).mean()) if m else math.nan}
+    return {
+        "n_tests": m,
+        "rejected": float((p < alpha).mean()) if m else math.nan,
+        "rejected_bonferroni": float((p < alpha / m).mean()) if m else math.nan,
+    }
 
 
 def anderson_darling_laplace_statistic(x: np.ndarray) -> np.ndarray:
@@ -102,7 +105,9 @@ def laplace_ad_null(n: int, n_sim: int = 2000, seed: int = 0) -> np.ndarray:
     return np.sort(anderson_darling_laplace_statistic(sims))
 
 
-def anderson_darling_laplace(x: np.ndarray, null: np.ndarray | None = None, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def anderson_darling_laplace(
+    x: np.ndarray, null: np.ndarray | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
     """A^2 and Monte Carlo p-values (add-one) of each column against a fitted Laplace."""
     a2 = anderson_darling_laplace_statistic(x)
     null = laplace_ad_null(x.shape[0], seed=seed) if null is None else null

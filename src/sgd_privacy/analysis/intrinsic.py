@@ -12,9 +12,13 @@ from . import distribution as dist
 from .clusters import kmeans_spans, umap_embedding
 from .pairs import PAIR_KINDS, pair_distances, sample_pairs
 from .privacy import (
-    bolt_on_sensitivity, bootstrap_over_seeds, gaussian_c, gaussian_epsilon, pooled_sigma, sigma_per_group,
+    bolt_on_sensitivity,
+    bootstrap_over_seeds,
+    gaussian_c,
+    gaussian_epsilon,
+    pooled_sigma,
+    sigma_per_group,
 )
-
 
 MIN_TEST_SEEDS = 8
 
@@ -39,8 +43,9 @@ def weights_over_time(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, n
     return runs, steps, flat[order].reshape(n_runs, len(steps), -1)
 
 
-def distance_tables(runs: pd.DataFrame, steps: np.ndarray, weights: np.ndarray, T: int, n_pairs: int, seed: int,
-                    bound: dict | None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def distance_tables(
+    runs: pd.DataFrame, steps: np.ndarray, weights: np.ndarray, T: int, n_pairs: int, seed: int, bound: dict | None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Distances over t per pair kind (max, quantiles, mean, n) with the bolt-on bound, and all distances at T."""
     ok = ~runs["diverged"].to_numpy()
     live = runs[ok].reset_index(drop=True)
@@ -55,18 +60,51 @@ def distance_tables(runs: pd.DataFrame, steps: np.ndarray, weights: np.ndarray, 
         d = pair_distances(w, pairs)  # (pairs, steps)
         q = np.quantile(d, [0.0, 0.05, 0.5, 0.95, 1.0], axis=0)
         for k, t in enumerate(steps):
-            rows.append({"kind": kind, "t": int(t), "n_pairs": len(pairs), "min": q[0, k], "q05": q[1, k],
-                         "median": q[2, k], "q95": q[3, k], "max": q[4, k], "mean": d[:, k].mean()})
+            rows.append(
+                {
+                    "kind": kind,
+                    "t": int(t),
+                    "n_pairs": len(pairs),
+                    "min": q[0, k],
+                    "q05": q[1, k],
+                    "median": q[2, k],
+                    "q95": q[3, k],
+                    "max": q[4, k],
+                    "mean": d[:, k].mean(),
+                }
+            )
         if has_T:
             a, b = live.iloc[pairs[:, 0]], live.iloc[pairs[:, 1]]
-            at_T.append(pd.DataFrame({"kind": kind, "t": T, "distance": d[:, t_index],
-                                      "init": a["init"].to_numpy(), "seed_a": a["seed"].to_numpy(),
-                                      "seed_b": b["seed"].to_numpy(), "replace_a": a["replace_index"].to_numpy(),
-                                      "replace_b": b["replace_index"].to_numpy()}))
+            at_T.append(
+                pd.DataFrame(
+                    {
+                        "kind": kind,
+                        "t": T,
+                        "distance": d[:, t_index],
+                        "init": a["init"].to_numpy(),
+                        "seed_a": a["seed"].to_numpy(),
+                        "seed_b": b["seed"].to_numpy(),
+                        "replace_a": a["replace_index"].to_numpy(),
+                        "replace_b": b["replace_index"].to_numpy(),
+                    }
+                )
+            )
     if bound is not None:
         theory = bolt_on_sensitivity(steps, **bound)
-        rows += [{"kind": "sensitivity_theory", "t": int(t), "n_pairs": 0, "min": v, "q05": v, "median": v,
-                  "q95": v, "max": v, "mean": v} for t, v in zip(steps, theory)]
+        rows += [
+            {
+                "kind": "sensitivity_theory",
+                "t": int(t),
+                "n_pairs": 0,
+                "min": v,
+                "q05": v,
+                "median": v,
+                "q95": v,
+                "max": v,
+                "mean": v,
+            }
+            for t, v in zip(steps, theory, strict=True)
+        ]
     over_t = pd.DataFrame(rows)
     over_t.insert(0, "experiment", runs["experiment"].iloc[0])
     at = pd.concat(at_T, ignore_index=True) if at_T else pd.DataFrame(columns=["kind", "t", "distance"])
@@ -79,8 +117,16 @@ def _ci(values: np.ndarray) -> tuple[float, float]:
     return float(lo), float(hi)
 
 
-def epsilon_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, empirical_sensitivity: float, n_rows: int,
-                   bound: dict | None, n_boot: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def epsilon_tables(
+    runs: pd.DataFrame,
+    weights: np.ndarray,
+    T: int,
+    empirical_sensitivity: float,
+    n_rows: int,
+    bound: dict | None,
+    n_boot: int,
+    seed: int,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Table 4 row (sigma, Deltas, epsilons with bootstrap CIs over seeds), per-weight sigma, per-dataset sigma (Table 5)."""
     sel = variable_live(runs)
     if sel.sum() < 3:
@@ -92,11 +138,21 @@ def epsilon_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, empirical_se
     boot = bootstrap_over_seeds(seeds, lambda rows: pooled_sigma(w[rows], groups[rows]).min(), n_boot, seed)
     sigma, sigma_ci = float(sigma_j.min()), _ci(boot)
     row = {
-        "experiment": runs["experiment"].iloc[0], "T": T, "N": n_rows, "delta": delta, "c": gaussian_c(delta),
-        "n_seeds": len(np.unique(seeds)), "n_datasets": len(np.unique(groups)), "n_runs": int(sel.sum()),
-        "n_params": w.shape[1], "sigma": sigma, "sigma_max": float(sigma_j.max()),
-        "sigma_ci_low": sigma_ci[0], "sigma_ci_high": sigma_ci[1],
-        "delta_theory": d_theory, "delta_empirical": empirical_sensitivity,
+        "experiment": runs["experiment"].iloc[0],
+        "T": T,
+        "N": n_rows,
+        "delta": delta,
+        "c": gaussian_c(delta),
+        "n_seeds": len(np.unique(seeds)),
+        "n_datasets": len(np.unique(groups)),
+        "n_runs": int(sel.sum()),
+        "n_params": w.shape[1],
+        "sigma": sigma,
+        "sigma_max": float(sigma_j.max()),
+        "sigma_ci_low": sigma_ci[0],
+        "sigma_ci_high": sigma_ci[1],
+        "delta_theory": d_theory,
+        "delta_empirical": empirical_sensitivity,
         "epsilon_theory": float(gaussian_epsilon(d_theory, sigma, delta)),
         "epsilon_empirical": float(gaussian_epsilon(empirical_sensitivity, sigma, delta)),
     }
@@ -108,13 +164,25 @@ def epsilon_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, empirical_se
     per_weight = pd.DataFrame({"experiment": row["experiment"], "weight": np.arange(w.shape[1]), "sigma": sigma_j})
     labels, sig = sigma_per_group(w, groups)
     row["sigma_dataset_min"], row["sigma_dataset_max"] = float(sig.min()), float(sig.max())
-    per_dataset = pd.DataFrame({"experiment": row["experiment"], "replace_index": labels, "sigma": sig,
-                                "n_seeds": [int((groups == g).sum()) for g in labels]})
+    per_dataset = pd.DataFrame(
+        {
+            "experiment": row["experiment"],
+            "replace_index": labels,
+            "sigma": sig,
+            "n_seeds": [int((groups == g).sum()) for g in labels],
+        }
+    )
     return pd.DataFrame([row]), per_weight, per_dataset
 
 
-def stability_table(runs: pd.DataFrame, weights: np.ndarray, seed_counts: Sequence[int], pair_counts: Sequence[int],
-                    repeats: int, seed: int) -> pd.DataFrame:
+def stability_table(
+    runs: pd.DataFrame,
+    weights: np.ndarray,
+    seed_counts: Sequence[int],
+    pair_counts: Sequence[int],
+    repeats: int,
+    seed: int,
+) -> pd.DataFrame:
     """sigma re-estimated from subsets of seeds, and the empirical sensitivity from subsets of pairs (Figure 6)."""
     live = ~runs["diverged"].to_numpy()
     var = variable_live(runs)
@@ -125,20 +193,35 @@ def stability_table(runs: pd.DataFrame, weights: np.ndarray, seed_counts: Sequen
     for n in sorted({c for c in seed_counts if 2 <= c <= len(unique)}):
         for r in range(repeats):
             chosen = np.isin(seeds, rng.choice(unique, n, replace=False))
-            rows.append({"quantity": "sigma", "n": n, "repeat": r, "value": float(pooled_sigma(w[chosen], groups[chosen]).min())})
+            rows.append(
+                {
+                    "quantity": "sigma",
+                    "n": n,
+                    "repeat": r,
+                    "value": float(pooled_sigma(w[chosen], groups[chosen]).min()),
+                }
+            )
     sens_runs = runs[live].reset_index(drop=True)
     pairs = sample_pairs(sens_runs, "sensitivity", 10**9, seed)
     d = pair_distances(weights[live], pairs) if len(pairs) else np.zeros(0)
     for n in sorted({c for c in pair_counts if 1 <= c <= len(pairs)}):
         for r in range(repeats):
-            rows.append({"quantity": "delta_empirical", "n": n, "repeat": r, "value": float(d[rng.choice(len(d), n, replace=False)].max())})
+            rows.append(
+                {
+                    "quantity": "delta_empirical",
+                    "n": n,
+                    "repeat": r,
+                    "value": float(d[rng.choice(len(d), n, replace=False)].max()),
+                }
+            )
     frame = pd.DataFrame(rows, columns=["quantity", "n", "repeat", "value"])
     frame.insert(0, "experiment", runs["experiment"].iloc[0])
     return frame
 
 
-def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_datasets: int, seed: int,
-                        n_sim: int, n_examples: int = 4) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+def distribution_tables(
+    runs: pd.DataFrame, weights: np.ndarray, T: int, max_datasets: int, seed: int, n_sim: int, n_examples: int = 4
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """HZ, Shapiro, AD-Laplace and tail index on each dataset's centred variable-init weights at T,
     per-weight p-values, and the values of the `n_examples` least normal weights (Figure 5 data)."""
     sel = variable_live(runs)
@@ -151,8 +234,16 @@ def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_dat
         x = x - x.mean(axis=0)
         n = len(x)
         if n < MIN_TEST_SEEDS:
-            summary.append({"experiment": runs["experiment"].iloc[0], "T": T, "replace_index": int(g), "n_seeds": n,
-                            "n_params": x.shape[1], "hz_note": f"not tested: {n} seeds < {MIN_TEST_SEEDS}"})
+            summary.append(
+                {
+                    "experiment": runs["experiment"].iloc[0],
+                    "T": T,
+                    "replace_index": int(g),
+                    "n_seeds": n,
+                    "n_params": x.shape[1],
+                    "hz_note": f"not tested: {n} seeds < {MIN_TEST_SEEDS}",
+                }
+            )
             continue
         hz = dist.henze_zirkler(x, seed=seed)
         sw = dist.shapiro_per_weight(x)
@@ -163,27 +254,61 @@ def distribution_tables(runs: pd.DataFrame, weights: np.ndarray, T: int, max_dat
         except ValueError as exc:
             alpha, alpha_note = np.nan, str(exc)
         sw_frac, ad_frac = dist.rejected_fractions(sw), dist.rejected_fractions(ad_p)
-        summary.append({
-            "experiment": runs["experiment"].iloc[0], "T": T, "replace_index": int(g), "n_seeds": n, "n_params": x.shape[1],
-            "hz_statistic": hz.statistic, "hz_p_min": hz.p_value, "hz_subsets": hz.n_subsets, "hz_dim": hz.dim, "hz_note": hz.note,
-            "shapiro_rejected": sw_frac["rejected"], "shapiro_rejected_bonferroni": sw_frac["rejected_bonferroni"],
-            "laplace_rejected": ad_frac["rejected"], "laplace_rejected_bonferroni": ad_frac["rejected_bonferroni"],
-            "tail_index": alpha, "tail_index_note": alpha_note,
-        })
-        per_weight.append(pd.DataFrame({"experiment": runs["experiment"].iloc[0], "replace_index": int(g),
-                                        "weight": np.arange(x.shape[1]), "shapiro_p": sw, "laplace_ad": a2, "laplace_p": ad_p,
-                                        "std": x.std(axis=0, ddof=1)}))
+        summary.append(
+            {
+                "experiment": runs["experiment"].iloc[0],
+                "T": T,
+                "replace_index": int(g),
+                "n_seeds": n,
+                "n_params": x.shape[1],
+                "hz_statistic": hz.statistic,
+                "hz_p_min": hz.p_value,
+                "hz_subsets": hz.n_subsets,
+                "hz_dim": hz.dim,
+                "hz_note": hz.note,
+                "shapiro_rejected": sw_frac["rejected"],
+                "shapiro_rejected_bonferroni": sw_frac["rejected_bonferroni"],
+                "laplace_rejected": ad_frac["rejected"],
+                "laplace_rejected_bonferroni": ad_frac["rejected_bonferroni"],
+                "tail_index": alpha,
+                "tail_index_note": alpha_note,
+            }
+        )
+        per_weight.append(
+            pd.DataFrame(
+                {
+                    "experiment": runs["experiment"].iloc[0],
+                    "replace_index": int(g),
+                    "weight": np.arange(x.shape[1]),
+                    "shapiro_p": sw,
+                    "laplace_ad": a2,
+                    "laplace_p": ad_p,
+                    "std": x.std(axis=0, ddof=1),
+                }
+            )
+        )
         worst = np.argsort(np.where(np.isnan(sw), np.inf, sw))[:n_examples]
-        examples.append(pd.DataFrame({"experiment": runs["experiment"].iloc[0], "replace_index": int(g),
-                                      "weight": np.repeat(worst, n), "shapiro_p": np.repeat(sw[worst], n),
-                                      "seed": np.tile(runs["seed"].to_numpy()[sel][groups == g], len(worst)),
-                                      "value": w[groups == g][:, worst].T.reshape(-1)}))
+        examples.append(
+            pd.DataFrame(
+                {
+                    "experiment": runs["experiment"].iloc[0],
+                    "replace_index": int(g),
+                    "weight": np.repeat(worst, n),
+                    "shapiro_p": np.repeat(sw[worst], n),
+                    "seed": np.tile(runs["seed"].to_numpy()[sel][groups == g], len(worst)),
+                    "value": w[groups == g][:, worst].T.reshape(-1),
+                }
+            )
+        )
     if not summary:
         raise ValueError("distribution tests need variable-init runs")
     columns = ["experiment", "replace_index", "weight", "shapiro_p", "laplace_ad", "laplace_p", "std"]
     per_weight_frame = pd.concat(per_weight, ignore_index=True) if per_weight else pd.DataFrame(columns=columns)
-    example_frame = pd.concat(examples, ignore_index=True) if examples else pd.DataFrame(
-        columns=["experiment", "replace_index", "weight", "shapiro_p", "seed", "value"])
+    example_frame = (
+        pd.concat(examples, ignore_index=True)
+        if examples
+        else pd.DataFrame(columns=["experiment", "replace_index", "weight", "shapiro_p", "seed", "value"])
+    )
     return pd.DataFrame(summary), per_weight_frame, example_frame
 
 

@@ -40,7 +40,7 @@ def pair_distances(weights: np.ndarray, pairs: np.ndarray, chunk: int = 256) -> 
     """L2 distances ||w_a - w_b|| for weights (runs, ..., params), in float64; returns (pairs, ...)."""
     out = np.empty((len(pairs),) + weights.shape[1:-1])
     for start in range(0, len(pairs), chunk):
-        p = pairs[start:start + chunk]
+        p = pairs[start : start + chunk]
         diff = weights[p[:, 0]].astype(np.float64) - weights[p[:, 1]].astype(np.float64)
-        out[start:start + chunk] = np.linalg.norm(diff, axis=-1)
+        out[start : start + chunk] = np.linalg.norm(diff, axis=-1)
     return out

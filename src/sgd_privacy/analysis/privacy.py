@@ -10,8 +10,9 @@ import numpy as np
 LOGREG_LIPSCHITZ = math.sqrt(2.0)  # logistic loss on rows of norm <= 1 plus a bias
 
 
-def bolt_on_sensitivity(t: np.ndarray | float, n_rows: int, batch_size: int, lr: float,
-                        lipschitz: float = LOGREG_LIPSCHITZ) -> np.ndarray:
+def bolt_on_sensitivity(
+    t: np.ndarray | float, n_rows: int, batch_size: int, lr: float, lipschitz: float = LOGREG_LIPSCHITZ
+) -> np.ndarray:
     """Delta_theory = 2 k L eta / b with k = t / floor(n_rows / b) passes (convex, L-Lipschitz, eta <= 2/beta)."""
     passes = np.asarray(t, dtype=np.float64) / (n_rows // batch_size)
     return 2.0 * passes * lipschitz * lr / batch_size
@@ -49,7 +50,9 @@ def sigma_per_group(weights: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray
     return labels, sig
 
 
-def bootstrap_over_seeds(seeds: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int, seed: int) -> np.ndarray:
+def bootstrap_over_seeds(
+    seeds: np.ndarray, statistic: Callable[[np.ndarray], float], n_boot: int, seed: int
+) -> np.ndarray:
     """Values of statistic(row indices) on resamples of the seeds with replacement (a seed brings all its rows)."""
     unique = np.unique(seeds)
     rng = np.random.default_rng(seed)

@@ -5,6 +5,14 @@ from .neighbours import check_replace_indices, neighbour_index, neighbour_rows
 from .registry import DATASETS, SourceContext, dataset_options, load_prepared, prepare_dataset, write_prepared
 
 __all__ = [
-    "DATASETS", "DataError", "SourceContext", "check_replace_indices", "dataset_options", "load_prepared",
-    "neighbour_index", "neighbour_rows", "prepare_dataset", "write_prepared",
+    "DATASETS",
+    "DataError",
+    "SourceContext",
+    "check_replace_indices",
+    "dataset_options",
+    "load_prepared",
+    "neighbour_index",
+    "neighbour_rows",
+    "prepare_dataset",
+    "write_prepared",
 ]

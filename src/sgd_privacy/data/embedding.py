@@ -43,7 +43,9 @@ class CifarResNet(nn.Module):
         self.bn1 = nn.BatchNorm2d(16)
         stages, cin = [], 16
         for cout, stride in ((16, 1), (32, 2), (64, 2)):
-            stages.append(nn.Sequential(*[_Block(cin if b == 0 else cout, cout, stride if b == 0 else 1) for b in range(blocks)]))
+            stages.append(
+                nn.Sequential(*[_Block(cin if b == 0 else cout, cout, stride if b == 0 else 1) for b in range(blocks)])
+            )
             cin = cout
         self.layer1, self.layer2, self.layer3 = stages
         self.fc = nn.Linear(64, num_classes)
@@ -61,7 +63,9 @@ def load_resnet56(checkpoint: str | Path | None, allow_download: bool) -> CifarR
     if checkpoint:
         path = Path(checkpoint)
         if not path.is_file():
-            raise DataError(f"ResNet-56 checkpoint {path} not found; set datasets.cifar2.resnet_checkpoint to a state-dict file")
+            raise DataError(
+                f"ResNet-56 checkpoint {path} not found; set datasets.cifar2.resnet_checkpoint to a state-dict file"
+            )
         state = torch.load(path, map_location="cpu", weights_only=True)
         state = state.get("state_dict", state) if isinstance(state, dict) else state
     elif allow_download:
@@ -86,6 +90,6 @@ def embed_images(model: CifarResNet, images: np.ndarray, batch_size: int = 500) 
     std = torch.tensor(CIFAR100_STD).view(1, 3, 1, 1)
     out = []
     for start in range(0, len(images), batch_size):
-        x = torch.from_numpy(images[start:start + batch_size]).float() / 255.0
+        x = torch.from_numpy(images[start : start + batch_size]).float() / 255.0
         out.append(model.embed((x - mean) / std))
     return torch.cat(out).numpy().astype(np.float32) if out else np.zeros((0, 64), np.float32)

@@ -13,7 +13,11 @@ def check_replace_indices(replace: np.ndarray | list[int], n: int) -> np.ndarray
     arr = np.asarray(replace, dtype=np.int64).reshape(-1)
     bad = arr[(arr < 1) | (arr >= n)]
     if bad.size:
-        reason = "index 0 is the row that replaces x_i, not a valid replace index" if (bad == 0).any() else f"the base set has {n} rows"
+        reason = (
+            "index 0 is the row that replaces x_i, not a valid replace index"
+            if (bad == 0).any()
+            else f"the base set has {n} rows"
+        )
         raise DataError(f"replace index {int(bad[0])} is invalid: replace indices lie in 1..{n - 1} ({reason})")
     return arr
 

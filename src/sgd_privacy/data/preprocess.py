@@ -8,9 +8,11 @@ import pandas as pd
 from ..rng import Purpose, permutation
 
 
-def validation_split(x: np.ndarray, y: np.ndarray, fraction: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def validation_split(
+    x: np.ndarray, y: np.ndarray, fraction: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Split off the first `fraction` of rows (positional) as validation: returns x_train, y_train, x_val, y_val."""
-    n_val = int(round(fraction * len(x)))
+    n_val = round(fraction * len(x))
     return x[n_val:], y[n_val:], x[:n_val], y[:n_val]
 
 
@@ -22,7 +24,7 @@ def seeded_order(n: int, seed: int) -> np.ndarray:
 def random_split(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (train, test) of a reproducible random split; train keeps the shuffled order."""
     order = seeded_order(n, seed)
-    n_test = int(round(test_fraction * n))
+    n_test = round(test_fraction * n)
     return order[n_test:], order[:n_test]
 
 
@@ -67,7 +69,9 @@ def nonconstant_columns(x_fit: np.ndarray) -> np.ndarray:
     return x_fit.max(axis=0) > x_fit.min(axis=0)
 
 
-def one_hot_aligned(fit: pd.DataFrame, others: list[pd.DataFrame], categorical: list[str]) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
+def one_hot_aligned(
+    fit: pd.DataFrame, others: list[pd.DataFrame], categorical: list[str]
+) -> tuple[pd.DataFrame, list[pd.DataFrame]]:
     """One-hot encode with the first level dropped; other frames get exactly the fitted columns."""
     encoded = pd.get_dummies(fit, columns=categorical, drop_first=True, dtype=np.float64)
     aligned = [

@@ -14,12 +14,24 @@ import pandas as pd
 
 from .errors import DataError
 
-_IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_IDX_DTYPES: dict[int, str | type] = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 ADULT_COLUMNS = [
-    "age", "workclass", "fnlwgt", "education", "education_num", "marital_status",
-    "occupation", "relationship", "race", "sex", "capital_gain", "capital_loss",
-    "hours_per_week", "native_country", "income",
+    "age",
+    "workclass",
+    "fnlwgt",
+    "education",
+    "education_num",
+    "marital_status",
+    "occupation",
+    "relationship",
+    "race",
+    "sex",
+    "capital_gain",
+    "capital_loss",
+    "hours_per_week",
+    "native_country",
+    "income",
 ]
 ADULT_NUMERIC = ["age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours_per_week"]
 COVTYPE_COLUMNS = 55
@@ -47,7 +59,7 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{name}: truncated IDX header")
-    shape = tuple(int.from_bytes(data[4 + 4 * k: 8 + 4 * k], "big") for k in range(ndim))
+    shape = tuple(int.from_bytes(data[4 + 4 * k : 8 + 4 * k], "big") for k in range(ndim))
     dtype = np.dtype(_IDX_DTYPES[code])
     expected = header + int(np.prod(shape)) * dtype.itemsize
     if len(data) != expected:
@@ -63,13 +75,15 @@ def read_idx(path: str | Path) -> np.ndarray:
 def parse_cifar_batch(data: bytes, name: str = "<bytes>") -> tuple[np.ndarray, np.ndarray]:
     """Decode one CIFAR python pickle batch into (N, 3, 32, 32) uint8 images and labels."""
     try:
-        batch = pickle.loads(data, encoding="bytes")
+        batch = pickle.loads(data, encoding="bytes")  # noqa: S301 - the CIFAR-10 files are pickles; checksummed first
         images = np.asarray(batch[b"data"], dtype=np.uint8)
         labels = np.asarray(batch.get(b"labels", batch.get(b"fine_labels")), dtype=np.int64)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a corrupt file
+    except Exception as exc:
         raise DataError(f"{name}: not a readable CIFAR python batch ({exc})") from exc
     if images.ndim != 2 or images.shape[1] != 3072 or labels.shape != (images.shape[0],):
-        raise DataError(f"{name}: CIFAR batch has shape {images.shape} / labels {labels.shape}, expected (N, 3072) / (N,)")
+        raise DataError(
+            f"{name}: CIFAR batch has shape {images.shape} / labels {labels.shape}, expected (N, 3072) / (N,)"
+        )
     return images.reshape(-1, 3, 32, 32), labels
 
 
@@ -80,8 +94,9 @@ def read_cifar_members(archive: str | Path, members: list[str]) -> dict[str, byt
         with tarfile.open(archive, "r:gz") as tar:
             for info in tar.getmembers():
                 base = info.name.rsplit("/", 1)[-1]
-                if base in members and info.isfile():
-                    out[base] = tar.extractfile(info).read()
+                member = tar.extractfile(info) if base in members and info.isfile() else None
+                if member is not None:
+                    out[base] = member.read()
     except (tarfile.TarError, OSError, EOFError, zlib.error) as exc:
         raise DataError(f"{archive}: corrupt or truncated archive ({exc}); delete it and fetch it again") from exc
     missing = sorted(set(members) - set(out))
@@ -102,7 +117,9 @@ def parse_adult(text: str, name: str = "<text>") -> pd.DataFrame:
     bad_label = ~frame["income"].isin(["<=50K", ">50K"])
     if bad_label.any():
         row = int(np.flatnonzero(bad_label.to_numpy())[0])
-        raise DataError(f"{name}: data row {row + 1} has income {frame['income'].iloc[row]!r}, expected '<=50K' or '>50K'")
+        raise DataError(
+            f"{name}: data row {row + 1} has income {frame['income'].iloc[row]!r}, expected '<=50K' or '>50K'"
+        )
     for col in ADULT_NUMERIC:
         values = pd.to_numeric(frame[col], errors="coerce")
         if values.isna().any():

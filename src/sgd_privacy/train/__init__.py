@@ -1,0 +1,1 @@
+"""Training: the vectorised grid trainer, the plain reference trainer, shards and convergence."""

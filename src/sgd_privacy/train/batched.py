@@ -64,19 +64,23 @@ class Runs:
 class TrainResult:
     """Logged history of a batch of runs."""
 
-    steps: np.ndarray            # (L,)
-    weight_steps: np.ndarray     # (Lw,)
-    weights: np.ndarray          # (M, Lw, P) in the training dtype
+    steps: np.ndarray  # (L,)
+    weight_steps: np.ndarray  # (Lw,)
+    weights: np.ndarray  # (M, Lw, P) in the training dtype
     metrics: dict[str, np.ndarray]  # name -> (M, L) float64
-    diverged: np.ndarray         # (M,) bool
+    diverged: np.ndarray  # (M,) bool
 
     @staticmethod
     def concat(parts: list[TrainResult]) -> TrainResult:
         """Stack results of consecutive sub-batches."""
         first = parts[0]
-        return TrainResult(first.steps, first.weight_steps, np.concatenate([p.weights for p in parts]),
-                           {k: np.concatenate([p.metrics[k] for p in parts]) for k in first.metrics},
-                           np.concatenate([p.diverged for p in parts]))
+        return TrainResult(
+            first.steps,
+            first.weight_steps,
+            np.concatenate([p.weights for p in parts]),
+            {k: np.concatenate([p.metrics[k] for p in parts]) for k in first.metrics},
+            np.concatenate([p.diverged for p in parts]),
+        )
 
 
 @dataclass(frozen=True)
@@ -91,27 +95,31 @@ class DeviceData:
     @staticmethod
     def from_arrays(arrays: dict[str, np.ndarray], device: torch.device, dtype: torch.dtype) -> DeviceData:
         """Copy the prepared arrays to `device` with features in `dtype`."""
+
         def t(name: str, cast: torch.dtype) -> torch.Tensor:
             return torch.as_tensor(arrays[name]).to(device=device, dtype=cast)
+
         return DeviceData(t("x_train", dtype), t("y_train", torch.int64), t("x_val", dtype), t("y_val", torch.int64))
 
 
-def _totals(model: Model, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor,
-            rows_per_chunk: int) -> tuple[torch.Tensor, torch.Tensor, float]:
+def _totals(
+    model: Model, params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor, rows_per_chunk: int
+) -> tuple[torch.Tensor, torch.Tensor, float]:
     """Summed loss and summed correctness of each model (M,) over all rows of x, and the row count."""
     loss_sum = torch.zeros(params[0].shape[0], dtype=params[0].dtype, device=x.device)
     corr_sum = torch.zeros_like(loss_sum)
     for start in range(0, len(x), rows_per_chunk):
-        logits = model.logits(params, x[start:start + rows_per_chunk], shared=True)
-        yb = y[start:start + rows_per_chunk]
+        logits = model.logits(params, x[start : start + rows_per_chunk], shared=True)
+        yb = y[start : start + rows_per_chunk]
         loss_sum += model.example_losses(logits, yb).sum(dim=1)
         corr_sum += model.correct(logits, yb).sum(dim=1)
     return loss_sum, corr_sum, float(len(x))
 
 
 @torch.no_grad()
-def evaluate(model: Model, params: list[torch.Tensor], data: DeviceData, replace: torch.Tensor,
-             rows_per_chunk: int) -> dict[str, torch.Tensor]:
+def evaluate(
+    model: Model, params: list[torch.Tensor], data: DeviceData, replace: torch.Tensor, rows_per_chunk: int
+) -> dict[str, torch.Tensor]:
     """Loss and accuracy of each model on its own D_i (base set minus x_i) and on validation."""
     loss, corr, n = _totals(model, params, data.x_train, data.y_train, rows_per_chunk)
     m = params[0].shape[0]
@@ -124,8 +132,9 @@ def evaluate(model: Model, params: list[torch.Tensor], data: DeviceData, replace
     return {"train_loss": loss, "train_acc": acc, "val_loss": vloss / vn, "val_acc": vcorr / vn}
 
 
-def initial_params(model: Model, runs: Runs, fixed_init: list[torch.Tensor] | None,
-                   device: torch.device, dtype: torch.dtype) -> list[torch.Tensor]:
+def initial_params(
+    model: Model, runs: Runs, fixed_init: list[torch.Tensor] | None, device: torch.device, dtype: torch.dtype
+) -> list[torch.Tensor]:
     """Each run's starting point: its seed's draw, or the experiment's fixed initialisation."""
     seeds = torch.as_tensor(runs.seeds, dtype=torch.int64, device=device)
     params = model.init(seeds, Purpose.INIT, dtype)
@@ -133,14 +142,20 @@ def initial_params(model: Model, runs: Runs, fixed_init: list[torch.Tensor] | No
     if fixed.any():
         if fixed_init is None:
             raise ValueError("runs with fixed init need the experiment's fixed initialisation")
-        for p, f in zip(params, fixed_init):
+        for p, f in zip(params, fixed_init, strict=True):
             p[fixed] = f.to(device=device, dtype=dtype).expand(int(fixed.sum()), *f.shape[1:])
     return params
 
 
-def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
-                fixed_init: list[torch.Tensor] | None = None, rows_per_chunk: int = 2048,
-                on_epoch: Callable[[int], None] | None = None) -> TrainResult:
+def train_batch(
+    model: Model,
+    data: DeviceData,
+    runs: Runs,
+    schedule: Schedule,
+    fixed_init: list[torch.Tensor] | None = None,
+    rows_per_chunk: int = 2048,
+    on_epoch: Callable[[int], None] | None = None,
+) -> TrainResult:
     """Train every run of `runs` together with plain constant-step SGD and log its history;
     `on_epoch(k)` is called after each of the k epochs."""
     device, dtype = data.x_train.device, data.x_train.dtype
@@ -179,7 +194,7 @@ def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
         for s in range(spe):
             if t in log_at:
                 record(t)
-            rows = neighbour_rows(perm[:, s * b:(s + 1) * b], replace)
+            rows = neighbour_rows(perm[:, s * b : (s + 1) * b], replace)
             keep = dropout_keep(seeds, t, b, units, model.dropout, dtype) if units else None
             flat_rows = rows.reshape(-1)
             xb = data.x_train.index_select(0, flat_rows).reshape(*rows.shape, *data.x_train.shape[1:])
@@ -187,7 +202,7 @@ def train_batch(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
             logits = model.logits(params, xb, shared=False, keep=keep)
             grads = torch.autograd.grad(logits, params, model.logit_grad(logits.detach(), yb))
             with torch.no_grad():
-                for p, g in zip(params, grads):
+                for p, g in zip(params, grads, strict=True):
                     p.sub_(schedule.lr * g)
             t += 1
         if on_epoch:
@@ -207,21 +222,40 @@ def chunking(model: Model, schedule: Schedule, n_eval_rows: int, budget_mb: int,
     return models, max(16, min(rows, max(n_eval_rows, 16)))
 
 
-def train_many(model: Model, data: DeviceData, runs: Runs, schedule: Schedule,
-               fixed_init: list[torch.Tensor] | None = None, budget_mb: int = 2048,
-               progress: Callable[[str], None] | None = log.info) -> TrainResult:
+def train_many(
+    model: Model,
+    data: DeviceData,
+    runs: Runs,
+    schedule: Schedule,
+    fixed_init: list[torch.Tensor] | None = None,
+    budget_mb: int = 2048,
+    progress: Callable[[str], None] | None = log.info,
+) -> TrainResult:
     """Train `runs` in chunks that fit `budget_mb`, reporting models done, models/s and ETA."""
     chunk, rows_per_chunk = chunking(model, schedule, len(data.x_train), budget_mb, data.x_train.element_size())
     parts, start_time = [], time.perf_counter()
     for start in range(0, len(runs), chunk):
         size = min(chunk, len(runs) - start)
 
-        def report(epoch: int, start: int = start, size: int = size) -> None:
+        def report(
+            epoch: int, start: int = start, size: int = size, say: Callable[[str], None] = progress or log.info
+        ) -> None:
             done = start + size * epoch / schedule.epochs
             rate = done / max(time.perf_counter() - start_time, 1e-9)
-            progress(f"trained {done:.0f}/{len(runs)} models (epoch {epoch}/{schedule.epochs} of models "
-                     f"{start + 1}-{start + size}), {rate:.1f} models/s, ETA {(len(runs) - done) / rate:.0f} s")
+            say(
+                f"trained {done:.0f}/{len(runs)} models (epoch {epoch}/{schedule.epochs} of models "
+                f"{start + 1}-{start + size}), {rate:.1f} models/s, ETA {(len(runs) - done) / rate:.0f} s"
+            )
 
-        parts.append(train_batch(model, data, runs.take(slice(start, start + size)), schedule, fixed_init,
-                                 rows_per_chunk, report if progress else None))
+        parts.append(
+            train_batch(
+                model,
+                data,
+                runs.take(slice(start, start + size)),
+                schedule,
+                fixed_init,
+                rows_per_chunk,
+                report if progress else None,
+            )
+        )
     return TrainResult.concat(parts)

@@ -20,7 +20,7 @@ def convergence_index(val_loss: np.ndarray, patience: int = 3) -> tuple[np.ndarr
     hit = run_length >= patience
     converged = hit.any(axis=1)
     index = np.where(converged, pos[np.argmax(hit, axis=1)], n - 1)
-    return index, converged
+    return np.asarray(index), np.asarray(converged)
 
 
 def experiment_T(run_T: np.ndarray, variable: np.ndarray, diverged: np.ndarray) -> int:

@@ -83,7 +83,11 @@ def shard_spec(exp: dict, shard: Shard) -> dict:
     s0, s1 = blocks(len(seed_list(exp)), exp["shard"]["seeds"])[shard.seed_block]
     r0, r1 = blocks(replace_count(exp), exp["shard"]["replace_indices"])[shard.replace_block]
     reps = exp["replace_indices"]
-    replace = {"list": list(reps[r0:r1])} if isinstance(reps, list) else {"sample_seed": exp["replace_seed"], "ranks": [r0, r1]}
+    replace = (
+        {"list": list(reps[r0:r1])}
+        if isinstance(reps, list)
+        else {"sample_seed": exp["replace_seed"], "ranks": [r0, r1]}
+    )
     spec = {"seeds": seed_list(exp)[s0:s1], "replace": replace, "init": shard.init}
     if shard.init == "fixed":
         spec["fixed_init_seed"] = exp["fixed_init_seed"]

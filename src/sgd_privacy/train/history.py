@@ -25,12 +25,15 @@ def read_histories(paths: Sequence[str], with_weights: bool = False) -> pd.DataF
     return frame.sort_values(RUN_KEYS[1:] + ["t"], kind="stable").reset_index(drop=True)
 
 
-def read_weights(paths: Sequence[str], t: int | None = None, dtype: type = np.float64) -> tuple[pd.DataFrame, np.ndarray]:
+def read_weights(
+    paths: Sequence[str], t: int | None = None, dtype: type = np.float64
+) -> tuple[pd.DataFrame, np.ndarray]:
     """Rows with kept weights (run identity, t, diverged) and their weights (rows x params, in `dtype`;
     stored as float32), at step t or at every step."""
     filters = None if t is None else [("t", "==", t)]
-    table = pa.concat_tables([pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"], filters=filters)
-                              for p in paths])
+    table = pa.concat_tables(
+        [pq.read_table(p, columns=RUN_KEYS + ["t", "diverged", "weights"], filters=filters) for p in paths]
+    )
     table = table.filter(pc.is_valid(table["weights"]))
     if table.num_rows == 0:
         where = "at any step" if t is None else f"at step {t}"
@@ -49,7 +52,9 @@ def weights_at(paths: Sequence[str], t: int) -> tuple[pd.DataFrame, np.ndarray]:
     return frame.drop(columns=["t"]), weights
 
 
-def convergence_tables(history: pd.DataFrame, patience: int = 3, T: int | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def convergence_tables(
+    history: pd.DataFrame, patience: int = 3, T: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Per-run convergence step and final metrics, and the experiment's T (config override or median)."""
     steps = np.sort(history["t"].unique())
     wide = history.pivot(index=RUN_KEYS, columns="t", values="val_loss").reindex(columns=steps)
@@ -60,23 +65,31 @@ def convergence_tables(history: pd.DataFrame, patience: int = 3, T: int | None =
     last = history[history["t"] == steps[-1]].set_index(RUN_KEYS)
     final = last[METRIC_COLUMNS + ["diverged"]].reindex(wide.index).reset_index(drop=True)
     runs = pd.concat([runs, final.add_prefix("final_").rename(columns={"final_diverged": "diverged"})], axis=1)
-    median_T = experiment_T(runs["T_run"].to_numpy(), (runs["init"] == "variable").to_numpy(), runs["diverged"].to_numpy())
+    median_T = experiment_T(
+        runs["T_run"].to_numpy(), (runs["init"] == "variable").to_numpy(), runs["diverged"].to_numpy()
+    )
     if T is not None and T not in set(steps.tolist()):
-        raise ValueError(f"configured T = {T} is not a logged step; logged steps run {steps[0]}..{steps[-1]} "
-                         f"every {steps[1] - steps[0] if len(steps) > 1 else 0} (plus log_weights_at)")
+        raise ValueError(
+            f"configured T = {T} is not a logged step; logged steps run {steps[0]}..{steps[-1]} "
+            f"every {steps[1] - steps[0] if len(steps) > 1 else 0} (plus log_weights_at)"
+        )
     chosen = median_T if T is None else int(T)
     at_T = history[(history["t"] == chosen) & ~history["diverged"]]
-    summary = pd.DataFrame([{
-        "experiment": runs["experiment"].iloc[0],
-        "T": chosen,
-        "T_source": "config" if T is not None else "median over variable-init runs",
-        "T_median": median_T,
-        "n_runs": len(runs),
-        "n_diverged": int(runs["diverged"].sum()),
-        "n_converged": int(runs["converged"].sum()),
-        "val_acc_at_T": float(at_T["val_acc"].mean()),
-        "train_loss_at_T": float(at_T["train_loss"].mean()),
-        "val_loss_at_T": float(at_T["val_loss"].mean()),
-        "last_step": int(steps[-1]),
-    }])
+    summary = pd.DataFrame(
+        [
+            {
+                "experiment": runs["experiment"].iloc[0],
+                "T": chosen,
+                "T_source": "config" if T is not None else "median over variable-init runs",
+                "T_median": median_T,
+                "n_runs": len(runs),
+                "n_diverged": int(runs["diverged"].sum()),
+                "n_converged": int(runs["converged"].sum()),
+                "val_acc_at_T": float(at_T["val_acc"].mean()),
+                "train_loss_at_T": float(at_T["train_loss"].mean()),
+                "val_loss_at_T": float(at_T["val_loss"].mean()),
+                "last_step": int(steps[-1]),
+            }
+        ]
+    )
     return runs, summary

@@ -56,16 +56,16 @@ class _Dense(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return _matmul(x, w) + b.unsqueeze(1)
 
     @staticmethod
-    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001, D102
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
         x, w, _ = inputs
         ctx.save_for_backward(x, w)
 
     @staticmethod
-    def backward(ctx, g: torch.Tensor):  # noqa: ANN001, ANN205, D102
+    def backward(ctx, g: torch.Tensor):  # noqa: ANN001, ANN205
         x, w = ctx.saved_tensors
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
@@ -117,6 +117,7 @@ class Model:
 
     specs: tuple[ParamSpec, ...]
     n_classes: int
+    dropout: float = 0.0
 
     @property
     def n_params(self) -> int:
@@ -131,7 +132,9 @@ class Model:
         """Floats of activations per example per model in evaluation."""
         return self.activation_size()
 
-    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """Logits (M, B) for binary models, (M, B, K) otherwise."""
         raise NotImplementedError
 
@@ -183,7 +186,7 @@ def unflatten(model: Model, flat: torch.Tensor) -> list[torch.Tensor]:
     """Inverse of `flatten` for (M, P) tensors."""
     out, start = [], 0
     for spec in model.specs:
-        out.append(flat[:, start:start + spec.size].reshape(flat.shape[0], *spec.shape))
+        out.append(flat[:, start : start + spec.size].reshape(flat.shape[0], *spec.shape))
         start += spec.size
     return out
 
@@ -196,10 +199,13 @@ class LogReg(Model):
         self.specs = (ParamSpec("w", (d, 1), d, 1, False), ParamSpec("b", (1,), d, 1, True))
 
     def activation_size(self) -> int:
+        """Floats of activations per example per model in a training step."""
         return self.d + 4
 
-    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool,
-               keep: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (M, B)."""
         return dense(x, params[0], params[1], shared).squeeze(-1)
 
 
@@ -209,18 +215,24 @@ class MLP(Model):
     def __init__(self, d: int, hidden: int, dropout: float) -> None:
         self.d, self.hidden, self.dropout, self.n_classes = d, hidden, dropout, 2
         self.specs = (
-            ParamSpec("w1", (d, hidden), d, hidden, False), ParamSpec("b1", (hidden,), d, hidden, True),
-            ParamSpec("w2", (hidden, 1), hidden, 1, False), ParamSpec("b2", (1,), hidden, 1, True),
+            ParamSpec("w1", (d, hidden), d, hidden, False),
+            ParamSpec("b1", (hidden,), d, hidden, True),
+            ParamSpec("w2", (hidden, 1), hidden, 1, False),
+            ParamSpec("b2", (1,), hidden, 1, True),
         )
 
     def activation_size(self) -> int:
+        """Floats of activations per example per model in a training step."""
         return self.d + 4 * self.hidden + 4
 
     def dropout_units(self) -> int:
+        """Hidden units that dropout masks (0 without dropout)."""
         return self.hidden if self.dropout > 0 else 0
 
-    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool,
-               keep: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (M, B); `keep` holds the dropout multipliers of a training step."""
         h = torch.relu(dense(x, params[0], params[1], shared))
         if keep is not None:
             h = h * keep
@@ -237,26 +249,36 @@ class CNN(Model):
         self.in_shape, self.size, self.n_classes = in_shape, size, n_classes
         s, s2, flat = size, 2 * size, 2 * size * (h // 4) * (w // 4)
         self.specs = (
-            ParamSpec("conv1", (s, c, 3, 3), 9 * c, 9 * s, False), ParamSpec("conv1_b", (s,), 0, 0, True),
-            ParamSpec("conv2", (s, s, 3, 3), 9 * s, 9 * s, False), ParamSpec("conv2_b", (s,), 0, 0, True),
-            ParamSpec("conv3", (s2, s, 3, 3), 9 * s, 9 * s2, False), ParamSpec("conv3_b", (s2,), 0, 0, True),
-            ParamSpec("conv4", (s2, s2, 3, 3), 9 * s2, 9 * s2, False), ParamSpec("conv4_b", (s2,), 0, 0, True),
-            ParamSpec("dense1", (flat, s2), flat, s2, False), ParamSpec("dense1_b", (s2,), 0, 0, True),
-            ParamSpec("dense2", (s2, n_classes), s2, n_classes, False), ParamSpec("dense2_b", (n_classes,), 0, 0, True),
+            ParamSpec("conv1", (s, c, 3, 3), 9 * c, 9 * s, False),
+            ParamSpec("conv1_b", (s,), 0, 0, True),
+            ParamSpec("conv2", (s, s, 3, 3), 9 * s, 9 * s, False),
+            ParamSpec("conv2_b", (s,), 0, 0, True),
+            ParamSpec("conv3", (s2, s, 3, 3), 9 * s, 9 * s2, False),
+            ParamSpec("conv3_b", (s2,), 0, 0, True),
+            ParamSpec("conv4", (s2, s2, 3, 3), 9 * s2, 9 * s2, False),
+            ParamSpec("conv4_b", (s2,), 0, 0, True),
+            ParamSpec("dense1", (flat, s2), flat, s2, False),
+            ParamSpec("dense1_b", (s2,), 0, 0, True),
+            ParamSpec("dense2", (s2, n_classes), s2, n_classes, False),
+            ParamSpec("dense2_b", (n_classes,), 0, 0, True),
         )
 
     def activation_size(self) -> int:
+        """Floats of activations per example per model in a training step (im2col buffers included)."""
         c, h, w = self.in_shape
         s = self.size
         im2col = 9 * h * w * (c + s) + 9 * h * w * (s + 2 * s) // 4
         return 2 * im2col + self.eval_activation_size()
 
     def eval_activation_size(self) -> int:
+        """Floats of activations per example per model in evaluation."""
         c, h, w = self.in_shape
         return 4 * h * w * (c + 2 * self.size)
 
-    def logits(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool,
-               keep: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (M, B, K): grouped convolutions on shared inputs, the exact per-model path otherwise."""
         if shared:
             return self._logits_grouped(params, x)
         h = torch.relu(conv3x3_exact(x, params[0], params[1]))
@@ -279,13 +301,15 @@ class CNN(Model):
         return dense(h, params[10], params[11], False)
 
 
-def build_model(model: str, x_shape: tuple[int, ...], n_classes: int, hidden: int = 10, dropout: float = 0.2,
-                cnn_size: int = 16) -> Model:
+def build_model(
+    model: str, x_shape: tuple[int, ...], n_classes: int, hidden: int = 10, dropout: float = 0.2, cnn_size: int = 16
+) -> Model:
     """The model named in the config for inputs of per-example shape `x_shape`."""
     if model == "cnn":
         if len(x_shape) != 3:
             raise ValueError(f"model 'cnn' needs image inputs (C, H, W), the dataset has shape {x_shape}")
-        return CNN(tuple(x_shape), cnn_size, n_classes)
+        c, h, w = x_shape
+        return CNN((c, h, w), cnn_size, n_classes)
     if len(x_shape) != 1:
         raise ValueError(f"model {model!r} needs feature vectors, the dataset has shape {x_shape}; use model 'cnn'")
     if n_classes != 2:
@@ -297,7 +321,9 @@ def build_model(model: str, x_shape: tuple[int, ...], n_classes: int, hidden: in
     raise ValueError(f"unknown model {model!r}; expected logreg, mlp or cnn")
 
 
-def dropout_keep(seeds: torch.Tensor, step: int, batch: int, units: int, rate: float, dtype: torch.dtype) -> torch.Tensor:
+def dropout_keep(
+    seeds: torch.Tensor, step: int, batch: int, units: int, rate: float, dtype: torch.dtype
+) -> torch.Tensor:
     """Inverted-dropout multipliers (M, batch, units) for one step: 0 or 1/(1-rate), drawn from each seed."""
     idx = torch.arange(batch * units, device=seeds.device).reshape(1, -1)
     u = uniform(seeds.reshape(-1, 1), Purpose.DROPOUT, step, idx, torch.float64)

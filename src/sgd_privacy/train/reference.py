@@ -30,7 +30,7 @@ class _Net(nn.Module):
             for k in range(4):
                 w = p[2 * k]
                 conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
-                conv.weight.data, conv.bias.data = w, p[2 * k + 1]
+                conv.weight, conv.bias = nn.Parameter(w), nn.Parameter(p[2 * k + 1])
                 self.convs.append(conv)
             dense_at = 8
         else:
@@ -55,7 +55,8 @@ class _Net(nn.Module):
             if keep is not None:
                 h = h * keep
             return self.denses[1](h).squeeze(-1)
-        assert isinstance(self.model, LogReg)
+        if not isinstance(self.model, LogReg):
+            raise TypeError(f"no reference network for {type(self.model).__name__}")
         return self.denses[0](x).squeeze(-1)
 
     def flat(self) -> torch.Tensor:
@@ -64,6 +65,8 @@ class _Net(nn.Module):
         for conv in getattr(self, "convs", []):
             parts += [conv.weight.reshape(-1), conv.bias]
         for lin in self.denses:
+            if not isinstance(lin, nn.Linear):
+                raise TypeError(f"unexpected layer {lin!r}")
             parts += [lin.weight.T.reshape(-1), lin.bias]
         return torch.cat(parts).detach()
 
@@ -77,8 +80,15 @@ class _Net(nn.Module):
         return (pred == y).double()
 
 
-def train_reference(model: Model, arrays: dict[str, np.ndarray], seed: int, replace_index: int, schedule: Schedule,
-                    fixed_init: list[torch.Tensor] | None = None, dtype: torch.dtype = torch.float64) -> TrainResult:
+def train_reference(
+    model: Model,
+    arrays: dict[str, np.ndarray],
+    seed: int,
+    replace_index: int,
+    schedule: Schedule,
+    fixed_init: list[torch.Tensor] | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> TrainResult:
     """Train one run (seed, replace index, init) in an eager loop and log it like the batched trainer."""
     x_all = torch.as_tensor(arrays["x_train"], dtype=dtype)
     y_all = torch.as_tensor(arrays["y_train"], dtype=torch.int64)
@@ -91,7 +101,7 @@ def train_reference(model: Model, arrays: dict[str, np.ndarray], seed: int, repl
     net = _Net(model, [p[0].to(dtype) for p in init])
     opt = torch.optim.SGD(net.parameters(), lr=schedule.lr)
     steps, wsteps = schedule.log_steps(len(x)), schedule.weight_steps(len(x))
-    metrics = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
+    metrics: dict[str, list[float]] = {k: [] for k in ("train_loss", "train_acc", "val_loss", "val_acc")}
     weights = []
     spe, b = schedule.steps_per_epoch(len(x)), schedule.batch_size
     units = model.dropout_units()
@@ -111,7 +121,7 @@ def train_reference(model: Model, arrays: dict[str, np.ndarray], seed: int, repl
         for s in range(spe):
             if t in steps:
                 record(t)
-            batch = perm[s * b:(s + 1) * b]
+            batch = perm[s * b : (s + 1) * b]
             keep = dropout_keep(seed_t, t, b, units, model.dropout, dtype)[0] if units else None
             opt.zero_grad()
             net.loss(net(x[batch], keep), y[batch]).mean().backward()
@@ -120,5 +130,6 @@ def train_reference(model: Model, arrays: dict[str, np.ndarray], seed: int, repl
     if t in steps:
         record(t)
     diverged = not all(np.isfinite(v).all() for v in metrics.values()) or not np.isfinite(np.array(weights)).all()
-    return TrainResult(steps, wsteps, np.array(weights)[None],
-                       {k: np.array(v)[None] for k, v in metrics.items()}, np.array([diverged]))
+    return TrainResult(
+        steps, wsteps, np.array(weights)[None], {k: np.array(v)[None] for k, v in metrics.items()}, np.array([diverged])
+    )

@@ -31,8 +31,14 @@ def pick_device(requested: str) -> torch.device:
 def model_for(slice_: dict, arrays: dict[str, np.ndarray]) -> Model:
     """Build the experiment's model for the dataset's input shape and classes."""
     n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
-    return build_model(slice_["model"], tuple(arrays["x_train"].shape[1:]), n_classes,
-                       hidden=slice_.get("hidden", 10), dropout=slice_.get("dropout", 0.0), cnn_size=slice_.get("cnn_size", 16))
+    return build_model(
+        slice_["model"],
+        tuple(arrays["x_train"].shape[1:]),
+        n_classes,
+        hidden=slice_.get("hidden", 10),
+        dropout=slice_.get("dropout", 0.0),
+        cnn_size=slice_.get("cnn_size", 16),
+    )
 
 
 def schedule_for(slice_: dict) -> Schedule:
@@ -54,8 +60,9 @@ def history_table(experiment: str, runs: Runs, init: str, result: TrainResult, n
     kept = np.isin(result.steps, result.weight_steps)
     values = np.zeros((m, n_steps, n_params), dtype=np.float32)
     values[:, kept] = result.weights
-    weights = pa.FixedSizeListArray.from_arrays(pa.array(values.reshape(-1)), n_params,
-                                                mask=pa.array(np.tile(~kept, m)))
+    weights = pa.FixedSizeListArray.from_arrays(
+        pa.array(values.reshape(-1)), n_params, mask=pa.array(np.tile(~kept, m))
+    )
     columns = {
         "experiment": pa.array([experiment] * rows).dictionary_encode(),
         "seed": pa.array(np.repeat(runs.seeds, n_steps)),
@@ -69,8 +76,16 @@ def history_table(experiment: str, runs: Runs, init: str, result: TrainResult, n
     return pa.table(columns, metadata={"n_params": str(n_params)})
 
 
-def run_shard(experiment: str, slice_: dict, spec: dict, arrays: dict[str, np.ndarray], fixed_init: np.ndarray | None,
-              device: str = "auto", budget_mb: int = 2048, progress: Callable[[str], None] | None = log.info) -> pa.Table:
+def run_shard(
+    experiment: str,
+    slice_: dict,
+    spec: dict,
+    arrays: dict[str, np.ndarray],
+    fixed_init: np.ndarray | None,
+    device: str = "auto",
+    budget_mb: int = 2048,
+    progress: Callable[[str], None] | None = log.info,
+) -> pa.Table:
     """Train every run of a shard and return its history table."""
     dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
     model = model_for(slice_, arrays)
@@ -86,6 +101,8 @@ def run_shard(experiment: str, slice_: dict, spec: dict, arrays: dict[str, np.nd
         progress(f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev} ({slice_['dtype']})")
     result = train_many(model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress)
     if result.diverged.any() and progress:
-        progress(f"{int(result.diverged.sum())} of {len(runs)} runs diverged (non-finite weights or loss); kept and flagged")
+        progress(
+            f"{int(result.diverged.sum())} of {len(runs)} runs diverged (non-finite weights or loss); kept and flagged"
+        )
     table = history_table(experiment, runs, spec["init"], result, model.n_params)
     return table.replace_schema_metadata({**table.schema.metadata, b"training": json.dumps(slice_).encode()})

@@ -1,0 +1,1 @@
+"""Membership-inference attacks and their metrics (shared by the MIA and DP stages)."""
