@@ -22,7 +22,7 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) -c $(LOCK) -e ".[test,slurm]"
+	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) -c $(LOCK) -e ".[test,dev,slurm]"
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -10,9 +10,9 @@ import yaml
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError, best_match
 
+from .errors import ConfigError
 
-class ConfigError(ValueError):
-    """The configuration is invalid; the message names the key, the value and what is allowed."""
+__all__ = ["ConfigError", "load_schema", "validate_config"]
 
 
 def load_schema(path: str | Path) -> dict:

@@ -7,9 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from .provenance import package_versions
+
 
 def job_logging(log_file: str | None) -> logging.Logger:
-    """Send INFO logs of the library to the job's log file (and stderr); return the script's logger."""
+    """Send INFO logs of the library to the job's log file (and stderr), starting with the exact package
+    versions; return the script's logger."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
@@ -21,6 +24,7 @@ def job_logging(log_file: str | None) -> logging.Logger:
         logger.error("%s: %s", kind.__name__, value, exc_info=(kind, value, tb))
 
     sys.excepthook = log_uncaught
+    logger.info("versions: %s", " ".join(f"{k}={v}" for k, v in package_versions().items()))
     return logger
 
 

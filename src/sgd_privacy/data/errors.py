@@ -1,5 +1,5 @@
-"""The data layer's error type."""
+"""The data layer's error type (defined with the rest of the hierarchy in sgd_privacy.errors)."""
 
+from ..errors import DataError
 
-class DataError(Exception):
-    """A dataset cannot be loaded: missing, corrupt or malformed input, with how to fix it."""
+__all__ = ["DataError"]
