@@ -1,4 +1,4 @@
-"""Neighbouring datasets D_i (ALGORITHMS.md section 2)."""
+"""Neighbouring datasets D_i (docs/methods.md, section 2)."""
 
 import itertools
 

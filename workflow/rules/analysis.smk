@@ -1,4 +1,4 @@
-# Intrinsic-privacy analyses (ALGORITHMS.md sections 4 and 5): one rule each, per experiment.
+# Intrinsic-privacy analyses (docs/methods.md, sections 4 and 5): one rule each, per experiment.
 
 
 rule distances:

@@ -1,4 +1,4 @@
-"""Shape of the weight distribution at T (ALGORITHMS.md section 5)."""
+"""Shape of the weight distribution at T (docs/methods.md, section 5)."""
 
 from __future__ import annotations
 

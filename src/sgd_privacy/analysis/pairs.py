@@ -1,4 +1,4 @@
-"""Reproducible sampling of run pairs and their weight distances (ALGORITHMS.md section 4)."""
+"""Reproducible sampling of run pairs and their weight distances (docs/methods.md, section 4)."""
 
 from __future__ import annotations
 

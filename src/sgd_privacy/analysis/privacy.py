@@ -1,4 +1,4 @@
-"""Sensitivity bound, per-weight spreads and the intrinsic epsilon (ALGORITHMS.md section 4)."""
+"""Sensitivity bound, per-weight spreads and the intrinsic epsilon (docs/methods.md, section 4)."""
 
 from __future__ import annotations
 

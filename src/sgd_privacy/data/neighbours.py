@@ -1,4 +1,4 @@
-"""Neighbouring datasets D_i as index arrays over the base training set (ALGORITHMS.md section 2)."""
+"""Neighbouring datasets D_i as index arrays over the base training set (docs/methods.md, section 2)."""
 
 from __future__ import annotations
 

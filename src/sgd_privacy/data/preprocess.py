@@ -1,4 +1,4 @@
-"""Preprocessing steps of ALGORITHMS.md section 1, each fitted on training rows only."""
+"""Preprocessing steps of docs/methods.md, section 1, each fitted on training rows only."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The dataset registry: every dataset's loader and preprocessing (ALGORITHMS.md section 1)."""
+"""The dataset registry: every dataset's loader and preprocessing (docs/methods.md, section 1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Convergence point of runs and experiments (ALGORITHMS.md section 3)."""
+"""Convergence point of runs and experiments (docs/methods.md, section 3)."""
 
 from __future__ import annotations
 

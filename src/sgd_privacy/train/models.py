@@ -1,4 +1,4 @@
-"""Models of ALGORITHMS.md section 3, written for M models at once over stacked parameters.
+"""Models of docs/methods.md, section 3, written for M models at once over stacked parameters.
 
 Parameters are lists of tensors with a leading model axis. Inputs are either shared by
 all models (B, ...) or per model (M, B, ...). Dense layers use batched matmuls and the
