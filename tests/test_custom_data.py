@@ -262,7 +262,7 @@ def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
     counts = {}
     for line in lines[start + 2 :]:
         parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit():
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
             break
         counts[parts[0]] = int(parts[1])
     return counts
@@ -301,13 +301,15 @@ def workdir(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def edit(path: Path) -> None:
-    """Change one value of a data file and make it newer than every output."""
+def edit(workdir: Path, name: str) -> None:
+    """Change one value of a data file; outputs are made older (order kept) so the edit is newer."""
+    for out in (workdir / "results").rglob("*"):
+        stat = out.stat()
+        os.utime(out, (stat.st_atime - 60, stat.st_mtime - 60))
+    path = workdir / "mydata" / name
     frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
     frame.loc[0, "a"] += 1.0
     frame.to_csv(path, index=False) if path.suffix == ".csv" else frame.to_parquet(path, index=False)
-    later = path.stat().st_mtime + 60
-    os.utime(path, (later, later))
 
 
 @pytest.mark.slow
@@ -318,12 +320,12 @@ def test_editing_a_data_file_reruns_only_what_depends_on_it(workdir):
     digest = hashlib.sha256((workdir / "mydata/one.csv").read_bytes()).hexdigest()
     assert meta["source_files"] == {"mydata/one.csv": digest} and meta["n_train"] == 43
     assert planned(snakemake(workdir, "-n")) == {}
-    edit(workdir / "mydata" / "two.parquet")
+    edit(workdir, "two.parquet")
     dry = snakemake(workdir, "-n")
     assert planned(dry) == {"prepare_dataset": 1, "all": 1}
     assert "dataset=two" in dry.stdout and "dataset=one" not in dry.stdout
     assert snakemake(workdir).returncode == 0
-    edit(workdir / "mydata" / "one.csv")
+    edit(workdir, "one.csv")
     dry = snakemake(workdir, "-n")
     assert planned(dry) == {"prepare_dataset": 1, "train_shard": 1, "convergence": 1, "all": 1}
     assert "dataset=one" in dry.stdout and "dataset=two" not in dry.stdout
