@@ -320,6 +320,10 @@ def test_editing_a_data_file_reruns_only_what_depends_on_it(workdir):
     digest = hashlib.sha256((workdir / "mydata/one.csv").read_bytes()).hexdigest()
     assert meta["source_files"] == {"mydata/one.csv": digest} and meta["n_train"] == 43
     assert planned(snakemake(workdir, "-n")) == {}
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    config["custom_datasets"]["one"] = dict(reversed(config["custom_datasets"]["one"].items()))
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    assert planned(snakemake(workdir, "-n")) == {}  # the order of keys in the config does not matter
     edit(workdir, "two.parquet")
     dry = snakemake(workdir, "-n")
     assert planned(dry) == {"prepare_dataset": 1, "all": 1}

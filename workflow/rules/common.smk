@@ -14,6 +14,7 @@ prepend_pythonpath(SRC)
 
 from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.data import DATASETS, custom_files, dataset_options
+from sgd_privacy.data.custom import custom_options
 from sgd_privacy.train.grid import Shard, architecture_slice, plan_shards, shard_spec, training_slice
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -50,7 +51,7 @@ def used_datasets():
 def dataset_params(wildcards):
     """The data rule's slice: this dataset's options and, for datasets read from raw files, where they are."""
     if wildcards.dataset in config["custom_datasets"]:
-        return {"custom": config["custom_datasets"][wildcards.dataset]}
+        return {"custom": custom_options(config["custom_datasets"][wildcards.dataset])}
     offline = DATASETS[wildcards.dataset].offline
     return {
         "options": dataset_options(wildcards.dataset, config["datasets"].get(wildcards.dataset)),
