@@ -145,19 +145,22 @@ def _table_columns(frame: pd.DataFrame, opts: dict, where: _Where) -> tuple[pd.D
                 f"column {missing[0]!r} not found (columns: {', '.join(map(str, frame.columns))})",
                 f"fix {where.key(key)} or the file's header",
             )
-    for col in features:
-        if col in categorical or is_bool_dtype(frame[col]) or is_numeric_dtype(frame[col]):
-            continue
-        parsed = pd.to_numeric(frame[col], errors="coerce")
-        bad = (parsed.isna() & frame[col].notna()).to_numpy()
-        row = _first_bad(bad)
-        raise where.error(
-            f"feature column {col!r} is not numeric (data row {row + 1}: {frame[col].iloc[row]!r})",
-            f"list it under {where.key('categorical')} to one-hot encode it, or leave it out of {where.key('features')}",
-        )
     x = frame[features].copy()
-    numeric = [c for c in features if c not in categorical]
-    x[numeric] = x[numeric].astype(np.float64)
+    for col in features:
+        if col in categorical:
+            continue
+        if is_bool_dtype(x[col]) or is_numeric_dtype(x[col]):
+            x[col] = x[col].astype(np.float64)
+            continue
+        parsed = pd.to_numeric(x[col], errors="coerce")  # numbers stored as text are numbers
+        bad = (parsed.isna() & x[col].notna()).to_numpy()
+        if bad.any():
+            row = _first_bad(bad)
+            raise where.error(
+                f"feature column {col!r} is not numeric (data row {row + 1}: {x[col].iloc[row]!r})",
+                f"list it under {where.key('categorical')} to one-hot encode it, or leave it out of {where.key('features')}",
+            )
+        x[col] = parsed.astype(np.float64)
     return x, frame[label].to_numpy()
 
 
