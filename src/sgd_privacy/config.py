@@ -73,6 +73,34 @@ def check_consistency(config: dict) -> None:
             f"config key 'analysis.experiments': unknown experiments {unknown}; "
             f"defined: {sorted(config['experiments'])}"
         )
+    check_custom_datasets(config)
+
+
+def check_custom_datasets(config: dict) -> None:
+    """Custom dataset entries (no clash with built-in names, files present, keys consistent) and the
+    dataset names that experiments and `prepare` use; raise ConfigError naming the key."""
+    from .data import DATASETS
+    from .data.custom import config_problems
+
+    custom = config.get("custom_datasets", {})
+    for name, spec in custom.items():
+        if name in DATASETS:
+            raise ConfigError(
+                f"config key 'custom_datasets.{name}': the name clashes with the built-in dataset {name!r}; "
+                f"rename the custom dataset (e.g. 'my_{name}') and the experiments that use it"
+            )
+        problems = config_problems(name, spec)
+        if problems:
+            key, message = problems[0]
+            raise ConfigError(f"config key 'custom_datasets.{name}.{key}': {message}")
+    uses = [(f"prepare.{k}", d) for k, d in enumerate(config["prepare"])]
+    uses += [(f"experiments.{e}.dataset", exp["dataset"]) for e, exp in config["experiments"].items()]
+    for key, dataset in uses:
+        if dataset not in DATASETS and dataset not in custom:
+            raise ConfigError(
+                f"config key '{key}': unknown dataset {dataset!r}; built-in datasets: {', '.join(sorted(DATASETS))}; "
+                f"custom datasets (custom_datasets): {', '.join(sorted(custom)) or 'none'}"
+            )
 
 
 def validate_config(config: dict, schema: dict) -> dict:

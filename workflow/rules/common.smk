@@ -13,7 +13,8 @@ from sgd_privacy.jobs import prepend_pythonpath
 prepend_pythonpath(SRC)
 
 from sgd_privacy.config import ConfigError, load_schema, validate_config
-from sgd_privacy.data import DATASETS, dataset_options
+from sgd_privacy.data import DATASETS, custom_files, dataset_options
+from sgd_privacy.data.custom import custom_options
 from sgd_privacy.train.grid import Shard, architecture_slice, plan_shards, shard_spec, training_slice
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
@@ -26,6 +27,7 @@ except ConfigError as exc:
 validate(config, schema=str(SCHEMA))
 
 DATASET_NAMES = sorted(_schema["$defs"]["dataset_name"]["enum"])
+DATASET_NAMES += sorted(config["custom_datasets"])  # custom datasets (checked not to clash)
 
 
 wildcard_constraints:
@@ -48,11 +50,19 @@ def used_datasets():
 
 def dataset_params(wildcards):
     """The data rule's slice: this dataset's options and, for datasets read from raw files, where they are."""
+    if wildcards.dataset in config["custom_datasets"]:
+        return {"custom": custom_options(config["custom_datasets"][wildcards.dataset])}
     offline = DATASETS[wildcards.dataset].offline
     return {
         "options": dataset_options(wildcards.dataset, config["datasets"].get(wildcards.dataset)),
         "source": {} if offline else dict(config["data"]),
     }
+
+
+def custom_dataset_inputs(wildcards):
+    """A custom dataset's data files (so editing one reruns its preparation); none for built-in datasets."""
+    spec = config["custom_datasets"].get(wildcards.dataset)
+    return custom_files(spec) if spec else []
 
 
 def dataset_files(name):

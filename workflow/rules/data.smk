@@ -2,6 +2,8 @@
 
 
 rule prepare_dataset:
+    input:
+        custom_dataset_inputs,
     output:
         npz="results/data/{dataset}.npz",
         meta="results/data/{dataset}.json",

@@ -33,3 +33,15 @@ def neighbour_index(n: int, i: int) -> np.ndarray:
 def neighbour_rows(positions: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
     """Base-set rows at `positions` (M, B) of D_{replace[m]} for each model m, without building D_i."""
     return torch.where(positions == (replace - 1).reshape(-1, 1), torch.zeros_like(positions), positions + 1)
+
+
+def check_batch_fits(meta: dict, batch_size: int, experiment: str) -> None:
+    """Refuse an experiment whose batch is larger than the neighbouring datasets (n_train - 1 rows)."""
+    rows = int(meta["n_train"]) - 1
+    if batch_size > rows:
+        files = f" (files: {', '.join(meta['source_files'])})" if meta.get("source_files") else ""
+        raise DataError(
+            f"dataset {meta['dataset']!r}{files} has {meta['n_train']} training rows, so each neighbouring "
+            f"dataset has {rows}: fewer than one batch of experiment {experiment!r}; lower "
+            f"experiments.{experiment}.batch_size ({batch_size}) to at most {rows}, or add rows to the dataset"
+        )

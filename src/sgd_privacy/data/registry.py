@@ -61,14 +61,36 @@ class DatasetSpec:
 
 
 # ---------------------------------------------------------------- fitting steps
-def pca_then_clip(k: int) -> Fit:
-    """PCA to k dims fitted on the training rows, then rows with norm > 1 divided by their norm."""
+def chain(*fits: Fit) -> Fit:
+    """Fit steps one after another, each on the training rows as transformed by the steps before it."""
+
+    def fit(x_fit: np.ndarray) -> tuple[Transform, dict]:
+        transforms: list[Transform] = []
+        params: dict = {}
+        for step in fits:
+            transform, step_params = step(x_fit)
+            x_fit = transform(x_fit)
+            transforms.append(transform)
+            params.update(step_params)
+
+        def apply(x: np.ndarray) -> np.ndarray:
+            for transform in transforms:
+                x = transform(x)
+            return x
+
+        return apply, params
+
+    return fit
+
+
+def pca_project(k: int) -> Fit:
+    """PCA to k dims fitted on the training rows (in float64)."""
 
     def fit(x_fit: np.ndarray) -> tuple[Transform, dict]:
         mean, axes, explained = pca_fit(x_fit.astype(np.float64), k)
         return (
-            lambda x: clip_norms(pca_apply(x.astype(np.float64), mean, axes)),
-            {"pca_components": k, "pca_explained_variance": explained, "norm": "clip to <= 1"},
+            lambda x: pca_apply(x.astype(np.float64), mean, axes),
+            {"pca_components": k, "pca_explained_variance": explained},
         )
 
     return fit
@@ -79,14 +101,25 @@ def clip_only(x_fit: np.ndarray) -> tuple[Transform, dict]:
     return clip_norms, {"norm": "clip to <= 1"}
 
 
-def minmax_unit(x_fit: np.ndarray) -> tuple[Transform, dict]:
-    """Drop constant columns, min-max to [0, 1] on the training rows, then every row to norm 1."""
+def unit_only(x_fit: np.ndarray) -> tuple[Transform, dict]:
+    """Every non-zero row scaled to norm 1; nothing fitted."""
+    return unit_norm, {"norm": "unit"}
+
+
+def minmax_scale(x_fit: np.ndarray) -> tuple[Transform, dict]:
+    """Drop constant columns, then min-max to [0, 1] on the training rows."""
     keep = nonconstant_columns(x_fit)
     lo, span = minmax_fit(x_fit[:, keep])
-    return (
-        lambda x: unit_norm((x[:, keep] - lo) / span),
-        {"dropped_constant_columns": int((~keep).sum()), "norm": "unit"},
-    )
+    return lambda x: (x[:, keep] - lo) / span, {"dropped_constant_columns": int((~keep).sum())}
+
+
+def pca_then_clip(k: int) -> Fit:
+    """PCA to k dims fitted on the training rows, then rows with norm > 1 divided by their norm."""
+    return chain(pca_project(k), clip_only)
+
+
+minmax_unit: Fit = chain(minmax_scale, unit_only)
+"""Drop constant columns, min-max to [0, 1] on the training rows, then every row to norm 1."""
 
 
 def finish(
@@ -314,13 +347,24 @@ def prepare_dataset(name: str, overrides: dict | None, ctx: SourceContext) -> Pr
     return prepared
 
 
-def write_prepared(name: str, prepared: Prepared, npz_path: str | Path, meta_path: str | Path) -> dict:
-    """Write the arrays (.npz) and the JSON sidecar (shapes, preprocessing, content hash); return the sidecar."""
+def write_prepared(
+    name: str,
+    prepared: Prepared,
+    npz_path: str | Path,
+    meta_path: str | Path,
+    description: str | None = None,
+    source_files: dict[str, str] | None = None,
+) -> dict:
+    """Write the arrays (.npz) and the JSON sidecar (shapes, preprocessing, content hash); return the sidecar.
+
+    `description` defaults to the registry's; `source_files` (path -> SHA-256) records the raw
+    files a custom dataset was read from.
+    """
     digest = write_npz(prepared.arrays, npz_path)
     a = prepared.arrays
     meta = {
         "dataset": name,
-        "description": DATASETS[name].description,
+        "description": DATASETS[name].description if description is None else description,
         "shapes": {k: list(v.shape) for k, v in a.items()},
         "n_train": len(a["y_train"]),
         "n_val": len(a["y_val"]),
@@ -338,6 +382,8 @@ def write_prepared(name: str, prepared: Prepared, npz_path: str | Path, meta_pat
         "npz_sha256": file_digest(npz_path),
         "sgd_privacy_version": __version__,
     }
+    if source_files is not None:
+        meta["source_files"] = source_files
     write_json(meta, meta_path)
     return meta
 
