@@ -127,3 +127,9 @@ def analysis_targets():
     """Every analysis output."""
     names = ["distances_over_t", "distances_at_T", "epsilon", "distribution_tests", "umap"]
     return [f"results/analysis/{e}/{n}.parquet" for e in analysed_experiments() for n in names]
+
+
+# --- report (issue 12) ---
+def report_targets():
+    """The final report page (built from every enabled stage's tables; last thing `rule all` builds)."""
+    return ["results/report/index.html"]
