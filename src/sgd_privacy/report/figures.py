@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
@@ -16,6 +17,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from .frames import require
 
@@ -31,14 +33,20 @@ PAIR_COLOURS = {
     "variability_variable_init": "#6a3d9a",
     "sensitivity_theory": "#c9a227",
 }
-THEME = {"axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False, "axes.spines.right": False, "font.size": 9}
+THEME: dict[str, Any] = {
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 9,
+}
 
 
 def new_figure(n_panels: int, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.2)) -> tuple[Figure, list[Axes]]:
     """An Agg figure with `n_panels` axes on a grid of at most `ncols` columns (extra cells hidden)."""
     ncols = max(1, min(ncols, n_panels))
     nrows = max(1, math.ceil(n_panels / ncols))
-    with mpl.rc_context(THEME):
+    with mpl.rc_context(THEME):  # type: ignore[arg-type]
         fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
         FigureCanvasAgg(fig)
         grid = fig.subplots(nrows, ncols, squeeze=False)
@@ -56,6 +64,25 @@ def _panels(frame: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
 def _style(ax: Axes) -> None:
     ax.grid(True, alpha=0.3)
     ax.spines[["top", "right"]].set_visible(False)
+
+
+def _legend_below(fig: Figure, axes: Sequence[Axes]) -> None:
+    """Move the first panel's legend below all panels (one row), so it hides no data."""
+    legend = axes[0].get_legend() if axes else None
+    if legend is None:
+        return
+    handles = [h for h in legend.legend_handles if h is not None]
+    labels = [t.get_text() for t in legend.get_texts()]
+    legend.remove()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), frameon=False, fontsize=8)
+
+
+def _plain_log_ticks(ax: Axes, values: np.ndarray) -> None:
+    """Log x axis ticked at `values` with plain numbers (no overlapping minor labels)."""
+    ax.set_xscale("log")
+    ax.set_xticks(np.unique(values))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def distances_over_time(over_t: pd.DataFrame, T: dict[str, int] | None = None) -> Figure:
@@ -87,8 +114,7 @@ def distances_over_time(over_t: pd.DataFrame, T: dict[str, int] | None = None) -
         ax.set_yscale("log")
         ax.set(title=name, xlabel="step t", ylabel="L2 distance between weights")
         _style(ax)
-    if axes and axes[0].get_legend() is not None:
-        sns.move_legend(axes[0], "lower right", fontsize=7, title=None)
+    _legend_below(fig, axes)
     return fig
 
 
@@ -117,6 +143,7 @@ def distances_at_T(at_T: pd.DataFrame, bound: dict[str, float] | None = None) ->
             ax.axvline(bound[name], color=PAIR_COLOURS["sensitivity_theory"], linestyle="--", label="bolt-on bound")
         ax.set(title=name, xlabel="L2 distance at T", ylabel="density")
         _style(ax)
+    _legend_below(fig, axes)
     return fig
 
 
@@ -174,10 +201,13 @@ def stability(stab: pd.DataFrame) -> Figure:
     panels = [(q, stab[stab["quantity"] == q]) for q in labels if q in set(stab["quantity"])]
     fig, axes = new_figure(len(panels), ncols=2)
     for ax, (q, g) in zip(axes, panels, strict=True):
-        sns.lineplot(data=g, x="n", y="value", hue="experiment", errorbar=("pi", 100), marker="o", ax=ax)
-        ax.set_xscale("log")
+        sns.lineplot(
+            data=g, x="n", y="value", hue="experiment", errorbar=("pi", 100), marker="o", ax=ax, legend=ax is axes[0]
+        )
+        _plain_log_ticks(ax, g["n"].to_numpy())
         ax.set(title=q, xlabel=labels[q][0], ylabel=labels[q][1])
         _style(ax)
+    _legend_below(fig, axes)
     return fig
 
 
@@ -231,7 +261,9 @@ def privacy_utility(epochs: pd.DataFrame, group: str = "algorithm") -> Figure:
     ax = axes[0]
     data = epochs.sort_values([group, "epoch"])
     palette = dict(zip(sorted(data[group].unique()), sns.color_palette("tab10", data[group].nunique()), strict=True))
-    sns.lineplot(data=data, x="p_err", y="test_accuracy", hue=group, palette=palette, sort=False, lw=0.8, ax=ax)
+    sns.lineplot(
+        data=data, x="p_err", y="test_accuracy", hue=group, palette=palette, sort=False, estimator=None, lw=0.8, ax=ax
+    )
     for name, g in data.groupby(group):
         colour = palette[name]
         ax.errorbar(

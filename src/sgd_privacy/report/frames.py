@@ -52,10 +52,10 @@ def read_sidecars(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
 
 def read_kind(paths: Sequence[str | os.PathLike]) -> pd.DataFrame:
     """Concatenate the Parquet tables (or JSON sidecars) of one kind."""
-    paths = [os.fspath(p) for p in paths]
-    if all(p.endswith(".json") for p in paths):
-        return read_sidecars(paths)
-    frames = [read_table(p) for p in paths]
+    names = [os.fspath(p) for p in paths]
+    if all(str(p).endswith(".json") for p in names):
+        return read_sidecars(names)
+    frames = [read_table(p) for p in names]
     frames = [f for f in frames if len(f.columns)]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 

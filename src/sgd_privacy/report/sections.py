@@ -25,8 +25,9 @@ from .blocks import Block, FigureBlock, Note, Section, TableBlock, comparison
 from .frames import Inputs
 
 
-def _seeds(value: object) -> int:
-    return len(value) if isinstance(value, list) else int(value)  # type: ignore[arg-type]
+def _count(value: int | list) -> int:
+    """A grid size given as a count or as an explicit list."""
+    return len(value) if isinstance(value, list) else int(value)
 
 
 def describe_experiments(inputs: Inputs, names: list[str]) -> str:
@@ -40,7 +41,7 @@ def describe_experiments(inputs: Inputs, names: list[str]) -> str:
             continue
         parts.append(
             f"{name}: {e.get('model')} on {e.get('dataset')}, lr {e.get('lr')}, batch {e.get('batch_size')}, "
-            f"{e.get('epochs')} epochs, {_seeds(e.get('seeds', 0))} seeds x {_seeds(e.get('replace_indices', 0))} D_i, "
+            f"{e.get('epochs')} epochs, {_count(e.get('seeds', 0))} seeds x {_count(e.get('replace_indices', 0))} D_i, "
             f"init {'/'.join(e.get('init_modes', []))}"
         )
     return "Config slice: " + ("; ".join(parts) if parts else "(not given)") + "."
@@ -117,7 +118,7 @@ def distance_figures(inputs: Inputs) -> list[Block]:
     T = experiment_T(inputs)
     names = sorted(over_t["experiment"].unique())
     pairs = at_T.groupby(["experiment", "kind"]).size()
-    n_text = "; ".join(f"{e} {k}: {n}" for (e, k), n in pairs.items())
+    n_text = "; ".join(f"{e} {k}: {n}" for e, k, n in pairs.reset_index().itertuples(index=False))
     slice_text = f"{describe_experiments(inputs, names)} {analysis_settings(inputs, ['n_pairs', 'pair_seed'])}"
     table = tb.distances_table(at_T, over_t, T)
     blocks: list[Block] = [
@@ -137,7 +138,7 @@ def distance_figures(inputs: Inputs) -> list[Block]:
         ),
         TableBlock("distances_at_T", "Distances at T", table, slice_text),
     ]
-    lo, hi = sv.SECTION_NUMBERS["theory_over_empirical"]
+    lo, hi = sv.SECTION_RANGES["theory_over_empirical"]
     for rec in table[table["bound_over_max_sensitivity"].notna()].to_dict("records"):
         r = rec["bound_over_max_sensitivity"]
         blocks.append(
@@ -202,7 +203,7 @@ def kmeans_tables(inputs: Inputs) -> list[Block]:
             s, r = by.loc["seed"], by.loc["replace_index"]
             blocks.append(
                 comparison(
-                    s["max_clusters"] == 1 and r["mean_clusters"] > 1,
+                    bool(s["max_clusters"] == 1 and r["mean_clusters"] > 1),
                     f"{name}: a seed's runs span at most {s['max_clusters']} of k = {s['k']} clusters "
                     f"({s['groups']} seeds), a dataset's runs {r['mean_clusters']:.3g} on average "
                     f"({r['groups']} datasets); the study: one cluster per seed, datasets spread over clusters.",
@@ -224,15 +225,15 @@ def distribution_parts(inputs: Inputs) -> list[Block]:
         f"Each row: one dataset D_i's centred variable-init weights at T. "
         f"{describe_experiments(inputs, list(table['experiment'].unique()))} "
         f"{analysis_settings(inputs, ['distribution_datasets', 'ad_simulations', 'seed'])} "
-        f"Study: {sv.SECTION_NUMBERS['distribution_seeds']} seeds per dataset."
+        f"Study: {sv.DISTRIBUTION_SEEDS} seeds per dataset."
     )
     blocks: list[Block] = [
         TableBlock("distribution_tests", "Normality, Laplace and tail tests (study section 6)", table, caption)
     ]
-    hz_lo, hz_hi = sv.SECTION_NUMBERS["hz_p_convex"]
-    la_lo, la_hi = sv.SECTION_NUMBERS["laplace_rejected_bonferroni"]
-    al_lo, al_hi = sv.SECTION_NUMBERS["tail_index_convex"]
-    n_study = sv.SECTION_NUMBERS["distribution_seeds"]
+    hz_lo, hz_hi = sv.SECTION_RANGES["hz_p_convex"]
+    la_lo, la_hi = sv.SECTION_RANGES["laplace_rejected_bonferroni"]
+    al_lo, al_hi = sv.SECTION_RANGES["tail_index_convex"]
+    n_study = sv.DISTRIBUTION_SEEDS
     for rec in table.to_dict("records"):
         who = f"{rec['experiment']} (D_{rec['replace_index']}, {rec['n_seeds']} seeds, {rec['n_params']} parameters)"
         convex = tb.experiment_info(exps, rec["experiment"])["model"] == "logreg"

@@ -8,6 +8,7 @@ the report can say the comparison is not like for like.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
 INTRINSIC = "Intrinsic privacy of SGD"
@@ -163,21 +164,21 @@ TABLE6_MIA = (
     },
 )
 
-# Section 5.1 and 6 of the intrinsic-privacy study: numbers stated in the text.
-SECTION_NUMBERS = MappingProxyType(
+# Sections 5.1 and 6 of the intrinsic-privacy study: (low, high) ranges stated in the text.
+SECTION_RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
     {
         # the bolt-on bound exceeds the largest empirical sensitivity by this factor (convex models)
         "theory_over_empirical": (3.2, 6.5),
-        # Henze-Zirkler p-values for logistic regression (800 seeds): never rejected
+        # Henze-Zirkler p-values for logistic regression: never rejected
         "hz_p_convex": (0.14, 0.25),
         # fraction of weights rejected as Laplace (Anderson-Darling, Bonferroni), all models
         "laplace_rejected_bonferroni": (0.38, 0.74),
         # tail index alpha for logistic regression
         "tail_index_convex": (2.01, 2.05),
-        # seeds per dataset in the distribution tests
-        "distribution_seeds": 800,
     }
 )
+# Seeds per dataset in the study's distribution tests (section 6).
+DISTRIBUTION_SEEDS = 800
 
 # The lab report's Table 1 (epsilon sweep at C = 1, delta = 1e-5, MNIST CNN, 50 epochs, batch 256)
 # and Table 2 (clipping sweep at epsilon = 3).
@@ -203,7 +204,8 @@ SOURCES = MappingProxyType(
         "TABLE4_EPSILON": f"{INTRINSIC}, Table 4",
         "TABLE5_SIGMA_RANGE": f"{INTRINSIC}, Table 5",
         "TABLE6_MIA": f"{INTRINSIC}, Table 6",
-        "SECTION_NUMBERS": f"{INTRINSIC}, sections 5.1 and 6",
+        "SECTION_RANGES": f"{INTRINSIC}, sections 5.1 and 6",
+        "DISTRIBUTION_SEEDS": f"{INTRINSIC}, section 6",
         "DP_EPSILON_SWEEP": f"{DP_LAB}, Table 1",
         "DP_CLIPPING_SWEEP": f"{DP_LAB}, Table 2",
     }

@@ -116,7 +116,7 @@ def distances_table(at_T: pd.DataFrame, over_t: pd.DataFrame, T: Mapping[str, in
     table["bound_over_max_sensitivity"] = np.where(
         table["kind"] == "sensitivity", table["bound_at_T"] / table["experiment"].map(sens_max), np.nan
     )
-    lo, hi = sv.SECTION_NUMBERS["theory_over_empirical"]
+    lo, hi = sv.SECTION_RANGES["theory_over_empirical"]
     table["study_bound_over_max_sensitivity"] = np.where(
         table["kind"].eq("sensitivity") & table["bound_at_T"].notna(), f"{lo}–{hi}", ""
     )
@@ -210,7 +210,7 @@ def distribution_table(tests: pd.DataFrame, experiments: Mapping[str, Mapping]) 
     cols += ["laplace_rejected", "laplace_rejected_bonferroni", "tail_index"]
     table = tests[["experiment", "replace_index", "n_seeds", "n_params"] + [c for c in cols if c in tests]].copy()
     convex = table["experiment"].map(lambda n: experiment_info(experiments, n)["model"] == "logreg")
-    num = sv.SECTION_NUMBERS
+    num = sv.SECTION_RANGES
 
     def rng(key: str) -> str:
         return f"{num[key][0]}–{num[key][1]}"
@@ -218,7 +218,7 @@ def distribution_table(tests: pd.DataFrame, experiments: Mapping[str, Mapping]) 
     table["study_hz_p"] = np.where(convex, rng("hz_p_convex"), "rejected")
     table["study_laplace_rejected_bonferroni"] = rng("laplace_rejected_bonferroni")
     table["study_tail_index"] = np.where(convex, rng("tail_index_convex"), "not estimated")
-    table["study_seeds"] = num["distribution_seeds"]
+    table["study_seeds"] = sv.DISTRIBUTION_SEEDS
     return table
 
 
