@@ -31,7 +31,11 @@ EXPERIMENTS = {
         "init_modes": ["variable", "fixed"],
     },
 }
-CONFIG = {"experiments": EXPERIMENTS, "analysis": {"n_pairs": 30, "bootstrap": 20, "pair_seed": 0, "seed": 0}}
+CONFIG = {
+    "experiments": EXPERIMENTS,
+    "analysis": {"n_pairs": 30, "bootstrap": 20, "pair_seed": 0, "seed": 0},
+    "dp": {"epochs": 4, "repeats": 5},
+}
 T = 20
 SEEDS, REPLACE = range(6), (1, 2, 3)
 

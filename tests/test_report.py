@@ -247,6 +247,8 @@ def test_full_report_has_every_section_and_an_image_per_figure(full_report):
     assert "Left out" not in page and "Not in this report" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the network
     assert "Config slice: exp_lr: logreg on mnist_binary, lr 0.5, batch 32, 3 epochs, 6 seeds x 3 D_i" in page
+    assert "Config slice (dp): epochs = 4, repeats = 5." in page  # a stage's slice, when the rule passes it
+    assert "Config slice: the &#x27;mia&#x27; settings were not passed to the report." in page
 
 
 def test_report_tables_carry_the_study_values(full_report):

@@ -166,7 +166,8 @@ def report_inputs(wildcards):
 
 
 def report_params(wildcards):
-    """The config slices the report states beside its figures and tables."""
+    """The config slices the report states beside its figures and tables (other stages add theirs
+    under the keys mia, dp, output_perturbation, ledger)."""
     experiments = list(config["experiments"])
     return {
         "experiments": {e: config["experiments"][e] for e in experiments},

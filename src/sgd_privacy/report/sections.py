@@ -65,6 +65,15 @@ def experiment_T(inputs: Inputs) -> dict[str, int]:
     return {}
 
 
+def stage_settings(inputs: Inputs, key: str) -> str:
+    """The config slice of a stage (`key` in the report's config params), or a note that it was not passed."""
+    value = inputs.config.get(key)
+    if value is None:
+        return f"Config slice: the '{key}' settings were not passed to the report."
+    shown = ", ".join(f"{k} = {v}" for k, v in value.items()) if isinstance(value, dict) else str(value)
+    return f"Config slice ({key}): {shown}."
+
+
 def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
@@ -194,7 +203,8 @@ def kmeans_tables(inputs: Inputs) -> list[Block]:
             "kmeans_spans",
             "k-means on the weights at T: clusters spanned by a seed and by a dataset",
             table,
-            "k = max(runs per seed, runs per dataset D_i); groups: seeds or datasets counted.",
+            f"k = max(runs per seed, runs per dataset D_i); groups: seeds or datasets counted. "
+            f"{describe_experiments(inputs, list(table['experiment'].unique()))} {analysis_settings(inputs, ['seed'])}",
         )
     ]
     for name, g in table.groupby("experiment"):
@@ -403,7 +413,10 @@ def mia_parts(inputs: Inputs) -> list[Block]:
     """Seed known vs hidden (`mia_summary`: T, accuracy_known, accuracy_hidden, epsilon_known,
     epsilon_hidden, [epsilon_difference], p_value, n_models, [loss_ratio])."""
     table = tb.mia_table(inputs.get("mia_summary"))
-    caption = "Loss-threshold attack; p: one-sided paired t-test (known > hidden); study values: Table 6 at the same T."
+    caption = (
+        "Loss-threshold attack; p: one-sided paired t-test (known > hidden); models: attacked models per T; "
+        f"study values: Table 6 at the same T. {stage_settings(inputs, 'mia')}"
+    )
     blocks: list[Block] = [
         TableBlock("mia_seed", "Membership inference, seed known vs hidden (study Table 6)", table, caption),
         FigureBlock("mia_seed", "Attack epsilon, seed known vs hidden", fg.mia_known_hidden(table), caption),
@@ -432,7 +445,7 @@ def roc_parts(inputs: Inputs) -> list[Block]:
             "mia_roc",
             "ROC of the calibrated attack (log axes)",
             fg.roc_curves(roc),
-            f"True against false positive rate on log axes; dashed: chance.{auc}",
+            f"True against false positive rate on log axes; dashed: chance.{auc} {stage_settings(inputs, 'mia')}",
         )
     ]
 
@@ -451,7 +464,7 @@ def dp_epoch_parts(inputs: Inputs) -> list[Block]:
             "Privacy against utility per epoch (DP-SGD, SAM and the baselines)",
             fg.privacy_utility(ep),
             f"Crosses: 95% confidence intervals{reps}; circle: first epoch, star: last epoch. "
-            "Up and to the right is better.",
+            f"Up and to the right is better. {stage_settings(inputs, 'dp')}",
         )
     ]
 
@@ -463,13 +476,21 @@ def dp_sweep_parts(inputs: Inputs) -> list[Block]:
     if inputs.has("dp_epsilon_sweep"):
         t = tb.sweep_table(inputs.get("dp_epsilon_sweep"), "epsilon", sv.DP_EPSILON_SWEEP, "dp_epsilon_sweep")
         blocks.append(
-            TableBlock("dp_epsilon_sweep", "Epsilon sweep at C = 1", t, f"Study: {sv.SOURCES['DP_EPSILON_SWEEP']}.")
+            TableBlock(
+                "dp_epsilon_sweep",
+                "Epsilon sweep at C = 1",
+                t,
+                f"Study: {sv.SOURCES['DP_EPSILON_SWEEP']}. {stage_settings(inputs, 'dp')}",
+            )
         )
     if inputs.has("dp_clipping_sweep"):
         t = tb.sweep_table(inputs.get("dp_clipping_sweep"), "max_grad_norm", sv.DP_CLIPPING_SWEEP, "dp_clipping_sweep")
         blocks.append(
             TableBlock(
-                "dp_clipping_sweep", "Clipping sweep at epsilon = 3", t, f"Study: {sv.SOURCES['DP_CLIPPING_SWEEP']}."
+                "dp_clipping_sweep",
+                "Clipping sweep at epsilon = 3",
+                t,
+                f"Study: {sv.SOURCES['DP_CLIPPING_SWEEP']}. {stage_settings(inputs, 'dp')}",
             )
         )
     if not blocks:
@@ -481,7 +502,14 @@ def outlier_parts(inputs: Inputs) -> list[Block]:
     """Outliers (`outliers`: algorithm, members, non_members; optional n_repeats)."""
     out = inputs.get("outliers", ["algorithm", "members", "non_members"])
     reps = f" in all {int(out['n_repeats'].max())} runs" if "n_repeats" in out else " in every run"
-    return [TableBlock("outliers", "Outliers", out, f"Examples the attack classifies correctly{reps}.")]
+    return [
+        TableBlock(
+            "outliers",
+            "Outliers",
+            out,
+            f"Examples the attack classifies correctly{reps}. {stage_settings(inputs, 'dp')}",
+        )
+    ]
 
 
 # ---------------------------------------------------------------- output perturbation
@@ -496,13 +524,14 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
             "output_perturbation",
             "Output perturbation: accuracy against epsilon",
             fg.output_perturbation(op),
-            f"Band: 95% CI over {n} noise draws per point (variants: {', '.join(sorted(op['variant'].unique()))}).",
+            f"Band: 95% CI over {n} noise draws per point (variants: {', '.join(sorted(op['variant'].unique()))}). "
+            f"{stage_settings(inputs, 'output_perturbation')}",
         ),
         TableBlock(
             "output_perturbation",
             "Output perturbation",
             op.groupby(["variant", "epsilon"])["test_accuracy"].agg(["mean", "std", "count"]).reset_index(),
-            "Mean, standard deviation and number of noise draws.",
+            f"Mean, standard deviation and number of noise draws. {stage_settings(inputs, 'output_perturbation')}",
         ),
     ]
 
@@ -515,7 +544,8 @@ def repeated_query_parts(inputs: Inputs) -> list[Block]:
             "repeated_queries",
             "A noisy prediction API under repeated queries",
             fg.repeated_queries(rq),
-            "Error of an attacker averaging k answers; fresh noise per query shrinks as 1/sqrt(k).",
+            f"Error of an attacker averaging k answers; fresh noise per query shrinks as 1/sqrt(k). "
+            f"{stage_settings(inputs, 'output_perturbation')}",
         )
     ]
 
@@ -527,8 +557,18 @@ def ledger_parts(inputs: Inputs) -> list[Block]:
     """Privacy ledger (`ledger`: dataset, epsilon, delta, cumulative_epsilon; optional run)."""
     led = inputs.get("ledger", ["dataset", "cumulative_epsilon"])
     return [
-        TableBlock("ledger", "Privacy ledger", led, "Every release on each dataset and the epsilon spent so far."),
-        FigureBlock("ledger", "Cumulative epsilon per dataset", fg.ledger(led), "Step: one more release."),
+        TableBlock(
+            "ledger",
+            "Privacy ledger",
+            led,
+            f"Every release on each dataset and the epsilon spent so far ({len(led)} releases).",
+        ),
+        FigureBlock(
+            "ledger",
+            "Cumulative epsilon per dataset",
+            fg.ledger(led),
+            f"Step: one more release. {stage_settings(inputs, 'ledger')}",
+        ),
     ]
 
 
