@@ -17,7 +17,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from .frames import require
 
@@ -288,7 +288,7 @@ def output_perturbation(frame: pd.DataFrame) -> Figure:
     require(frame, ["epsilon", "variant", "test_accuracy"], "output_perturbation")
     fig, axes = new_figure(1, panel=(5.4, 3.6))
     sns.lineplot(data=frame, x="epsilon", y="test_accuracy", hue="variant", marker="o", errorbar=("ci", 95), ax=axes[0])
-    axes[0].set_xscale("log")
+    _plain_log_ticks(axes[0], frame["epsilon"].to_numpy())
     axes[0].set(xlabel="epsilon", ylabel="test accuracy")
     _style(axes[0])
     return fig
@@ -299,7 +299,7 @@ def repeated_queries(frame: pd.DataFrame) -> Figure:
     require(frame, ["k", "mode", "error"], "repeated_queries")
     fig, axes = new_figure(1, panel=(5.4, 3.6))
     sns.lineplot(data=frame, x="k", y="error", hue="mode", marker="o", ax=axes[0])
-    axes[0].set_xscale("log")
+    _plain_log_ticks(axes[0], frame["k"].to_numpy())
     axes[0].set_yscale("log")
     axes[0].set(xlabel="repeated queries k", ylabel="attacker's error")
     _style(axes[0])
@@ -314,6 +314,7 @@ def ledger(frame: pd.DataFrame) -> Figure:
     sns.lineplot(
         data=data, x="release", y="cumulative_epsilon", hue="dataset", drawstyle="steps-post", marker="o", ax=axes[0]
     )
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
     axes[0].set(xlabel="release (training run) on the dataset", ylabel="cumulative epsilon")
     _style(axes[0])
     return fig
