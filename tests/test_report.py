@@ -47,6 +47,8 @@ def test_distances_over_time_has_a_log_panel_per_experiment_with_T_and_the_bound
         assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale()) == ("step t", "L2 distance between weights", "log")
         assert any(line.get_linestyle() == "--" for line in ax.get_lines())  # the bolt-on bound
     assert axes[0].get_lines()[-1].get_xdata()[0] == 10  # T line of experiment a
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[-1] == "bolt-on bound (theory)" and len(labels) == 3
 
 
 def test_distances_at_T_is_a_log_x_density_with_the_bound():

@@ -14,9 +14,11 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.artist import Artist
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
 
 from .frames import require
@@ -66,13 +68,13 @@ def _style(ax: Axes) -> None:
     ax.spines[["top", "right"]].set_visible(False)
 
 
-def _legend_below(fig: Figure, axes: Sequence[Axes]) -> None:
-    """Move the first panel's legend below all panels (one row), so it hides no data."""
+def _legend_below(fig: Figure, axes: Sequence[Axes], extra: Sequence[tuple[Artist, str]] = ()) -> None:
+    """Move the first panel's legend (plus `extra` entries) below all panels, so it hides no data."""
     legend = axes[0].get_legend() if axes else None
     if legend is None:
         return
-    handles = [h for h in legend.legend_handles if h is not None]
-    labels = [t.get_text() for t in legend.get_texts()]
+    handles = [h for h in legend.legend_handles if h is not None] + [h for h, _ in extra]
+    labels = [t.get_text() for t in legend.get_texts()] + [label for _, label in extra]
     legend.remove()
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), frameon=False, fontsize=8)
 
@@ -114,7 +116,9 @@ def distances_over_time(over_t: pd.DataFrame, T: dict[str, int] | None = None) -
         ax.set_yscale("log")
         ax.set(title=name, xlabel="step t", ylabel="L2 distance between weights")
         _style(ax)
-    _legend_below(fig, axes)
+    bound = Line2D([], [], color=PAIR_COLOURS["sensitivity_theory"], linestyle="--")
+    has_bound = bool((over_t["kind"] == "sensitivity_theory").any())
+    _legend_below(fig, axes, [(bound, PAIR_LABELS["sensitivity_theory"])] if has_bound else ())
     return fig
 
 
