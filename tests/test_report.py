@@ -367,3 +367,22 @@ def test_chromium_renders_the_page_without_console_errors(full_report, chromium,
     assert dom.stdout.count('src="data:image/png;base64,') == (out / "index.html").read_text().count(
         'src="data:image/png;base64,'
     )
+
+
+def test_a_build_failing_while_writing_leaves_no_partial_outputs(tmp_path):
+    from sgd_privacy.report.blocks import FigureBlock, Section, TableBlock
+    from sgd_privacy.report.build import build_report
+
+    class Exploding:
+        def savefig(self, *args, **kwargs):
+            raise RuntimeError("disk full")
+
+    def part(inputs):  # a table is written first, then the figure fails
+        return [TableBlock("t", "T", pd.DataFrame({"a": [1]}), ""), FigureBlock("f", "F", Exploding(), "")]
+
+    files = write_fixtures(tmp_path / "in", {"umap"})
+    sections = [Section("embedding", "UMAP", "study", ("umap",), "weight_embedding", (part,))]
+    out = tmp_path / "report"
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_report(Inputs.read(files, CONFIG), out / "index.html", out / "figures", out / "tables", sections)
+    assert list(out.rglob("*")) == []  # neither the page nor a figure or table folder, no temporaries
