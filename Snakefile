@@ -12,10 +12,15 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
+# Snakemake's own report: snakemake --report report.zip
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -23,3 +28,4 @@ rule all:
     input:
         all_targets(),
         analysis_targets(),
+        report_targets(),

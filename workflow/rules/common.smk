@@ -137,3 +137,49 @@ def analysis_targets():
     """Every analysis output."""
     names = ["distances_over_t", "distances_at_T", "epsilon", "distribution_tests", "umap"]
     return [f"results/analysis/{e}/{n}.parquet" for e in analysed_experiments() for n in names]
+
+
+# --- report (issue 12) ---
+def report_targets():
+    """The final report page (built from every enabled stage's tables; last thing `rule all` builds)."""
+    return ["results/report/index.html"]
+
+
+# Analysis tables the report reads, per analysed experiment (kinds of sgd_privacy.report.sections).
+REPORT_ANALYSIS_KINDS = [
+    "distances_over_t",
+    "distances_at_T",
+    "epsilon",
+    "sigma_per_dataset",
+    "stability",
+    "distribution_tests",
+    "nonnormal_weights",
+    "umap",
+    "kmeans_spans",
+]
+
+
+def report_inputs(wildcards):
+    """Every table the report reads, by kind; a kind with no files leaves its section out with a note."""
+    experiments = list(config["experiments"])
+    files = {
+        "dataset_meta": [dataset_files(d)["meta"] for d in used_datasets()],
+        "runs": [f"results/train/{e}/runs.parquet" for e in experiments],
+        "convergence": [f"results/train/{e}/convergence.parquet" for e in experiments],
+    }
+    for kind in REPORT_ANALYSIS_KINDS:
+        files[kind] = [f"results/analysis/{e}/{kind}.parquet" for e in analysed_experiments()]
+    # Other stages add their tables here (kind -> files; the columns each kind needs are in the
+    # docstrings of sgd_privacy/report/sections.py): mia_summary, mia_roc, dp_epochs,
+    # dp_epsilon_sweep, dp_clipping_sweep, outliers, output_perturbation, repeated_queries, ledger.
+    return files
+
+
+def report_params(wildcards):
+    """The config slices the report states beside its figures and tables (other stages add theirs
+    under the keys mia, dp, output_perturbation, ledger)."""
+    experiments = list(config["experiments"])
+    return {
+        "experiments": {e: config["experiments"][e] for e in experiments},
+        "analysis": config["analysis"],
+    }

@@ -1,0 +1,69 @@
+"""What a report section is made of: figures, tables and notes, and the section registry entry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from .frames import Inputs
+
+Tone = Literal["note", "agrees", "differs", "missing"]
+
+
+@dataclass
+class FigureBlock:
+    """A figure with its file stem, title and caption (config slice and sample sizes)."""
+
+    name: str
+    title: str
+    figure: Figure
+    caption: str
+
+
+@dataclass
+class TableBlock:
+    """A table with its file stem, title and caption; `study_*` columns hold the study's values."""
+
+    name: str
+    title: str
+    frame: pd.DataFrame
+    caption: str
+
+
+@dataclass
+class Note:
+    """A one-line statement; `agrees`/`differs` compare a finding with the study's."""
+
+    text: str
+    tone: Tone = "note"
+
+
+Block = FigureBlock | TableBlock | Note
+Part = Callable[[Inputs], list[Block]]
+
+
+@dataclass(frozen=True)
+class Section:
+    """A report section: shown when any of `kinds` was given, each part rendered from the tables.
+
+    A part that lacks a table or a column is replaced by a note naming what is missing; a section
+    none of whose kinds was given is replaced by a one-line note naming the stage that makes them.
+    """
+
+    key: str
+    title: str
+    study: str
+    kinds: Sequence[str]
+    stage: str
+    parts: Sequence[Part] = field(default_factory=tuple)
+
+
+def comparison(agrees: bool, text: str) -> Note:
+    """A note saying plainly whether a finding agrees with the study's."""
+    return Note(
+        ("Agrees with the study: " if agrees else "Differs from the study: ") + text, "agrees" if agrees else "differs"
+    )

@@ -1,0 +1,334 @@
+"""Figures of the report: each one is drawn by seaborn from a DataFrame onto a fresh Agg figure.
+
+No pyplot state is used: every function builds its own `matplotlib.figure.Figure` with an Agg
+canvas and returns it, so figures can be made in any order, in tests and in jobs alike.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.artist import Artist
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+
+from .frames import require
+
+PAIR_LABELS = {
+    "sensitivity": "sensitivity (same seed, neighbouring D_i)",
+    "variability_fixed_init": "variability, fixed init (same D_i, other seed)",
+    "variability_variable_init": "variability, variable init (same D_i, other seed)",
+    "sensitivity_theory": "bolt-on bound (theory)",
+}
+PAIR_COLOURS = {
+    "sensitivity": "#c9a227",
+    "variability_fixed_init": "#4c9f70",
+    "variability_variable_init": "#6a3d9a",
+    "sensitivity_theory": "#c9a227",
+}
+THEME: dict[str, Any] = {
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "font.size": 9,
+}
+
+
+def new_figure(n_panels: int, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.2)) -> tuple[Figure, list[Axes]]:
+    """An Agg figure with `n_panels` axes on a grid of at most `ncols` columns (extra cells hidden)."""
+    ncols = max(1, min(ncols, n_panels))
+    nrows = max(1, math.ceil(n_panels / ncols))
+    with mpl.rc_context(THEME):  # type: ignore[arg-type]
+        fig = Figure(figsize=(panel[0] * ncols, panel[1] * nrows), layout="constrained")
+        FigureCanvasAgg(fig)
+        grid = fig.subplots(nrows, ncols, squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[n_panels:]:
+        ax.set_visible(False)
+    return fig, axes[:n_panels]
+
+
+def _panels(frame: pd.DataFrame, by: str) -> list[tuple[str, pd.DataFrame]]:
+    """Sub-frames per value of `by`, in sorted order (one panel each)."""
+    return [(str(k), g) for k, g in frame.groupby(by, sort=True)]
+
+
+def _style(ax: Axes) -> None:
+    ax.grid(True, alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+
+
+def _legend_below(fig: Figure, axes: Sequence[Axes], extra: Sequence[tuple[Artist, str]] = ()) -> None:
+    """Move the first panel's legend (plus `extra` entries) below all panels, so it hides no data."""
+    legend = axes[0].get_legend() if axes else None
+    if legend is None:
+        return
+    handles = [h for h in legend.legend_handles if h is not None] + [h for h, _ in extra]
+    labels = [t.get_text() for t in legend.get_texts()] + [label for _, label in extra]
+    legend.remove()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), frameon=False, fontsize=8)
+
+
+def _plain_log_ticks(ax: Axes, values: np.ndarray) -> None:
+    """Log x axis ticked at `values` with plain numbers (no overlapping minor labels)."""
+    ax.set_xscale("log")
+    ax.set_xticks(np.unique(values))
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def distances_over_time(over_t: pd.DataFrame, T: dict[str, int] | None = None) -> Figure:
+    """Figure 2: median L2 distance per pair kind against the step t (band: 5%-95% of pairs),
+    the bolt-on bound dashed, T as a vertical line; one panel per experiment, log y."""
+    require(over_t, ["experiment", "kind", "t", "median", "q05", "q95"], "distances_over_t")
+    panels = _panels(over_t, "experiment")
+    fig, axes = new_figure(len(panels))
+    for ax, (name, g) in zip(axes, panels, strict=True):
+        pairs = g[g["kind"] != "sensitivity_theory"]
+        sns.lineplot(
+            data=pairs.assign(pair=pairs["kind"].map(PAIR_LABELS).fillna(pairs["kind"])),
+            x="t",
+            y="median",
+            hue="pair",
+            palette={PAIR_LABELS.get(k, k): PAIR_COLOURS.get(k, "grey") for k in pairs["kind"].unique()},
+            ax=ax,
+            legend=ax is axes[0],
+        )
+        for kind, k in pairs.groupby("kind"):
+            ax.fill_between(k["t"], k["q05"], k["q95"], color=PAIR_COLOURS.get(str(kind), "grey"), alpha=0.2, lw=0)
+        theory = g[g["kind"] == "sensitivity_theory"]
+        if len(theory):
+            sns.lineplot(
+                data=theory, x="t", y="median", ax=ax, color=PAIR_COLOURS["sensitivity_theory"], linestyle="--"
+            )
+        if T and name in T:
+            ax.axvline(T[name], color="black", lw=0.8, linestyle=":")
+        ax.set_yscale("log")
+        ax.set(title=name, xlabel="step t", ylabel="L2 distance between weights")
+        _style(ax)
+    bound = Line2D([], [], color=PAIR_COLOURS["sensitivity_theory"], linestyle="--")
+    has_bound = bool((over_t["kind"] == "sensitivity_theory").any())
+    _legend_below(fig, axes, [(bound, PAIR_LABELS["sensitivity_theory"])] if has_bound else ())
+    return fig
+
+
+def distances_at_T(at_T: pd.DataFrame, bound: dict[str, float] | None = None) -> Figure:
+    """Figure 3: distribution of the pair distances at T per pair kind (log x), bolt-on bound dashed."""
+    require(at_T, ["experiment", "kind", "distance"], "distances_at_T")
+    panels = _panels(at_T[at_T["distance"] > 0], "experiment")
+    fig, axes = new_figure(len(panels))
+    for ax, (name, g) in zip(axes, panels, strict=True):
+        kinds = [k for k in PAIR_LABELS if k in set(g["kind"])]
+        sns.histplot(
+            data=g.assign(pair=g["kind"].map(PAIR_LABELS)),
+            x="distance",
+            hue="pair",
+            hue_order=[PAIR_LABELS[k] for k in kinds],
+            palette=[PAIR_COLOURS[k] for k in kinds],
+            log_scale=True,
+            element="step",
+            stat="density",
+            common_norm=False,
+            bins=30,
+            ax=ax,
+            legend=ax is axes[0],
+        )
+        if bound and name in bound and np.isfinite(bound[name]):
+            ax.axvline(bound[name], color=PAIR_COLOURS["sensitivity_theory"], linestyle="--", label="bolt-on bound")
+        ax.set(title=name, xlabel="L2 distance at T", ylabel="density")
+        _style(ax)
+    _legend_below(fig, axes)
+    return fig
+
+
+def umap_scatter(umap: pd.DataFrame) -> Figure:
+    """Figure 4: UMAP of the weights at T, coloured by seed (left) and by replace index (right); a row per experiment."""
+    require(umap, ["experiment", "seed", "replace_index", "umap_1", "umap_2"], "umap")
+    panels = _panels(umap, "experiment")
+    fig, axes = new_figure(2 * len(panels), ncols=2, panel=(4.4, 3.6))
+    for k, (name, g) in enumerate(panels):
+        for ax, colour in zip(axes[2 * k : 2 * k + 2], ("seed", "replace_index"), strict=True):
+            n_colours = g[colour].nunique()
+            sns.scatterplot(
+                data=g.assign(**{colour: g[colour].astype(str)}),
+                x="umap_1",
+                y="umap_2",
+                hue=colour,
+                palette=sns.color_palette("husl" if n_colours > 10 else "tab10", n_colours),
+                s=14,
+                linewidth=0,
+                ax=ax,
+                legend=n_colours <= 12,
+            )
+            if ax.get_legend() is not None:
+                sns.move_legend(ax, "upper left", bbox_to_anchor=(1, 1), fontsize=6, title=colour, frameon=False)
+            ax.set(title=f"{name}: coloured by {colour.replace('_', ' ')}", xlabel="UMAP 1", ylabel="UMAP 2")
+            _style(ax)
+    return fig
+
+
+def nonnormal_weights(examples: pd.DataFrame) -> Figure:
+    """Figure 5: histograms over seeds of the least normal weights (lowest Shapiro-Wilk p) per experiment."""
+    require(examples, ["experiment", "weight", "shapiro_p", "value"], "nonnormal_weights")
+    keys = examples.drop_duplicates(["experiment", "weight"])[["experiment", "weight", "shapiro_p"]]
+    fig, axes = new_figure(len(keys), ncols=4, panel=(3.2, 2.6))
+    for ax, row in zip(axes, keys.itertuples(index=False), strict=True):
+        g = examples[(examples["experiment"] == row.experiment) & (examples["weight"] == row.weight)]
+        sns.histplot(data=g, x="value", bins=20, kde=True, ax=ax, color="#3b6ea8")
+        ax.set(
+            title=f"{row.experiment} w{row.weight}\nShapiro p = {row.shapiro_p:.2g}",
+            xlabel="weight value",
+            ylabel="seeds",
+        )
+        _style(ax)
+    return fig
+
+
+def stability(stab: pd.DataFrame) -> Figure:
+    """Figure 6: sigma against the number of seeds and Delta_empirical against the number of pairs
+    (mean and range over repeated random subsets), log x; one panel per quantity."""
+    require(stab, ["experiment", "quantity", "n", "value"], "stability")
+    labels = {
+        "sigma": ("seeds used", "sigma (min per-weight spread)"),
+        "delta_empirical": ("pairs used", "Delta_empirical"),
+    }
+    panels = [(q, stab[stab["quantity"] == q]) for q in labels if q in set(stab["quantity"])]
+    fig, axes = new_figure(len(panels), ncols=2)
+    for ax, (q, g) in zip(axes, panels, strict=True):
+        sns.lineplot(
+            data=g, x="n", y="value", hue="experiment", errorbar=("pi", 100), marker="o", ax=ax, legend=ax is axes[0]
+        )
+        _plain_log_ticks(ax, g["n"].to_numpy())
+        ax.set(title=q, xlabel=labels[q][0], ylabel=labels[q][1])
+        _style(ax)
+    _legend_below(fig, axes)
+    return fig
+
+
+def sigma_per_dataset(per_dataset: pd.DataFrame) -> Figure:
+    """Table 5 as a figure: sigma estimated on each dataset D_i separately, one strip per experiment."""
+    require(per_dataset, ["experiment", "replace_index", "sigma"], "sigma_per_dataset")
+    fig, axes = new_figure(1, panel=(6.0, 0.5 + 0.6 * per_dataset["experiment"].nunique()))
+    sns.stripplot(data=per_dataset, x="sigma", y="experiment", hue="experiment", legend=False, ax=axes[0], size=5)
+    axes[0].set(xlabel="sigma on one dataset D_i", ylabel="")
+    _style(axes[0])
+    return fig
+
+
+def mia_known_hidden(summary: pd.DataFrame) -> Figure:
+    """Table 6 as a figure: attack epsilon with the seed known and hidden against T."""
+    require(summary, ["T", "epsilon_known", "epsilon_hidden"], "mia_summary")
+    long = summary.melt(
+        id_vars=["T"], value_vars=["epsilon_known", "epsilon_hidden"], var_name="seed", value_name="epsilon"
+    )
+    long["seed"] = long["seed"].map({"epsilon_known": "seed known", "epsilon_hidden": "seed hidden"})
+    fig, axes = new_figure(1, panel=(5.0, 3.4))
+    sns.lineplot(data=long, x="T", y="epsilon", hue="seed", style="seed", markers=True, ax=axes[0])
+    axes[0].set(xlabel="step T", ylabel="attack epsilon = ln(acc / (1 - acc))")
+    _style(axes[0])
+    return fig
+
+
+def roc_curves(roc: pd.DataFrame, group: str = "attack") -> Figure:
+    """ROC curves of the attacks on log-log axes (low false-positive rates visible), chance dashed."""
+    require(roc, [group, "fpr", "tpr"], "mia_roc")
+    positive = roc[(roc["fpr"] > 0) & (roc["tpr"] > 0)]
+    fig, axes = new_figure(1, panel=(4.6, 4.0))
+    ax = axes[0]
+    sns.lineplot(data=positive, x="fpr", y="tpr", hue=group, estimator=None, sort=True, ax=ax)
+    lo = float(positive["fpr"].min()) if len(positive) else 1e-4
+    ax.plot([lo, 1], [lo, 1], color="grey", linestyle="--", lw=0.8, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set(xlabel="false positive rate", ylabel="true positive rate")
+    _style(ax)
+    return fig
+
+
+def privacy_utility(epochs: pd.DataFrame, group: str = "algorithm") -> Figure:
+    """Per-epoch privacy (attack P_err) against utility (test accuracy) per algorithm, with 95% CI crosses;
+    the first epoch is marked with a circle and the last with a star."""
+    need = [group, "epoch", "p_err", "p_err_ci_low", "p_err_ci_high"]
+    need += ["test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high"]
+    require(epochs, need, "dp_epochs")
+    fig, axes = new_figure(1, panel=(6.0, 4.4))
+    ax = axes[0]
+    data = epochs.sort_values([group, "epoch"])
+    palette = dict(zip(sorted(data[group].unique()), sns.color_palette("tab10", data[group].nunique()), strict=True))
+    sns.lineplot(
+        data=data, x="p_err", y="test_accuracy", hue=group, palette=palette, sort=False, estimator=None, lw=0.8, ax=ax
+    )
+    for name, g in data.groupby(group):
+        colour = palette[name]
+        ax.errorbar(
+            g["p_err"],
+            g["test_accuracy"],
+            xerr=[g["p_err"] - g["p_err_ci_low"], g["p_err_ci_high"] - g["p_err"]],
+            yerr=[g["test_accuracy"] - g["test_accuracy_ci_low"], g["test_accuracy_ci_high"] - g["test_accuracy"]],
+            fmt="none",
+            ecolor=colour,
+            alpha=0.5,
+            lw=0.8,
+        )
+        ax.scatter(g["p_err"].iloc[:1], g["test_accuracy"].iloc[:1], marker="o", s=45, color=colour, edgecolor="k")
+        ax.scatter(g["p_err"].iloc[-1:], g["test_accuracy"].iloc[-1:], marker="*", s=110, color=colour, edgecolor="k")
+    ax.set(xlabel="privacy: attack error P_err (higher is more private)", ylabel="utility: test accuracy")
+    _style(ax)
+    return fig
+
+
+def output_perturbation(frame: pd.DataFrame) -> Figure:
+    """Test accuracy of output-perturbed models against epsilon (log x) per variant, with CI bands."""
+    require(frame, ["epsilon", "variant", "test_accuracy"], "output_perturbation")
+    fig, axes = new_figure(1, panel=(5.4, 3.6))
+    sns.lineplot(data=frame, x="epsilon", y="test_accuracy", hue="variant", marker="o", errorbar=("ci", 95), ax=axes[0])
+    _plain_log_ticks(axes[0], frame["epsilon"].to_numpy())
+    axes[0].set(xlabel="epsilon", ylabel="test accuracy")
+    _style(axes[0])
+    return fig
+
+
+def repeated_queries(frame: pd.DataFrame) -> Figure:
+    """Error of an attacker averaging k repeated answers of a noisy prediction API against k, log-log, per API mode."""
+    require(frame, ["k", "mode", "error"], "repeated_queries")
+    fig, axes = new_figure(1, panel=(5.4, 3.6))
+    sns.lineplot(data=frame, x="k", y="error", hue="mode", marker="o", ax=axes[0])
+    _plain_log_ticks(axes[0], frame["k"].to_numpy())
+    axes[0].set_yscale("log")
+    axes[0].set(xlabel="repeated queries k", ylabel="attacker's error")
+    _style(axes[0])
+    return fig
+
+
+def ledger(frame: pd.DataFrame) -> Figure:
+    """Cumulative epsilon spent on each dataset, run after run (step plot)."""
+    require(frame, ["dataset", "cumulative_epsilon"], "ledger")
+    data = frame.assign(release=frame.groupby("dataset").cumcount() + 1)
+    fig, axes = new_figure(1, panel=(5.4, 3.4))
+    sns.lineplot(
+        data=data, x="release", y="cumulative_epsilon", hue="dataset", drawstyle="steps-post", marker="o", ax=axes[0]
+    )
+    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes[0].set(xlabel="release (training run) on the dataset", ylabel="cumulative epsilon")
+    _style(axes[0])
+    return fig
+
+
+def axis_labels(fig: Figure) -> list[tuple[str, str]]:
+    """(x label, y label) of every visible axes of a figure, for checks."""
+    return [(ax.get_xlabel(), ax.get_ylabel()) for ax in fig.axes if ax.get_visible()]
+
+
+def visible_axes(fig: Figure) -> Sequence[Axes]:
+    """The visible axes of a figure."""
+    return [ax for ax in fig.axes if ax.get_visible()]

@@ -1,0 +1,261 @@
+"""Tables of the report: the stages' outputs summarised, with the studies' printed values beside them.
+
+Every function takes DataFrames (and the experiments' config slice where the model or dataset is
+needed) and returns a DataFrame; columns named `study_*` hold the study's value, `study_dataset`
+names the study row compared (with a proxy note where the pipeline's dataset only stands in for
+the study's).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import study_values as sv
+from .frames import require
+
+
+def experiment_info(experiments: Mapping[str, Mapping], name: str) -> dict[str, str]:
+    """Model and dataset of an experiment from the config slice ('?' where it is not given)."""
+    exp = experiments.get(name, {})
+    return {"model": str(exp.get("model", "?")), "dataset": str(exp.get("dataset", "?"))}
+
+
+def _study_key(dataset: str) -> tuple[str | None, str]:
+    """The study's dataset for a pipeline dataset and the label to show (marking proxies)."""
+    study = sv.study_dataset(dataset)
+    if study is None:
+        return None, ""
+    return study, study + (" (proxy)" if dataset in sv.PROXY_NOTE else "")
+
+
+def dataset_table(meta: pd.DataFrame) -> pd.DataFrame:
+    """Datasets: sizes and feature dimension, beside the study's Table 1 where it has the dataset."""
+    require(meta, ["dataset", "n_train", "n_test", "n_features"], "dataset_meta")
+    rows = []
+    for rec in meta.sort_values("dataset").to_dict("records"):
+        study, label = _study_key(rec["dataset"])
+        ref = sv.TABLE1_SIZES.get(study or "", {})
+        rows.append(
+            {
+                "dataset": rec["dataset"],
+                "description": rec.get("description", ""),
+                "n_train": rec["n_train"],
+                "n_val": rec.get("n_val", np.nan),
+                "n_test": rec["n_test"],
+                "n_features": rec["n_features"],
+                "study_dataset": label,
+                "study_n_train": ref.get("n_train", np.nan),
+                "study_n_test": ref.get("n_test", np.nan),
+                "study_n_features": ref.get("n_features", np.nan),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def grid_table(runs: pd.DataFrame, convergence: pd.DataFrame, experiments: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Per experiment: model, grid size, T and mean validation accuracy at T, beside the study's
+    Table 2 (accuracy) and Table 3 (grid) for the same model and dataset."""
+    require(runs, ["experiment", "seed", "replace_index", "init", "diverged"], "runs")
+    require(convergence, ["experiment", "T", "val_acc_at_T"], "convergence")
+    conv = convergence.set_index("experiment")
+    rows = []
+    for name, g in runs.groupby("experiment", sort=True):
+        info = experiment_info(experiments, str(name))
+        study, label = _study_key(info["dataset"])
+        key = ("mlp" if info["model"] == "mlp" else info["model"], study or "")
+        grid = sv.TABLE3_GRID.get(key, {})
+        c = conv.loc[name] if name in conv.index else pd.Series(dtype=float)
+        rows.append(
+            {
+                "experiment": name,
+                "model": info["model"],
+                "dataset": info["dataset"],
+                "seeds": g["seed"].nunique(),
+                "datasets_D_i": g["replace_index"].nunique(),
+                "init_modes": ", ".join(sorted(g["init"].unique())),
+                "models": len(g),
+                "diverged": int(g["diverged"].sum()),
+                "T": c.get("T", np.nan),
+                "val_accuracy_at_T": c.get("val_acc_at_T", np.nan),
+                "study_dataset": label,
+                "study_accuracy": sv.TABLE2_ACCURACY.get(key, np.nan),
+                "study_seeds": grid.get("seeds", np.nan),
+                "study_datasets_D_i": grid.get("datasets", np.nan),
+                "study_models": grid.get("models", np.nan),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def distances_table(at_T: pd.DataFrame, over_t: pd.DataFrame, T: Mapping[str, int]) -> pd.DataFrame:
+    """Distances at T per experiment and pair kind (pairs, 5%, median, max), the bolt-on bound at T
+    and how many times the largest sensitivity distance it is (the study: 3.2 to 6.5 for convex models)."""
+    require(at_T, ["experiment", "kind", "distance"], "distances_at_T")
+    require(over_t, ["experiment", "kind", "t", "median"], "distances_over_t")
+    rows = []
+    for (name, kind), g in at_T.groupby(["experiment", "kind"], sort=True):
+        d = g["distance"].to_numpy(dtype=float)
+        rows.append(
+            {
+                "experiment": name,
+                "kind": kind,
+                "T": T.get(str(name), np.nan),
+                "pairs": len(d),
+                "q05": np.quantile(d, 0.05),
+                "median": np.median(d),
+                "max": d.max(),
+            }
+        )
+    table = pd.DataFrame(rows)
+    bounds = theory_at_T(over_t, T)
+    table["bound_at_T"] = table["experiment"].map(bounds)
+    sens_max = table[table["kind"] == "sensitivity"].set_index("experiment")["max"]
+    table["bound_over_max_sensitivity"] = np.where(
+        table["kind"] == "sensitivity", table["bound_at_T"] / table["experiment"].map(sens_max), np.nan
+    )
+    lo, hi = sv.SECTION_RANGES["theory_over_empirical"]
+    table["study_bound_over_max_sensitivity"] = np.where(
+        table["kind"].eq("sensitivity") & table["bound_at_T"].notna(), f"{lo}–{hi}", ""
+    )
+    return table
+
+
+def theory_at_T(over_t: pd.DataFrame, T: Mapping[str, int]) -> dict[str, float]:
+    """The bolt-on bound at each experiment's T (experiments without a bound are left out)."""
+    theory = over_t[over_t["kind"] == "sensitivity_theory"]
+    out = {}
+    for name, g in theory.groupby("experiment"):
+        at = g[g["t"] == T.get(str(name), -1)]
+        if len(at):
+            out[str(name)] = float(at["median"].iloc[0])
+    return out
+
+
+EPSILON_QUANTITIES = (
+    ("delta_theory", "Delta_theory (bolt-on bound at T)", None),
+    ("delta_empirical", "Delta_empirical (largest sensitivity distance at T)", None),
+    ("sigma", "sigma (smallest per-weight spread)", ("sigma_ci_low", "sigma_ci_high")),
+    ("sigma_max", "largest per-weight spread", None),
+    ("epsilon_theory", "epsilon with Delta_theory", ("epsilon_theory_ci_low", "epsilon_theory_ci_high")),
+    ("epsilon_theory_weight_min", "epsilon with Delta_theory, least sensitive weight", None),
+    ("epsilon_empirical", "epsilon with Delta_empirical", ("epsilon_empirical_ci_low", "epsilon_empirical_ci_high")),
+    ("epsilon_empirical_weight_min", "epsilon with Delta_empirical, least sensitive weight", None),
+)
+
+
+def epsilon_table(epsilon: pd.DataFrame, experiments: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Table 4 in long form: per experiment and quantity, our value with its bootstrap CI and the
+    study's value (logistic regression on the study's datasets only)."""
+    require(epsilon, ["experiment", "T", "N", "n_seeds", "n_datasets", "sigma", "epsilon_theory"], "epsilon")
+    rows = []
+    for rec in epsilon.to_dict("records"):
+        info = experiment_info(experiments, rec["experiment"])
+        study, label = _study_key(info["dataset"])
+        ref = sv.TABLE4_EPSILON.get(study or "", {}) if info["model"] == "logreg" else {}
+        for col, label_q, ci in EPSILON_QUANTITIES:
+            if col not in rec:
+                continue
+            rows.append(
+                {
+                    "experiment": rec["experiment"],
+                    "model": info["model"],
+                    "quantity": label_q,
+                    "value": rec[col],
+                    "ci_low": rec[ci[0]] if ci and ci[0] in rec else np.nan,
+                    "ci_high": rec[ci[1]] if ci and ci[1] in rec else np.nan,
+                    "study": ref.get(col, np.nan),
+                    "study_dataset": label if ref else "",
+                    "T": rec["T"],
+                    "seeds": rec["n_seeds"],
+                    "datasets_D_i": rec["n_datasets"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def sigma_range_table(epsilon: pd.DataFrame, experiments: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Table 5: how many datasets D_i, the smallest and largest sigma over them, beside the study."""
+    require(epsilon, ["experiment", "n_datasets", "n_seeds", "sigma_dataset_min", "sigma_dataset_max"], "epsilon")
+    rows = []
+    for rec in epsilon.to_dict("records"):
+        info = experiment_info(experiments, rec["experiment"])
+        study, label = _study_key(info["dataset"])
+        ref = sv.TABLE5_SIGMA_RANGE.get(study or "", {}) if info["model"] == "logreg" else {}
+        rows.append(
+            {
+                "experiment": rec["experiment"],
+                "seeds_per_D_i": rec["n_seeds"],
+                "datasets_D_i": rec["n_datasets"],
+                "sigma_min": rec["sigma_dataset_min"],
+                "sigma_max": rec["sigma_dataset_max"],
+                "relative_spread": rec["sigma_dataset_max"] / rec["sigma_dataset_min"] - 1,
+                "study_dataset": label if ref else "",
+                "study_datasets_D_i": ref.get("n_datasets", np.nan),
+                "study_sigma_min": ref.get("sigma_dataset_min", np.nan),
+                "study_sigma_max": ref.get("sigma_dataset_max", np.nan),
+                "study_relative_spread": ref["sigma_dataset_max"] / ref["sigma_dataset_min"] - 1 if ref else np.nan,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def distribution_table(tests: pd.DataFrame, experiments: Mapping[str, Mapping]) -> pd.DataFrame:
+    """Section 6: per tested dataset D_i, the HZ minimum p, Shapiro-Wilk and Laplace rejected
+    fractions and the tail index, beside the study's ranges (HZ and alpha: convex models only)."""
+    require(tests, ["experiment", "replace_index", "n_seeds", "n_params"], "distribution_tests")
+    cols = ["hz_p_min", "hz_note", "shapiro_rejected", "shapiro_rejected_bonferroni"]
+    cols += ["laplace_rejected", "laplace_rejected_bonferroni", "tail_index"]
+    table = tests[["experiment", "replace_index", "n_seeds", "n_params"] + [c for c in cols if c in tests]].copy()
+    convex = table["experiment"].map(lambda n: experiment_info(experiments, n)["model"] == "logreg")
+    num = sv.SECTION_RANGES
+
+    def rng(key: str) -> str:
+        return f"{num[key][0]}–{num[key][1]}"
+
+    table["study_hz_p"] = np.where(convex, rng("hz_p_convex"), "rejected")
+    table["study_laplace_rejected_bonferroni"] = rng("laplace_rejected_bonferroni")
+    table["study_tail_index"] = np.where(convex, rng("tail_index_convex"), "not estimated")
+    table["study_seeds"] = sv.DISTRIBUTION_SEEDS
+    return table
+
+
+def kmeans_table(spans: pd.DataFrame) -> pd.DataFrame:
+    """k-means: per experiment, how many clusters a seed's runs and a dataset's runs span (mean, max)."""
+    require(spans, ["experiment", "by", "value", "clusters", "k"], "kmeans_spans")
+    table = (
+        spans.groupby(["experiment", "by"])
+        .agg(
+            k=("k", "first"),
+            groups=("value", "nunique"),
+            mean_clusters=("clusters", "mean"),
+            max_clusters=("clusters", "max"),
+        )
+        .reset_index()
+    )
+    table["study"] = np.where(table["by"] == "seed", "one cluster per seed", "spans many clusters")
+    return table
+
+
+def mia_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Table 6: attack accuracy and epsilon with the seed known and hidden, their difference, the
+    one-sided paired t-test p-value, models attacked and loss ratio, beside the study's row at the same T."""
+    cols = ["T", "accuracy_known", "accuracy_hidden", "epsilon_known", "epsilon_hidden", "p_value", "n_models"]
+    require(summary, cols, "mia_summary")
+    table = summary.copy()
+    if "epsilon_difference" not in table:
+        table["epsilon_difference"] = table["epsilon_known"] - table["epsilon_hidden"]
+    study = pd.DataFrame(sv.TABLE6_MIA).add_prefix("study_").rename(columns={"study_T": "T"})
+    keep = ["T", "study_accuracy_known", "study_accuracy_hidden", "study_epsilon_known", "study_epsilon_hidden"]
+    keep += ["study_epsilon_difference", "study_p_value", "study_n_models", "study_loss_ratio"]
+    return table.merge(study[keep], on="T", how="left")
+
+
+def sweep_table(frame: pd.DataFrame, key: str, study: tuple[dict, ...], kind: str) -> pd.DataFrame:
+    """A DP-SGD sweep (over epsilon or the clipping norm) with the lab report's values at the same setting."""
+    require(frame, [key, "test_accuracy"], kind)
+    ref = pd.DataFrame(study)
+    ref = ref.rename(columns={c: f"study_{c}" for c in ref.columns if c != key})
+    return frame.merge(ref, on=key, how="left")

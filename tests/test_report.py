@@ -1,0 +1,388 @@
+"""The final report: figures and tables from tiny DataFrames, the page from Parquet fixtures, and
+the page rendered by a real (headless) Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.collections import PathCollection, PolyCollection
+from matplotlib.image import imread
+
+from report_fixtures import CONFIG, T, other_stage_tables, write_fixtures
+from sgd_privacy.report import SECTIONS, build_from_files, figures, tables
+from sgd_privacy.report import study_values as sv
+from sgd_privacy.report.frames import Inputs, MissingColumnsError
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP_CHROMIUM = ROOT / "tests" / "setup_chromium.sh"
+
+
+# ---------------------------------------------------------------- figures on tiny DataFrames
+
+
+def _over_t() -> pd.DataFrame:
+    rows = [
+        {"experiment": e, "kind": k, "t": t, "median": m, "q05": m / 2, "q95": m * 2}
+        for e in ("a", "b")
+        for k, m in (("sensitivity", 0.01), ("variability_variable_init", 1.0), ("sensitivity_theory", 0.1))
+        for t in (0, 10, 20)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_distances_over_time_has_a_log_panel_per_experiment_with_T_and_the_bound():
+    fig = figures.distances_over_time(_over_t(), {"a": 10, "b": 20})
+    axes = figures.visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["a", "b"]
+    for ax in axes:
+        assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_yscale()) == ("step t", "L2 distance between weights", "log")
+        assert any(line.get_linestyle() == "--" for line in ax.get_lines())  # the bolt-on bound
+    assert axes[0].get_lines()[-1].get_xdata()[0] == 10  # T line of experiment a
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels[-1] == "bolt-on bound (theory)" and len(labels) == 3
+
+
+def test_distances_at_T_is_a_log_x_density_with_the_bound():
+    at = pd.DataFrame({"experiment": "a", "kind": np.repeat(["sensitivity", "variability_variable_init"], 20)})
+    at["distance"] = np.r_[np.full(20, 0.01), np.full(20, 1.0)] * np.linspace(1, 2, 40)
+    fig = figures.distances_at_T(at, {"a": 0.5})
+    (ax,) = figures.visible_axes(fig)
+    assert (ax.get_xlabel(), ax.get_ylabel(), ax.get_xscale()) == ("L2 distance at T", "density", "log")
+    assert ax.get_lines()[-1].get_xdata()[0] == 0.5
+
+
+def test_umap_has_seed_and_replace_index_panels_per_experiment():
+    rng = np.random.default_rng(0)
+    umap = pd.DataFrame({"experiment": np.repeat(["a", "b"], 6), "seed": np.tile([0, 1, 2], 4)})
+    umap = umap.assign(
+        replace_index=np.tile([1, 1, 1, 2, 2, 2], 2), umap_1=rng.normal(size=12), umap_2=rng.normal(size=12)
+    )
+    fig = figures.umap_scatter(umap)
+    titles = [ax.get_title() for ax in figures.visible_axes(fig)]
+    assert titles == [
+        "a: coloured by seed",
+        "a: coloured by replace index",
+        "b: coloured by seed",
+        "b: coloured by replace index",
+    ]
+    assert set(figures.axis_labels(fig)) == {("UMAP 1", "UMAP 2")}
+    assert len(figures.visible_axes(fig)[0].collections[0].get_offsets()) == 6
+
+
+def test_stability_nonnormal_and_sigma_figures():
+    stab = pd.DataFrame(
+        {"experiment": "a", "quantity": np.repeat(["sigma", "delta_empirical"], 4), "n": [2, 2, 5, 5] * 2}
+    )
+    fig = figures.stability(stab.assign(value=np.linspace(0.1, 0.8, 8)))
+    axes = figures.visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["sigma", "delta_empirical"]
+    assert [ax.get_xscale() for ax in axes] == ["log", "log"]
+    assert figures.axis_labels(fig)[1] == ("pairs used", "Delta_empirical")
+    ex = pd.DataFrame({"experiment": "a", "weight": np.repeat([3, 7], 10), "shapiro_p": np.repeat([0.001, 0.02], 10)})
+    fig = figures.nonnormal_weights(ex.assign(value=np.arange(20.0)))
+    assert [ax.get_title() for ax in figures.visible_axes(fig)] == ["a w3\nShapiro p = 0.001", "a w7\nShapiro p = 0.02"]
+    fig = figures.sigma_per_dataset(
+        pd.DataFrame({"experiment": ["a", "a", "b"], "replace_index": [1, 2, 1], "sigma": [0.1, 0.2, 0.3]})
+    )
+    assert figures.axis_labels(fig) == [("sigma on one dataset D_i", "")]
+
+
+def test_other_stage_figures_have_their_axes():
+    t = other_stage_tables(np.random.default_rng(0))
+    fig = figures.roc_curves(t["mia_roc"])
+    (ax,) = figures.visible_axes(fig)
+    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+    assert (ax.get_xlabel(), ax.get_ylabel()) == ("false positive rate", "true positive rate")
+    fig = figures.privacy_utility(t["dp_epochs"])
+    (ax,) = figures.visible_axes(fig)
+    assert ax.get_ylabel() == "utility: test accuracy" and ax.get_xlabel().startswith("privacy: attack error")
+    markers = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # per-epoch points, no aggregation band
+    assert len(markers) == 4  # first- and last-epoch markers of both algorithms
+    assert figures.axis_labels(figures.mia_known_hidden(t["mia_summary"])) == [
+        ("step T", "attack epsilon = ln(acc / (1 - acc))")
+    ]
+    fig = figures.output_perturbation(t["output_perturbation"])
+    assert figures.visible_axes(fig)[0].get_xscale() == "log"
+    fig = figures.repeated_queries(t["repeated_queries"])
+    assert (figures.visible_axes(fig)[0].get_xscale(), figures.visible_axes(fig)[0].get_yscale()) == ("log", "log")
+    assert figures.axis_labels(figures.ledger(t["ledger"])) == [
+        ("release (training run) on the dataset", "cumulative epsilon")
+    ]
+
+
+def test_a_figure_names_the_columns_it_misses():
+    with pytest.raises(MissingColumnsError, match=r"'mia_roc' lacks column\(s\) tpr"):
+        figures.roc_curves(pd.DataFrame({"attack": ["x"], "fpr": [0.1]}))
+
+
+# ---------------------------------------------------------------- tables against hand-computed values
+
+
+def test_dataset_and_grid_tables_put_the_study_values_beside_ours():
+    meta = pd.DataFrame(
+        [
+            {"dataset": "mnist_binary", "n_train": 100, "n_test": 20, "n_features": 5},
+            {"dataset": "digits_binary", "n_train": 50, "n_test": 10, "n_features": 64},
+        ]
+    )
+    t = tables.dataset_table(meta).set_index("dataset")
+    assert t.loc["mnist_binary", ["study_n_train", "study_n_test", "study_n_features"]].tolist() == [10397, 1902, 50]
+    assert np.isnan(t.loc["digits_binary", "study_n_train"])  # no study counterpart
+    runs = pd.DataFrame(
+        {
+            "experiment": "e",
+            "seed": [0, 0, 1, 1],
+            "replace_index": [1, 2, 1, 2],
+            "init": "variable",
+            "diverged": [False, True, False, False],
+        }
+    )
+    conv = pd.DataFrame({"experiment": ["e"], "T": [40], "val_acc_at_T": [0.97]})
+    g = tables.grid_table(runs, conv, {"e": {"model": "mlp", "dataset": "mnist5k_binary"}}).iloc[0]
+    assert (g["seeds"], g["datasets_D_i"], g["models"], g["diverged"], g["T"]) == (2, 2, 4, 1, 40)
+    assert (g["study_accuracy"], g["study_seeds"], g["study_dataset"]) == (0.985, 138, "MNIST-binary (proxy)")
+
+
+def test_distances_table_ratio_of_bound_to_largest_sensitivity():
+    at = pd.DataFrame(
+        {
+            "experiment": "e",
+            "kind": ["sensitivity"] * 3 + ["variability_variable_init"] * 2,
+            "distance": [0.01, 0.04, 0.02, 1.0, 2.0],
+        }
+    )
+    over = pd.DataFrame({"experiment": "e", "kind": "sensitivity_theory", "t": [10, 20], "median": [0.1, 0.2]})
+    t = tables.distances_table(at, over, {"e": 20}).set_index("kind")
+    assert t.loc["sensitivity", "max"] == 0.04 and t.loc["sensitivity", "pairs"] == 3
+    assert t.loc["sensitivity", "bound_over_max_sensitivity"] == pytest.approx(0.2 / 0.04)
+    assert np.isnan(t.loc["variability_variable_init", "bound_over_max_sensitivity"])
+    assert t.loc["sensitivity", "study_bound_over_max_sensitivity"] == "3.2–6.5"
+
+
+def test_epsilon_and_sigma_tables_against_table_4_and_5():
+    eps = pd.DataFrame(
+        [
+            {
+                "experiment": "e",
+                "T": 5,
+                "N": 9000,
+                "n_seeds": 10,
+                "n_datasets": 4,
+                "sigma": 0.1,
+                "epsilon_theory": 9.0,
+                "sigma_dataset_min": 0.1,
+                "sigma_dataset_max": 0.12,
+            }
+        ]
+    )
+    t = tables.epsilon_table(eps, {"e": {"model": "logreg", "dataset": "cifar2"}}).set_index("quantity")
+    assert t.loc["sigma (smallest per-weight spread)", "study"] == 0.096
+    assert t.loc["epsilon with Delta_theory", "study"] == 9.933
+    assert "Delta_empirical (largest sensitivity distance at T)" not in t.index  # column absent: row left out
+    t_mlp = tables.epsilon_table(eps, {"e": {"model": "mlp", "dataset": "cifar2"}})
+    assert t_mlp["study"].isna().all()  # Table 4 is logistic regression only
+    r = tables.sigma_range_table(eps, {"e": {"model": "logreg", "dataset": "adult"}}).iloc[0]
+    assert r["relative_spread"] == pytest.approx(0.2)
+    assert r["study_relative_spread"] == pytest.approx(0.0532 / 0.0530 - 1)
+
+
+def test_mia_and_sweep_tables_match_the_study_rows_by_setting():
+    t = other_stage_tables(np.random.default_rng(0))
+    mia = tables.mia_table(t["mia_summary"]).set_index("T")
+    assert mia.loc[4000, "study_epsilon_known"] == 0.3677 and mia.loc[4000, "study_n_models"] == 1000
+    assert mia.loc[2000, "epsilon_difference"] == pytest.approx(0.04)  # computed when the stage omits it
+    sweep = tables.sweep_table(t["dp_epsilon_sweep"], "epsilon", sv.DP_EPSILON_SWEEP, "dp_epsilon_sweep").set_index(
+        "epsilon"
+    )
+    assert sweep.loc[np.inf, "study_test_accuracy"] == 0.992 and sweep.loc[1.0, "study_noise_multiplier"] == 1.73
+
+
+def test_study_table_4_is_self_consistent():
+    """epsilon = c Delta / sigma with delta = 1/N^2 reproduces the study's printed epsilons (to its rounding)."""
+    for name, row in sv.TABLE4_EPSILON.items():
+        n = sv.TABLE1_SIZES[name]["n_train"]
+        c = np.sqrt(2 * np.log(1.25 * n**2))
+        assert c * row["delta_theory"] / row["sigma"] == pytest.approx(row["epsilon_theory"], rel=0.05), name
+        assert c * row["delta_theory"] / row["sigma_max"] == pytest.approx(
+            row["epsilon_theory_weight_min"], rel=0.05
+        ), name
+
+
+# ---------------------------------------------------------------- the page from Parquet fixtures
+
+
+def _build(tmp_path: Path, kinds: set[str] | None = None, files: dict | None = None):
+    files = files or write_fixtures(tmp_path / "in", kinds)
+    out = tmp_path / "report"
+    summary = build_from_files(files, CONFIG, out / "index.html", out / "figures", out / "tables")
+    return summary, (out / "index.html").read_text(), out
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    return _build(tmp)
+
+
+def test_full_report_has_every_section_and_an_image_per_figure(full_report):
+    summary, page, out = full_report
+    assert summary.shown == [s.key for s in SECTIONS] and summary.absent == []
+    for s in SECTIONS:
+        assert f'<section id="{s.key}"><h2>{s.title}</h2>' in page
+    images = re.findall(r'<img alt="[^"]*" src="data:image/png;base64,', page)
+    assert len(images) == len(summary.figures) > 10
+    for encoded in re.findall(r'src="data:image/png;base64,([^"]+)"', page):
+        assert imread(io.BytesIO(base64.b64decode(encoded))).shape[2] in (3, 4)  # a decodable PNG
+    assert sorted(p.stem for p in (out / "figures").glob("*.png")) == sorted(summary.figures)
+    assert sorted(p.stem for p in (out / "figures").glob("*.svg")) == sorted(summary.figures)
+    assert sorted(p.stem for p in (out / "tables").glob("*.csv")) == sorted(summary.tables)
+    assert "Left out" not in page and "Not in this report" not in page
+    assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the network
+    assert "Config slice: exp_lr: logreg on mnist_binary, lr 0.5, batch 32, 3 epochs, 6 seeds x 3 D_i" in page
+    assert "Config slice (dp): epochs = 4, repeats = 5." in page  # a stage's slice, when the rule passes it
+    assert "Config slice: the &#x27;mia&#x27; settings were not passed to the report." in page
+
+
+def test_report_tables_carry_the_study_values(full_report):
+    _, page, out = full_report
+    mia = pd.read_csv(out / "tables" / "mia_mia_seed.csv")
+    assert mia.loc[mia["T"] == 2000, "study_p_value"].item() == pytest.approx(0.0325687)
+    grid = pd.read_csv(out / "tables" / "data_grid.csv").set_index("experiment")
+    assert grid.loc["exp_lr", "study_accuracy"] == 0.916 and grid.loc["exp_mlp", "study_accuracy"] == 0.985
+    assert '<th class="study">study_accuracy</th>' in page
+
+
+def test_findings_that_differ_from_the_study_are_said_plainly_with_sample_sizes(full_report):
+    _, page, _ = full_report
+    # the fixtures' HZ test rejects normality (p = 0.01) for logistic regression, which the study did not
+    assert (
+        "Differs from the study: exp_lr (D_1, 6 seeds, 4 parameters): Henze-Zirkler rejects normality "
+        "(minimum p = 0.01); the study did not reject for convex models (p 0.14 to 0.25, 800 seeds)." in page
+    )
+    assert "Agrees with the study: exp_mlp (D_1, 6 seeds, 4 parameters): Henze-Zirkler rejects normality" in page
+    # T = 4000: p = 0.2 is not significant, as the study's was
+    assert (
+        "Differs from the study: T = 4000: hiding the seed lowers the attack epsilon by 0.04 (p = 0.2, 40 models)"
+        in page
+    )
+    assert "Agrees with the study: exp_lr: a seed&#x27;s runs span at most 1 of k = 6 clusters" in page
+
+
+def test_absent_stages_are_left_out_with_a_note(tmp_path):
+    intrinsic = {"dataset_meta", "runs", "convergence", "umap", "kmeans_spans", "epsilon"}
+    summary, page, out = _build(tmp_path, kinds=intrinsic)
+    assert summary.absent == ["distances", "distribution", "mia", "dp", "output_perturbation", "ledger"]
+    assert "<h2>Membership inference: seed known vs hidden</h2>" not in page
+    assert (
+        "Membership inference: seed known vs hidden: not in this config (no membership inference tables: "
+        "mia_summary, mia_roc); enable that stage to add this section." in page
+    )
+    # a section present in part: the missing table is named, the rest renders
+    assert "Left out (stability_figure): no &#x27;stability&#x27; table was given." in page
+    assert (out / "figures" / "embedding_umap.png").exists()
+
+
+def test_a_missing_column_is_named_and_the_rest_of_the_section_renders(tmp_path):
+    files = write_fixtures(tmp_path / "in", {"mia_summary", "mia_roc"})
+    path = files["mia_summary"][0]
+    pd.read_parquet(path).drop(columns=["p_value"]).to_parquet(path)
+    summary, page, _ = _build(tmp_path, files=files)
+    assert "Left out (mia_parts): table &#x27;mia_summary&#x27; lacks column(s) p_value" in page
+    assert "mia_mia_roc" in summary.figures
+
+
+def test_unknown_table_kinds_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match="table kinds no section reads: mia_sumary"):
+        build_from_files({"mia_sumary": []}, CONFIG, tmp_path / "i.html", tmp_path / "f", tmp_path / "t")
+
+
+def test_inputs_concatenate_the_files_of_a_kind(tmp_path):
+    files = write_fixtures(tmp_path, {"epsilon"})
+    inputs = Inputs.read(files)
+    assert sorted(inputs.get("epsilon")["experiment"]) == ["exp_lr", "exp_mlp"] and len(files["epsilon"]) == 2
+    assert inputs.get("epsilon")["T"].tolist() == [T, T]
+
+
+# ---------------------------------------------------------------- a real browser
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary, installed by tests/setup_chromium.sh when missing (needs root and apt)."""
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        result = subprocess.run(["bash", str(SETUP_CHROMIUM)], capture_output=True, text=True, timeout=900)
+        found = shutil.which("chromium")
+        if found is None:
+            pytest.skip(f"Chromium could not be installed: {result.stderr[-500:]}")
+    if found is None:
+        pytest.skip("Chromium is not installed and cannot be (needs root and apt-get): run tests/setup_chromium.sh")
+    return found
+
+
+def _chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp / 'profile'}",
+    ]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=180)
+
+
+def test_chromium_renders_the_page_without_console_errors(full_report, chromium, tmp_path):
+    _, _, out = full_report
+    url = (out / "index.html").as_uri()
+    shot = tmp_path / "shot.png"
+    result = _chromium(chromium, tmp_path, f"--screenshot={shot}", "--window-size=1280,2400", url)
+    assert shot.exists(), result.stderr[-2000:]
+    pixels = imread(shot)[..., :3]
+    assert pixels.shape[:2] == (2400, 1280)
+    assert pixels.std() > 0.05  # not blank: text, tables and figures
+    assert (pixels.reshape(-1, 3).min(axis=1) < 0.3).mean() > 0.005  # dark pixels: text drawn
+    errors = [line for line in result.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert errors == []
+    dom = _chromium(chromium, tmp_path, "--dump-dom", url)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    for s in SECTIONS:
+        assert f"<h2>{s.title}</h2>" in dom.stdout
+    assert [line for line in dom.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line] == []
+    assert dom.stdout.count('src="data:image/png;base64,') == (out / "index.html").read_text().count(
+        'src="data:image/png;base64,'
+    )
+
+
+def test_a_build_failing_while_writing_leaves_no_partial_outputs(tmp_path):
+    from sgd_privacy.report.blocks import FigureBlock, Section, TableBlock
+    from sgd_privacy.report.build import build_report
+
+    class Exploding:
+        def savefig(self, *args, **kwargs):
+            raise RuntimeError("disk full")
+
+    def part(inputs):  # a table is written first, then the figure fails
+        return [TableBlock("t", "T", pd.DataFrame({"a": [1]}), ""), FigureBlock("f", "F", Exploding(), "")]
+
+    files = write_fixtures(tmp_path / "in", {"umap"})
+    sections = [Section("embedding", "UMAP", "study", ("umap",), "weight_embedding", (part,))]
+    out = tmp_path / "report"
+    with pytest.raises(RuntimeError, match="disk full"):
+        build_report(Inputs.read(files, CONFIG), out / "index.html", out / "figures", out / "tables", sections)
+    assert list(out.rglob("*")) == []  # neither the page nor a figure or table folder, no temporaries
