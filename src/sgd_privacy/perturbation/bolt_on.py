@@ -20,6 +20,8 @@ from .. import rng
 from ..analysis.privacy import gaussian_c, pooled_sigma
 
 SENSITIVITIES = {"theory": "delta_theory", "empirical": "delta_empirical"}
+FIGURE_COLUMNS = ["seed", "replace_index", "init", "sensitivity", "mechanism", "epsilon"]
+FIGURE_COLUMNS += ["accuracy_unperturbed", "accuracy_perturbed"]
 HEURISTIC_NOTE = "heuristic: Delta_empirical is the largest observed distance, not a bound (no DP guarantee)"
 
 
@@ -170,7 +172,10 @@ def utility_table(
     for init in sigma_intrinsic:
         v = variants[~skipped & (variants["init"] == init)].reset_index(drop=True)
         sel = (runs["init"] == init).to_numpy() & ~runs["diverged"].to_numpy()
-        if len(v) == 0 or sel.sum() == 0:
+        if len(v) == 0:
+            continue
+        if sel.sum() == 0:
+            summary.append(v.assign(note=f"skipped: every {init}-init run diverged"))
             continue
         r, w = runs[sel].reset_index(drop=True), weights[sel]
         clean = ((logreg_logits(w, x_test) > 0) == (np.asarray(y_test) == 1)[None, :]).mean(axis=1)
@@ -198,7 +203,7 @@ def utility_table(
             for k, var in enumerate(v.itertuples())
         ]
     table = pd.concat([t for t in summary if len(t)], ignore_index=True)
-    figure = pd.concat(per_run, ignore_index=True)
+    figure = pd.concat(per_run, ignore_index=True) if per_run else pd.DataFrame(columns=FIGURE_COLUMNS)
     experiment = str(runs["experiment"].iloc[0])
     table.insert(0, "experiment", experiment)
     figure.insert(0, "experiment", experiment)
