@@ -309,10 +309,10 @@ def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
             continue
         if table:
             parts = line.split()
+            if parts and parts[0] == "total":
+                break
             if len(parts) == 2 and parts[1].isdigit():
                 counts[parts[0]] = int(parts[1])
-            elif parts and parts[0] == "total":
-                break
     return counts
 
 
@@ -346,3 +346,17 @@ def test_perturbation_settings_rerun_no_training(workdir):
         changed["perturbation"][key] = value
         (workdir / "config/config.yaml").write_text(yaml.safe_dump(changed))
         assert planned(snakemake(workdir, "-n")) == {rule: 1, "all": 1}
+
+
+def test_membership_advantage_is_the_ks_statistic_with_its_p_value():
+    g = np.random.default_rng(4)
+    a, b = g.normal(0.3, 1, 80), g.normal(0, 1, 120)
+    out = qa.membership(a, b)
+    ks = stats.ks_2samp(a, b)
+    # by hand: largest gap between the two empirical CDFs
+    grid = np.sort(np.r_[a, b])
+    gap = np.abs((a[:, None] <= grid).mean(axis=0) - (b[:, None] <= grid).mean(axis=0)).max()
+    assert out["advantage"] == pytest.approx(gap)
+    assert out["advantage"] == pytest.approx(ks.statistic)
+    assert out["advantage_p_value"] == pytest.approx(ks.pvalue)
+    assert out["auc"] == pytest.approx((a[:, None] > b[None, :]).mean())

@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from scipy import stats
 
 from .. import rng
 from ..attacks.metrics import auc, max_advantage, p_err_floor
@@ -88,10 +89,12 @@ def logistic_loss(scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
 
 
 def membership(member_scores: np.ndarray, nonmember_scores: np.ndarray) -> dict[str, float]:
-    """Loss-threshold attack strength on attack scores (-loss): best-threshold advantage and AUC."""
+    """Loss-threshold attack strength on attack scores (-loss): best-threshold advantage, AUC, and the p-value of
+    the advantage under "no membership signal" (the best-threshold advantage is the two-sample KS statistic)."""
     return {
         "advantage": max_advantage(member_scores, nonmember_scores),
         "auc": float(auc(member_scores, nonmember_scores)),
+        "advantage_p_value": float(stats.ks_2samp(member_scores, nonmember_scores).pvalue),
     }
 
 
