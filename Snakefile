@@ -21,6 +21,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/perturbation.smk"
 
 
 rule all:
@@ -29,3 +30,4 @@ rule all:
         all_targets(),
         analysis_targets(),
         report_targets(),
+        perturbation_targets(),

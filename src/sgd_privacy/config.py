@@ -73,6 +73,15 @@ def check_consistency(config: dict) -> None:
             f"config key 'analysis.experiments': unknown experiments {unknown}; "
             f"defined: {sorted(config['experiments'])}"
         )
+    # --- perturbation ---
+    chosen = config["perturbation"]["experiments"] or []
+    wrong = sorted(n for n in chosen if config["experiments"].get(n, {}).get("model") != "logreg")
+    if wrong:
+        raise ConfigError(
+            f"config key 'perturbation.experiments': {wrong} are not logistic-regression experiments of this config; "
+            f"logreg experiments: {sorted(n for n, e in config['experiments'].items() if e['model'] == 'logreg')}"
+        )
+    # --- end perturbation ---
     check_custom_datasets(config)
 
 

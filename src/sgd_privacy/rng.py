@@ -8,6 +8,7 @@ product overflows: results are identical on every device and for every batch lay
 
 from __future__ import annotations
 
+import math
 from enum import IntEnum
 
 import torch
@@ -30,6 +31,9 @@ class Purpose(IntEnum):
     PAIRS = 7
     SUBSET = 8
     BOOTSTRAP = 9
+    # output perturbation (ALGORITHMS.md section 9)
+    OUTPUT_NOISE = 40
+    QUERY_NOISE = 41
 
 
 def _mix32(x: torch.Tensor) -> torch.Tensor:
@@ -79,6 +83,19 @@ def uniform(
     hi = hash32(seed, purpose, step, 2 * index) >> 6
     lo = hash32(seed, purpose, step, 2 * index + 1) >> 5
     return ((hi * (1 << 27) + lo).to(torch.float64) * 2.0**-53).to(dtype)
+
+
+def normal(
+    seed: int | torch.Tensor,
+    purpose: int,
+    step: int | torch.Tensor,
+    index: torch.Tensor,
+) -> torch.Tensor:
+    """Standard normal draws (float64, Box-Muller on two uniforms), one per (seed, step, index) element."""
+    index = torch.as_tensor(index, dtype=torch.int64)
+    u1 = uniform(seed, purpose, step, 2 * index)
+    u2 = uniform(seed, purpose, step, 2 * index + 1)
+    return torch.sqrt(-2.0 * torch.log1p(-u1)) * torch.cos(2.0 * math.pi * u2)
 
 
 def permutations(seeds: torch.Tensor, purpose: int, step: int, n: int) -> torch.Tensor:

@@ -183,3 +183,32 @@ def report_params(wildcards):
         "experiments": {e: config["experiments"][e] for e in experiments},
         "analysis": config["analysis"],
     }
+# --- perturbation (ALGORITHMS.md section 9; workflow/rules/perturbation.smk) ---
+def perturbed_experiments():
+    """Logistic-regression experiments the output-perturbation stage uses (validated at start)."""
+    chosen = config["perturbation"]["experiments"]
+    if chosen is None:
+        return [name for name, exp in config["experiments"].items() if exp["model"] == "logreg"]
+    return chosen
+
+
+def perturbation_inputs(wildcards):
+    """Shard histories, T, the experiment's epsilon table and its prepared dataset."""
+    return {
+        **analysis_inputs(wildcards),
+        "npz": dataset_files(experiment(wildcards.experiment)["dataset"])["npz"],
+        "epsilon": f"results/analysis/{wildcards.experiment}/epsilon.parquet",
+    }
+
+
+def perturbation_slice(*keys):
+    """A params function returning only `keys` of the perturbation config."""
+    return lambda wildcards: {k: config["perturbation"][k] for k in keys}
+
+
+def perturbation_targets():
+    """Every output-perturbation output."""
+    names = ["bolt_on", "bolt_on_runs", "query_attack"]
+    return [f"results/perturbation/{e}/{n}.parquet" for e in perturbed_experiments() for n in names]
+
+# --- end perturbation ---

@@ -1,0 +1,36 @@
+# Output perturbation and the repeated-query attack (ALGORITHMS.md section 9), per logreg experiment.
+
+
+rule bolt_on_utility:
+    input:
+        unpack(perturbation_inputs),
+    output:
+        table="results/perturbation/{experiment}/bolt_on.parquet",
+        runs="results/perturbation/{experiment}/bolt_on_runs.parquet",
+    log:
+        "logs/perturbation/{experiment}/bolt_on_utility.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=analysis_mem_mb,
+    params:
+        settings=perturbation_slice("epsilons", "noise_draws", "seed"),
+    script:
+        "../scripts/bolt_on_utility.py"
+
+
+rule query_attack:
+    input:
+        unpack(perturbation_inputs),
+    output:
+        table="results/perturbation/{experiment}/query_attack.parquet",
+    log:
+        "logs/perturbation/{experiment}/query_attack.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=analysis_mem_mb,
+    params:
+        settings=perturbation_slice("k_values", "query_noise", "nearby_radius", "attack_examples", "dp_sgd", "seed"),
+    script:
+        "../scripts/query_attack.py"
