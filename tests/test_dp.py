@@ -1,6 +1,7 @@
 """DP study: DP-SGD through Opacus against plain SGD, accounting, clipping, SAM, settings, summaries, ledger."""
 
 import copy
+import itertools
 import math
 
 import numpy as np
@@ -89,8 +90,8 @@ def test_dpsam_without_noise_and_clipping_equals_sam_step_for_step():
     plain, opt, wrapped, dp_opt, batches = _twins("dpsam")
     loss_fn = nn.CrossEntropyLoss()
     for xb, yb in batches:
-        sam_step(list(plain.parameters()), opt, lambda: loss_fn(plain(xb), yb), 0.05)
-        sam_step(list(wrapped.parameters()), dp_opt, lambda: loss_fn(wrapped(xb), yb), 0.05)
+        sam_step(list(plain.parameters()), opt, lambda xb=xb, yb=yb: loss_fn(plain(xb), yb), 0.05)
+        sam_step(list(wrapped.parameters()), dp_opt, lambda xb=xb, yb=yb: loss_fn(wrapped(xb), yb), 0.05)
         for p, q in zip(plain.parameters(), wrapped._module.parameters(), strict=True):
             torch.testing.assert_close(q, p, rtol=1e-5, atol=1e-6)
 
@@ -101,7 +102,7 @@ def test_accountant_epsilon_matches_opacus_and_decreases_with_noise():
     reference.history = [(1.1, 0.01, 1000)]
     assert rdp_epsilon(1.1, 0.01, 1000, DELTA) == pytest.approx(reference.get_epsilon(DELTA), rel=1e-12)
     eps = [rdp_epsilon(s, 0.01, 1000, DELTA) for s in (0.5, 0.8, 1.1, 2.0, 4.0)]
-    assert all(a > b for a, b in zip(eps, eps[1:], strict=False))
+    assert all(a > b for a, b in itertools.pairwise(eps))
     assert rdp_epsilon(0.0, 0.01, 1000, DELTA) == math.inf
 
 
@@ -333,3 +334,13 @@ def test_ledger_composes_epsilons_per_dataset():
 def test_final_runs_take_each_runs_last_epoch():
     final = final_runs(_runs())
     assert len(final) == 3 and set(final["epoch"]) == {2}
+
+
+def test_mnist_ten_class_images_from_raw_files(raw_dir, unchecked):
+    from sgd_privacy.data import SourceContext, prepare_dataset
+
+    ctx = SourceContext(data_dir=str(raw_dir), cache_dir=str(raw_dir / "cache"))
+    arrays = prepare_dataset("mnist", None, ctx).arrays
+    assert arrays["x_train"].shape == (108, 1, 28, 28) and arrays["x_test"].shape == (40, 1, 28, 28)
+    assert set(np.unique(arrays["y_test"])) == set(range(10))
+    assert 0.0 <= arrays["x_train"].min() and arrays["x_train"].max() <= 1.0

@@ -161,10 +161,24 @@ def dp_shadow_file(dataset, model):
     return f"results/dp/shadow/{dataset}/{model}.parquet"
 
 
+def dp_weights(arch):
+    """The local pretrained-backbone file a model needs (an input, so a missing file is named before any job)."""
+    return {"weights": arch["backbone_weights"]} if arch.get("backbone_weights") else {}
+
+
 def dp_job_inputs(wildcards):
-    """A DP job needs its dataset and the shadow features of its (dataset, model)."""
+    """A DP job needs its dataset, the shadow features of its (dataset, model) and any backbone weights."""
     conf = dp_configuration(wildcards.configuration)
-    return {**dataset_files(conf["dataset"]), "shadow": dp_shadow_file(conf["dataset"], conf["model"])}
+    files = {**dataset_files(conf["dataset"]), "shadow": dp_shadow_file(conf["dataset"], conf["model"])}
+    return {**files, **dp_weights(conf)}
+
+
+def dp_shadow_inputs(wildcards):
+    """The shadow model needs its dataset and any backbone weights."""
+    key = (wildcards.dataset, wildcards.model)
+    if key not in DP_SHADOWS:
+        raise WorkflowError(f"no DP configuration uses dataset {key[0]!r} with model {key[1]!r}")
+    return {**dataset_files(wildcards.dataset), **dp_weights(DP_SHADOWS[key])}
 
 
 def dp_job_params(wildcards):
@@ -181,7 +195,11 @@ def dp_shadow_params(wildcards):
     key = (wildcards.dataset, wildcards.model)
     if key not in DP_SHADOWS:
         raise WorkflowError(f"no DP configuration uses dataset {key[0]!r} with model {key[1]!r}")
-    return {"architecture": DP_SHADOWS[key], "shadow": dict(config["dp"]["shadow"]), "split_seed": config["dp"]["split_seed"]}
+    return {
+        "architecture": DP_SHADOWS[key],
+        "shadow": dict(config["dp"]["shadow"]),
+        "split_seed": config["dp"]["split_seed"],
+    }
 
 
 def dp_summary_params(wildcards):
@@ -198,6 +216,5 @@ def dp_targets():
     if not DP_CONFIGURATIONS:
         return []
     return [f"results/dp/{n}.parquet" for n in ("summary", "sweeps", "outliers", "ledger")]
-
 
 # ---- end dp

@@ -10,8 +10,7 @@ wildcard_constraints:
 
 rule dp_shadow:
     input:
-        meta=lambda wc: dataset_files(wc.dataset)["meta"],
-        npz=lambda wc: dataset_files(wc.dataset)["npz"],
+        unpack(dp_shadow_inputs),
     output:
         "results/dp/shadow/{dataset}/{model}.parquet",
     log:

@@ -21,5 +21,10 @@ table = shadow_features(
     device=str(pick_device(smk.resources.device)),
 )
 write_table(table, smk.output[0])
-log.info("shadow %s/%s: %d rows, mean top confidence %s", smk.wildcards.dataset, smk.wildcards.model, len(table),
-         table.groupby("member")["p1"].mean().round(4).to_dict())
+log.info(
+    "shadow %s/%s: %d rows, mean top confidence %s",
+    smk.wildcards.dataset,
+    smk.wildcards.model,
+    len(table),
+    table.groupby("member")["p1"].mean().round(4).to_dict(),
+)

@@ -9,6 +9,7 @@ accountant records both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -18,8 +19,8 @@ from torch import nn
 
 def sam_perturbation(grads: list[torch.Tensor], rho: float) -> list[torch.Tensor]:
     """e = rho * g / ||g|| over the concatenation of `grads` (zeros when g = 0)."""
-    norm = torch.sqrt(sum((g.double() ** 2).sum() for g in grads))
-    scale = float(rho / norm) if norm > 0 else 0.0
+    norm = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))
+    scale = rho / norm if norm > 0 else 0.0
     return [g * scale for g in grads]
 
 

@@ -36,6 +36,11 @@ def resolve(name: str, settings: dict) -> dict:
         out["noise_multiplier" if noise is not None else "target_epsilon"] = noise if noise is not None else target
     if settings["model"] == "resnet18":
         out["backbone_weights"] = settings["backbone_weights"]
+        if not out["backbone_weights"]:
+            raise ConfigError(
+                f"{where}: model 'resnet18' needs backbone_weights, a local state-dict file of a GroupNorm "
+                "ResNet-18 pretrained backbone (never downloaded; see config/README.md, section dp)"
+            )
     return out
 
 

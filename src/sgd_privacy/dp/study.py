@@ -37,9 +37,8 @@ def shadow_features(
         "dataset": dataset,
         "algorithm": "sgd",
         "dropout": 0.0,
-        "momentum": 0.0,
         "l2": 0.0,
-        **{k: shadow[k] for k in ("epochs", "batch_size", "lr")},
+        **{k: shadow[k] for k in ("epochs", "batch_size", "lr", "momentum")},
     }
     out: dict[str, nn.Module] = {}
 

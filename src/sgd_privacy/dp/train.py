@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -122,7 +123,7 @@ def make_private(
         model, optimizer, loader = engine.make_private_with_epsilon(
             **common, target_epsilon=float(conf["target_epsilon"]), target_delta=delta, epochs=conf["epochs"]
         )
-        noise = float(optimizer.noise_multiplier)
+        noise = float(optimizer.noise_multiplier)  # type: ignore[attr-defined]
     else:
         model, optimizer, loader = engine.make_private(**common, noise_multiplier=noise, poisson_sampling=True)
     return model, optimizer, loader, Privacy(noise, sample_rate, releases, engine)
@@ -144,10 +145,12 @@ def train_run(
     """Train one run of configuration `name` on (x, y), calling `on_epoch(epoch, model, privacy)` at epoch
     0 (the initialisation) and after every epoch. All randomness comes from `seed` (torch RNG forked)."""
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
+        # Opacus's hooks on a first layer whose input needs no gradient: expected, harmless
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
         torch.manual_seed(seed)
         model = build_model(conf, tuple(x.shape[1:]), n_classes).to(x.device)
-        optimizer = torch.optim.SGD(
+        optimizer: torch.optim.Optimizer = torch.optim.SGD(
             model.parameters(), lr=conf["lr"], momentum=conf["momentum"], weight_decay=conf["l2"]
         )
         loader = DataLoader(TensorDataset(x, y), batch_size=conf["batch_size"], shuffle=True)
@@ -162,7 +165,11 @@ def train_run(
             model.train()
             for xb, yb in loader:
                 if conf["algorithm"] in SAM:
-                    sam_step(params, optimizer, lambda xb=xb, yb=yb: loss_fn(model(xb), yb), conf["rho"])
+
+                    def batch_loss(xb: torch.Tensor = xb, yb: torch.Tensor = yb) -> torch.Tensor:
+                        return loss_fn(model(xb), yb)
+
+                    sam_step(params, optimizer, batch_loss, conf["rho"])
                 else:
                     optimizer.zero_grad()
                     loss_fn(model(xb), yb).backward()
