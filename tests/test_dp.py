@@ -343,4 +343,4 @@ def test_mnist_ten_class_images_from_raw_files(raw_dir, unchecked):
     arrays = prepare_dataset("mnist", None, ctx).arrays
     assert arrays["x_train"].shape == (108, 1, 28, 28) and arrays["x_test"].shape == (40, 1, 28, 28)
     assert set(np.unique(arrays["y_test"])) == set(range(10))
-    assert 0.0 <= arrays["x_train"].min() and arrays["x_train"].max() <= 1.0
+    assert arrays["x_train"].min() >= 0.0 and arrays["x_train"].max() <= 1.0
