@@ -3,11 +3,16 @@
 import copy
 import itertools
 import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+import yaml
 from opacus.accountants.rdp import RDPAccountant
 from scipy import stats
 from torch import nn
@@ -18,7 +23,7 @@ from sgd_privacy.dp.ledger import composed_rdp_epsilon, ledger_table, rdp_epsilo
 from sgd_privacy.dp.models import DPSettingError, ResNet18GN, build_model, check_clippable, load_backbone
 from sgd_privacy.dp.sam import sam_perturbation, sam_step
 from sgd_privacy.dp.settings import configurations, resolve, sweep_membership
-from sgd_privacy.dp.summary import final_runs, outlier_table, summary_table, sweep_table
+from sgd_privacy.dp.summary import dominated, final_runs, outlier_table, summary_table, sweep_table
 from sgd_privacy.dp.train import make_private, stratified_halves, study_split, train_run
 
 DELTA = 1e-5
@@ -284,6 +289,14 @@ def test_summary_means_and_confidence_intervals():
     assert len(sweeps) == 2 and set(sweeps["sweep"]) == {"s"}
 
 
+def test_dominance_needs_strictly_better_on_one_axis_and_no_worse_on_the_other():
+    privacy = np.array([0.40, 0.45, 0.45, 0.30, 0.45])
+    utility = np.array([0.90, 0.90, 0.80, 0.95, 0.90])
+    # 0 is beaten by 1 (more privacy, same utility); 2 by 1 (same privacy, more utility);
+    # 3 has the best utility and 1/4 tie with each other, so neither beats the other
+    assert dominated(privacy, utility).tolist() == [True, False, True, False, False]
+
+
 def test_outliers_are_examples_identified_in_every_repeat():
     rows = []
     hits = {  # (member, example) -> identified in repeats 0, 1, 2
@@ -344,3 +357,51 @@ def test_mnist_ten_class_images_from_raw_files(raw_dir, unchecked):
     assert arrays["x_train"].shape == (108, 1, 28, 28) and arrays["x_test"].shape == (40, 1, 28, 28)
     assert set(np.unique(arrays["y_test"])) == set(range(10))
     assert arrays["x_train"].min() >= 0.0 and arrays["x_train"].max() <= 1.0
+
+
+# ---------------------------------------------------------------- workflow
+ROOT = Path(__file__).resolve().parents[1]
+TINY_DP = {
+    "prepare": [],
+    "experiments": {},
+    "dp": {
+        "repeats": 1,
+        "shadow": {"epochs": 1},
+        "attack": {"epochs": 10},
+        "defaults": {"dataset": "mnist5k", "epochs": 1, "batch_size": 64},
+        "sweeps": {"lr": {"key": "lr", "values": [0.05, 0.1]}},
+    },
+}
+
+
+def _snakemake(workdir, *args):
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
+
+
+@pytest.mark.slow
+def test_dp_pipeline_runs_and_a_changed_sweep_value_reruns_only_its_jobs(tmp_path):
+    for part in ("Snakefile", "workflow", "config", "envs"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    (tmp_path / "src").symlink_to(ROOT / "src")
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_DP))
+    done = _snakemake(tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    runs = pd.read_parquet(tmp_path / "results/dp/runs/lr-0.1/r0_epochs.parquet")
+    assert sorted(runs["epoch"].unique()) == [0, 1] and set(runs["attack"]) == {
+        "loss_threshold",
+        "class_threshold",
+        "nn_shadow",
+    }
+    sweeps = pd.read_parquet(tmp_path / "results/dp/sweeps.parquet")
+    assert set(sweeps["configuration"]) == {"lr-0.05", "lr-0.1"}
+    ledger = pd.read_parquet(tmp_path / "results/dp/ledger.parquet")
+    assert ledger[["dataset", "runs", "dp_runs", "non_private_runs"]].values.tolist() == [["mnist5k", 2, 0, 2]]
+    changed = copy.deepcopy(TINY_DP)
+    changed["dp"]["sweeps"]["lr"]["values"] = [0.05, 0.2]
+    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
+    plan = _snakemake(tmp_path, "-n")
+    assert plan.returncode == 0, plan.stderr
+    assert "lr-0.2" in plan.stdout and "configuration=lr-0.05" not in plan.stdout
+    assert "dp_shadow" not in plan.stdout and "prepare_dataset" not in plan.stdout

@@ -28,7 +28,13 @@ def summary_table(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     rows = []
     for key, group in runs.groupby(KEYS, sort=True):
         row = dict(zip(KEYS, key, strict=True))
-        row.update(dataset=group["dataset"].iloc[0], algorithm=group["algorithm"].iloc[0], repeats=len(group))
+        first = group.iloc[0]
+        row.update(
+            dataset=first["dataset"],
+            algorithm=first["algorithm"],
+            noise_multiplier=first["noise_multiplier"],
+            repeats=len(group),
+        )
         for metric in METRICS:
             values = group[metric].to_numpy(dtype=np.float64)
             if np.isinf(values).all():  # epsilon of non-private runs
@@ -40,10 +46,25 @@ def summary_table(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def dominated(privacy: np.ndarray, utility: np.ndarray) -> np.ndarray:
+    """Whether another point has higher privacy and no less utility, or higher utility and no less privacy."""
+    p, u = np.asarray(privacy, dtype=np.float64), np.asarray(utility, dtype=np.float64)
+    p_ge, u_ge = p[None, :] >= p[:, None], u[None, :] >= u[:, None]  # [i, j]: point j vs point i
+    p_gt, u_gt = p[None, :] > p[:, None], u[None, :] > u[:, None]
+    return np.asarray(((p_gt & u_ge) | (u_gt & p_ge)).any(axis=1))
+
+
 def sweep_table(summary: pd.DataFrame, membership: list[dict]) -> pd.DataFrame:
-    """The summary rows of every sweep point, with the sweep, its swept key and the point's label."""
+    """The summary rows of every sweep point, with the sweep, its swept key and the point's label, and whether
+    another (point, epoch) of the same sweep beats it on mean P_err (privacy) and test accuracy (utility)
+    against the same attack (`dominated`: early stopping counts, every epoch is a candidate)."""
     points = pd.DataFrame(membership, columns=["sweep", "configuration", "label", "key"])
-    return points.merge(summary, on="configuration", how="inner").sort_values(["sweep", "configuration", "epoch"])
+    table = points.merge(summary, on="configuration", how="inner")
+    table["dominated"] = False
+    for _, idx in table.groupby(["sweep", "attack"]).groups.items():
+        rows = table.loc[idx]
+        table.loc[idx, "dominated"] = dominated(rows["p_err"].to_numpy(), rows["test_accuracy"].to_numpy())
+    return table.sort_values(["sweep", "configuration", "epoch", "attack"]).reset_index(drop=True)
 
 
 def outlier_table(examples: pd.DataFrame, repeats: int) -> pd.DataFrame:
