@@ -2,13 +2,9 @@
 # one shadow model per (dataset, model), one job per (configuration, repeat), then the summary tables.
 
 
-wildcard_constraints:
-    configuration=r"[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_.]+)?",
-    repeat=r"\d+",
-    model="cnn|resnet18",
-
-
 rule dp_shadow:
+    wildcard_constraints:
+        model="cnn|resnet18",
     input:
         unpack(dp_shadow_inputs),
     output:
@@ -27,6 +23,9 @@ rule dp_shadow:
 
 
 rule dp_train:
+    wildcard_constraints:
+        configuration=r"[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_.]+)?",
+        repeat=r"\d+",
     input:
         unpack(dp_job_inputs),
     output:
