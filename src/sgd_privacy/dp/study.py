@@ -77,7 +77,7 @@ def run_job(
     xo, yo = _tensors(arrays, "test", split.nonmembers, device)
     seed = run_seed(conf["seed"], repeat)
     k = settings["attack"]["top_k"]
-    pcols = [f"p{i + 1}" for i in range(min(k, sum(c.startswith("p") for c in shadow.columns)))]
+    pcols = [c for c in shadow.columns if c.startswith("p")][:k]  # p1..pK, largest first
     attack = fit_attack(
         shadow.loc[shadow["member"], pcols].to_numpy(),
         shadow.loc[~shadow["member"], pcols].to_numpy(),
