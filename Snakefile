@@ -22,6 +22,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/perturbation.smk"
+include: "workflow/rules/dp.smk"
 
 
 rule all:
@@ -31,3 +32,4 @@ rule all:
         analysis_targets(),
         report_targets(),
         perturbation_targets(),
+        dp_targets(),

@@ -212,3 +212,92 @@ def perturbation_targets():
     return [f"results/perturbation/{e}/{n}.parquet" for e in perturbed_experiments() for n in names]
 
 # --- end perturbation ---
+# ---- dp: DP-SGD, SAM and regularisers against membership inference (workflow/rules/dp.smk)
+from sgd_privacy.dp.settings import configurations as dp_configurations
+from sgd_privacy.dp.settings import shadow_models, sweep_membership
+
+try:
+    DP_CONFIGURATIONS = dp_configurations(config["dp"])
+    DP_SHADOWS = shadow_models(DP_CONFIGURATIONS)
+except ConfigError as exc:
+    raise WorkflowError(f"{exc}\n(see config/README.md, section dp)")
+
+
+def dp_configuration(name):
+    """One DP configuration's resolved settings (only the keys its algorithm uses)."""
+    if name not in DP_CONFIGURATIONS:
+        raise WorkflowError(f"no DP configuration {name!r}; known: {', '.join(DP_CONFIGURATIONS)}")
+    return DP_CONFIGURATIONS[name]
+
+
+def dp_run_files(kind):
+    """Every (configuration, repeat) job's table: kind 'epochs' or 'examples'."""
+    return [
+        f"results/dp/runs/{name}/r{r}_{kind}.parquet"
+        for name in DP_CONFIGURATIONS
+        for r in range(config["dp"]["repeats"])
+    ]
+
+
+def dp_shadow_file(dataset, model):
+    """The shadow model's confidence vectors for one (dataset, model)."""
+    return f"results/dp/shadow/{dataset}/{model}.parquet"
+
+
+def dp_weights(arch):
+    """The local pretrained-backbone file a model needs (an input, so a missing file is named before any job)."""
+    return {"weights": arch["backbone_weights"]} if arch.get("backbone_weights") else {}
+
+
+def dp_job_inputs(wildcards):
+    """A DP job needs its dataset, the shadow features of its (dataset, model) and any backbone weights."""
+    conf = dp_configuration(wildcards.configuration)
+    files = {**dataset_files(conf["dataset"]), "shadow": dp_shadow_file(conf["dataset"], conf["model"])}
+    return {**files, **dp_weights(conf)}
+
+
+def dp_shadow_inputs(wildcards):
+    """The shadow model needs its dataset and any backbone weights."""
+    key = (wildcards.dataset, wildcards.model)
+    if key not in DP_SHADOWS:
+        raise WorkflowError(f"no DP configuration uses dataset {key[0]!r} with model {key[1]!r}")
+    return {**dataset_files(wildcards.dataset), **dp_weights(DP_SHADOWS[key])}
+
+
+def dp_job_params(wildcards):
+    """A DP job's slice: its configuration and the study settings it uses (never other configurations)."""
+    dp = config["dp"]
+    return {
+        "configuration": dp_configuration(wildcards.configuration),
+        "study": {"delta": dp["delta"], "split_seed": dp["split_seed"], "attack": dict(dp["attack"])},
+    }
+
+
+def dp_shadow_params(wildcards):
+    """The shadow stage's slice: architecture, shadow training settings and the split."""
+    key = (wildcards.dataset, wildcards.model)
+    if key not in DP_SHADOWS:
+        raise WorkflowError(f"no DP configuration uses dataset {key[0]!r} with model {key[1]!r}")
+    return {
+        "architecture": DP_SHADOWS[key],
+        "shadow": dict(config["dp"]["shadow"]),
+        "split_seed": config["dp"]["split_seed"],
+    }
+
+
+def dp_summary_params(wildcards):
+    """The summary's slice: repeats, delta and the sweeps' points."""
+    return {
+        "repeats": config["dp"]["repeats"],
+        "delta": config["dp"]["delta"],
+        "sweeps": sweep_membership(config["dp"]),
+    }
+
+
+def dp_targets():
+    """The DP study's summary tables (none without configurations)."""
+    if not DP_CONFIGURATIONS:
+        return []
+    return [f"results/dp/{n}.parquet" for n in ("summary", "sweeps", "outliers", "ledger")]
+
+# ---- end dp

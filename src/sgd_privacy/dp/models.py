@@ -1,0 +1,147 @@
+"""Models of the DP study: the Opacus-report MNIST CNN and a GroupNorm ResNet-18 with a pretrained backbone.
+
+Both take an optional dropout before the last layer. Pretrained weights are only read from a
+local file (never downloaded at run time).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from opacus.utils.module_utils import trainable_modules
+from opacus.validators import ModuleValidator
+from torch import nn
+
+GROUPS = 32  # GroupNorm groups of the GN-ResNet backbones
+
+
+class DPSettingError(ValueError):
+    """A model or setting cannot be trained as configured; the message names what and how to fix it."""
+
+
+class MnistCNN(nn.Module):
+    """Two conv + two dense layers (Opacus MNIST example): conv 8x8/2 (16), pool, conv 4x4/2 (32), pool, 32, classes."""
+
+    def __init__(self, in_shape: tuple[int, ...], n_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_shape[0], 16, 8, stride=2, padding=3)
+        self.conv2 = nn.Conv2d(16, 32, 4, stride=2)
+        self.pool = nn.MaxPool2d(2, 1)
+        with torch.no_grad():
+            flat = self.features(torch.zeros(1, *in_shape)).shape[1]
+        self.fc1 = nn.Linear(flat, 32)
+        self.drop = nn.Dropout(dropout)
+        self.fc2 = nn.Linear(32, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The convolutional part, flattened."""
+        x = self.pool(torch.relu(self.conv1(x)))
+        return self.pool(torch.relu(self.conv2(x))).flatten(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits."""
+        return self.fc2(self.drop(torch.relu(self.fc1(self.features(x)))))
+
+
+class BasicBlock(nn.Module):
+    """ResNet basic block with GroupNorm (torchvision's parameter names)."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False)
+        self.bn1 = nn.GroupNorm(GROUPS, c_out)
+        self.conv2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=False)
+        self.bn2 = nn.GroupNorm(GROUPS, c_out)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(GROUPS, c_out))
+            if stride != 1 or c_in != c_out
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual output."""
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet18GN(nn.Module):
+    """ResNet-18 with GroupNorm in torchvision's key layout (conv1, bn1, layer1..4, fc), dropout before `fc`."""
+
+    def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.GroupNorm(GROUPS, 64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        widths, c_in, layers = (64, 128, 256, 512), 64, []
+        for i, width in enumerate(widths):
+            stride = 1 if i == 0 else 2
+            layers.append(nn.Sequential(BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)))
+            c_in = width
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(512, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits."""
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.drop(x.mean(dim=(2, 3))))
+
+
+def load_backbone(model: ResNet18GN, path: str | None) -> None:
+    """Load a local GroupNorm ResNet-18 state dict (torchvision key layout) into everything but the head `fc`."""
+    hint = (
+        "set dp backbone_weights to a local state-dict file of a GroupNorm ResNet-18 in torchvision's key "
+        "layout (conv1.weight, bn1.weight, layer1.0.conv1.weight, ...; e.g. the GN-ResNet ImageNet weights "
+        "converted with torch.save(model.state_dict(), path)); weights are never downloaded at run time"
+    )
+    if not path:
+        raise DPSettingError(f"model resnet18 needs pretrained weights: {hint}")
+    if not Path(path).is_file():
+        raise DPSettingError(f"pretrained backbone weights not found at {path!r}: {hint}")
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = state.get("state_dict", state) if isinstance(state, dict) else state
+    if any(k.endswith("running_mean") for k in state):
+        raise DPSettingError(
+            f"{path}: a BatchNorm checkpoint (it has running_mean); Opacus cannot train BatchNorm, so {hint}"
+        )
+    body = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    result = model.load_state_dict(body, strict=False)
+    missing = [k for k in result.missing_keys if not k.startswith("fc.")]
+    if missing or result.unexpected_keys:
+        raise DPSettingError(
+            f"{path}: keys do not match a GroupNorm ResNet-18 (missing {missing[:5]}, "
+            f"unexpected {result.unexpected_keys[:5]}); {hint}"
+        )
+
+
+def build_model(conf: dict, in_shape: tuple[int, ...], n_classes: int) -> nn.Module:
+    """The configuration's model for inputs of `in_shape` (C, H, W), initialised from the global torch RNG."""
+    if len(in_shape) != 3:
+        raise DPSettingError(
+            f"dataset {conf['dataset']!r} has inputs of shape {in_shape}; the DP study's models need images (C, H, W)"
+        )
+    if conf["model"] == "cnn":
+        return MnistCNN(in_shape, n_classes, conf["dropout"])
+    model = ResNet18GN(in_shape[0], n_classes, conf["dropout"])
+    load_backbone(model, conf.get("backbone_weights"))
+    return model
+
+
+def check_clippable(model: nn.Module, configuration: str) -> None:
+    """Raise DPSettingError naming every trainable layer that per-example clipping (Opacus) cannot handle."""
+    bad = []
+    for name, module in trainable_modules(model):
+        validator = ModuleValidator.VALIDATORS.get(type(module))
+        errors = validator(module) if validator else []
+        if errors:
+            reason = str(errors[0]).split(". ")[0]
+            bad.append(f"layer {name!r} ({type(module).__name__}): {reason}")
+    if bad:
+        raise DPSettingError(
+            f"configuration {configuration!r} clips per-example gradients, but " + "; ".join(bad) + ". "
+            "Replace BatchNorm by GroupNorm (opacus.validators.ModuleValidator.fix) or use an algorithm "
+            "without clipping (sgd, sam)"
+        )

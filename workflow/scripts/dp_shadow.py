@@ -1,0 +1,30 @@
+"""Train the shadow model of the neural-network attack and write its sorted confidence vectors."""
+
+import torch
+
+from sgd_privacy.data import load_prepared
+from sgd_privacy.dp.study import shadow_features
+from sgd_privacy.io import write_table
+from sgd_privacy.jobs import job_logging
+from sgd_privacy.train.shard import pick_device
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = job_logging(smk.log[0])
+torch.set_num_threads(smk.threads)
+run = smk.params.run
+table = shadow_features(
+    run["architecture"],
+    run["shadow"],
+    load_prepared(smk.input.npz, smk.input.meta),
+    run["split_seed"],
+    smk.wildcards.dataset,
+    device=str(pick_device(smk.resources.device)),
+)
+write_table(table, smk.output[0])
+log.info(
+    "shadow %s/%s: %d rows, mean top confidence %s",
+    smk.wildcards.dataset,
+    smk.wildcards.model,
+    len(table),
+    table.groupby("member")["p1"].mean().round(4).to_dict(),
+)
