@@ -136,7 +136,9 @@ def epsilon_tables(
     d_empirical, init_used, n_pairs = empirical_sensitivity(runs, weights)
     sigma, sigma_low, sigma_high = min_sigma_interval(w, groups, level)
     boot_low, boot_high = min_sigma_bootstrap_interval(w, groups, seeds, n_boot, seed, level)
-    notes = [bolt_on_note(bound["lr"])] if bound else ["Delta_theory: no bound for this model (logistic regression only)"]
+    notes = (
+        [bolt_on_note(bound["lr"])] if bound else ["Delta_theory: no bound for this model (logistic regression only)"]
+    )
     if n_pairs == 0:
         notes.append("Delta_empirical: no sensitivity pairs (a single replace index)")
     row = {

@@ -74,9 +74,7 @@ def sigma_per_group(weights: np.ndarray, groups: np.ndarray) -> tuple[np.ndarray
     return labels, sig
 
 
-def min_sigma_interval(
-    weights: np.ndarray, groups: np.ndarray, level: float = 0.95
-) -> tuple[float, float, float]:
+def min_sigma_interval(weights: np.ndarray, groups: np.ndarray, level: float = 0.95) -> tuple[float, float, float]:
     """min_j sigma_j and a confidence interval for the true min_j sigma_j with the selection accounted for.
 
     Each weight's pooled variance s_j^2 (dof = rows - groups) has dof s_j^2 / sigma_j^2 ~ chi^2_dof for Gaussian

@@ -7,9 +7,7 @@ import numpy as np
 CONVERGENCE_RULES = ("previous", "best")
 
 
-def convergence_index(
-    val_loss: np.ndarray, patience: int = 3, rule: str = "previous"
-) -> tuple[np.ndarray, np.ndarray]:
+def convergence_index(val_loss: np.ndarray, patience: int = 3, rule: str = "previous") -> tuple[np.ndarray, np.ndarray]:
     """Per run (rows), the first log index ending `patience` consecutive logs that failed to decrease the
     validation loss; returns (index, converged). Unconverged runs get the last index.
 
