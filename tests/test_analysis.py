@@ -297,5 +297,5 @@ def test_single_dataset_grids_degrade_gracefully():
     runs = runs_frame(range(6), [4])
     labels, spans = kmeans_spans(np.random.default_rng(0).normal(size=(6, 3)), runs)
     assert (labels == -1).all() and spans.empty
-    d, init, n_pairs = empirical_sensitivity(runs, np.ones((6, 3)))
+    d, _, n_pairs = empirical_sensitivity(runs, np.ones((6, 3)))
     assert math.isnan(d) and n_pairs == 0

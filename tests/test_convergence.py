@@ -7,7 +7,6 @@ import pytest
 from sgd_privacy.train.convergence import convergence_index, experiment_T
 from sgd_privacy.train.history import convergence_tables
 
-
 CURVES = np.array(
     [
         [5, 4, 3, 3.5, 3.2, 3.1, 2.0, 1.0],  # vs best: 3, 4, 5 fail -> 5; vs previous: 3 fails, 4 and 5 decrease
