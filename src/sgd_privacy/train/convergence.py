@@ -32,16 +32,15 @@ def convergence_index(val_loss: np.ndarray, patience: int = 3, rule: str = "prev
     return np.asarray(index), np.asarray(converged)
 
 
-def experiment_T(run_T: np.ndarray, variable: np.ndarray, diverged: np.ndarray, converged: np.ndarray) -> int:
+def experiment_T(run_T: np.ndarray, variable: np.ndarray, diverged: np.ndarray, converged: np.ndarray) -> int | None:
     """Median convergence step over converged, variable-init, non-diverged runs (lower median, so it is a
-    logged step); all converged non-diverged runs when no variable-init run converged."""
+    logged step); all converged non-diverged runs when no variable-init run converged; None when none did."""
+    if diverged.all():
+        raise ValueError("every run diverged: no convergence point; lower the learning rate")
     usable = converged & ~diverged
     pool = run_T[variable & usable]
     if pool.size == 0:
         pool = run_T[usable]
     if pool.size == 0:
-        why = "every run diverged" if diverged.all() else "no run converged"
-        raise ValueError(
-            f"{why}: no convergence point; lower the learning rate, train longer, or set the experiment's T"
-        )
+        return None
     return int(np.sort(pool)[(pool.size - 1) // 2])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .convergence import convergence_index, experiment_T
+
+log = logging.getLogger(__name__)
 
 RUN_KEYS = ["experiment", "seed", "replace_index", "init"]
 METRIC_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc"]
@@ -77,13 +80,14 @@ def convergence_tables(
         runs["diverged"].to_numpy(),
         runs["converged"].to_numpy(),
     )
-    try:
-        median_T = experiment_T(*median_args)
-    except ValueError:
-        if T is None:
-            raise
-        median_T = -1  # the override needs no median; -1 says there was none
-    chosen = median_T if T is None else int(T)
+    median_T = experiment_T(*median_args)
+    if T is not None:
+        chosen, source = int(T), "config"
+    elif median_T is not None:
+        chosen, source = median_T, "median over converged variable-init runs"
+    else:
+        chosen, source = int(steps[-1]), "last logged step: no run converged (train longer or set T)"
+        log.warning("%s: no run converged; T is the last logged step %d", history["experiment"].iloc[0], chosen)
     counted = ~runs["diverged"].to_numpy()
     at_T = history[(history["t"] == chosen) & ~history["diverged"]]
     summary = pd.DataFrame(
@@ -91,8 +95,8 @@ def convergence_tables(
             {
                 "experiment": runs["experiment"].iloc[0],
                 "T": chosen,
-                "T_source": "config" if T is not None else "median over converged variable-init runs",
-                "T_median": median_T,
+                "T_source": source,
+                "T_median": -1 if median_T is None else median_T,
                 "convergence_rule": convergence_rule,
                 "n_runs": len(runs),
                 "n_diverged": int(runs["diverged"].sum()),
