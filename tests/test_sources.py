@@ -1,5 +1,8 @@
 """Locating raw files: data_dir, cache, checksums, and the offline error message."""
 
+import gzip
+import hashlib
+
 import pytest
 
 from conftest import write_mnist
@@ -23,9 +26,64 @@ def test_finds_ungzipped_alternatives_in_data_dir(tmp_path):
 
 
 def test_checksum_mismatch_names_file(tmp_path):
-    write_mnist(tmp_path / "mnist", gz=True)  # tiny fake files: their md5 differs from the real ones
-    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: md5 checksum mismatch"):
-        locate(SOURCES["mnist"], tmp_path, tmp_path / "cache", allow_download=False)
+    write_mnist(tmp_path / "mnist", gz=True)  # tiny fake files: neither container nor content is MNIST's
+    with pytest.raises(DataError, match=r"train-images-idx3-ubyte.gz: decompresses to 94096 bytes, the canonical"):
+        locate(SOURCES["mnist"], tmp_path, tmp_path / "cache", allow_download=False)  # 16 + 120 * 784 bytes
+
+
+CONTENT = b"\x00\x00\x08\x01" + (5).to_bytes(4, "big") + bytes(range(5))
+
+
+def gz_source(tmp_path, content=None, content_size=None):
+    """A one-file source whose canonical container is gzip of CONTENT written with mtime 0."""
+    canonical = gzip.compress(CONTENT, mtime=0)
+    raw = RawFile("toy.gz", None, ("md5", hashlib.md5(canonical).hexdigest()), (), content, content_size)  # noqa: S324
+    (tmp_path / "toy").mkdir(exist_ok=True)
+    return Source("toy", (raw,), "nowhere"), tmp_path / "toy" / "toy.gz"
+
+
+@pytest.mark.parametrize("by", ["digest", "size"])
+def test_other_gzip_container_with_canonical_content_is_accepted(tmp_path, caplog, by):
+    content = ("sha256", hashlib.sha256(CONTENT).hexdigest()) if by == "digest" else None
+    source, path = gz_source(tmp_path, content, len(CONTENT) if by == "size" else None)
+    path.write_bytes(gzip.compress(CONTENT, compresslevel=1, mtime=1_700_000_000))  # another packager's header
+    with caplog.at_level("WARNING"):
+        assert locate(source, tmp_path, tmp_path / "cache", allow_download=False)["toy.gz"] == path
+    assert "container differs" in caplog.text and "decompressed content checks out" in caplog.text
+    recorded = path.with_name("toy.gz.content.sha256")
+    assert recorded.read_text().strip() == hashlib.sha256(CONTENT).hexdigest()  # independent of the container
+    # the canonical container itself passes without a note
+    path.write_bytes(gzip.compress(CONTENT, mtime=0))
+    caplog.clear()
+    locate(source, tmp_path, tmp_path / "cache", allow_download=False)
+    assert "container differs" not in caplog.text
+
+
+def test_corrupt_gzip_still_stops_with_its_name(tmp_path):
+    source, path = gz_source(tmp_path, None, len(CONTENT))
+    good = gzip.compress(CONTENT, mtime=5)
+    path.write_bytes(good[:-6])  # truncated: the gzip trailer (CRC-32, length) is cut
+    with pytest.raises(DataError, match=r"toy.gz: does not decompress .*corrupt or truncated"):
+        locate(source, tmp_path, tmp_path / "cache", allow_download=False)
+    flipped = bytearray(good)
+    flipped[-9] ^= 0xFF  # a flipped data byte: the CRC-32 check fails
+    path.write_bytes(bytes(flipped))
+    with pytest.raises(DataError, match="toy.gz"):
+        locate(source, tmp_path, tmp_path / "cache", allow_download=False)
+    other = CONTENT[:-1] + b"\xff"  # valid gzip of different content of the same size
+    source, path = gz_source(tmp_path, ("sha256", hashlib.sha256(CONTENT).hexdigest()), len(CONTENT))
+    path.write_bytes(gzip.compress(other, mtime=5))
+    with pytest.raises(DataError, match=r"toy.gz: the decompressed content's sha256 differs"):
+        locate(source, tmp_path, tmp_path / "cache", allow_download=False)
+
+
+def test_recorded_content_catches_a_later_change(tmp_path):
+    source, path = gz_source(tmp_path, None, len(CONTENT))
+    path.write_bytes(gzip.compress(CONTENT, mtime=5))
+    locate(source, tmp_path, tmp_path / "cache", allow_download=False)
+    path.write_bytes(gzip.compress(CONTENT[:-1] + b"\x07", mtime=5))  # same size, other bytes
+    with pytest.raises(DataError, match="toy.gz: decompressed content changed since it was first checked"):
+        locate(source, tmp_path, tmp_path / "cache", allow_download=False)
 
 
 def test_recorded_digest_catches_later_corruption(tmp_path):

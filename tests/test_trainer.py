@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from scipy import stats
 
 from sgd_privacy.data import SourceContext, prepare_dataset
 from sgd_privacy.rng import Purpose, permutation
@@ -159,18 +160,106 @@ def test_weights_kept_only_at_configured_steps(digits):
     assert result.weights.shape == (1, 3, model.n_params)
 
 
-def test_chunking_fits_the_budget():
+def test_chunking_hand_computed():
     from sgd_privacy.train.batched import chunking
 
-    model = CNN((3, 32, 32), 16, 10)
+    # logistic regression on 12 features, b = 32, float32, 1 MiB: half of it (524,288 bytes) for training;
+    # a model takes 4 bytes x (6 x 13 parameters + 3 x 16 activations x 32 examples) = 6,456 bytes,
+    # so 81 models (522,936 bytes; 82 would need 529,392); evaluation: 524,288 // (4 x 16 x 81) = 101 rows
+    model = build_model("logreg", (12,), 2)
     schedule = Schedule(lr=0.1, batch_size=32, epochs=1, cadence=10)
-    models, rows = chunking(model, schedule, 13_500, budget_mb=4096, itemsize=4)
-    train_bytes = 4 * models * (6 * model.n_params + 3 * model.activation_size() * 32)
-    eval_bytes = 4 * models * rows * model.eval_activation_size()
-    assert models >= 1 and 16 <= rows <= 13_500
-    assert train_bytes <= 2048 * 2**20 and (eval_bytes <= 2048 * 2**20 or rows == 16)
-    small, _ = chunking(model, schedule, 13_500, budget_mb=1024, itemsize=4)
-    assert small < models
+    assert chunking(model, schedule, 1000, budget_mb=1, itemsize=4) == (81, 101)
+    assert chunking(model, schedule, 50, budget_mb=1, itemsize=4) == (81, 50)  # never more rows than exist
+    assert chunking(model, schedule, 1000, budget_mb=1, itemsize=8) == (40, 102)  # 12,912 bytes a model
+    cnn = CNN((3, 32, 32), 16, 10)
+    assert chunking(cnn, schedule, 13_500, budget_mb=1, itemsize=4) == (1, 16)  # floors: one model, 16 rows
+
+
+# ------------------------------------------------------------------ the random draws, computed independently
+M32 = 0xFFFFFFFF
+HASH_0_1_0_0, HASH_MAX_4_12345_7 = 2257115219, 1686475010
+
+
+def mix32(x):
+    """The xorshift-multiply finaliser on plain Python ints."""
+    x ^= x >> 16
+    x = (x * 0x7FEB352D) & M32
+    x ^= x >> 15
+    x = (x * 0x68E31DA5) & M32
+    return x ^ (x >> 16)
+
+
+def plain_hash(seed, purpose, step, index):
+    """Counter hash of (seed, purpose, step, index) written out in plain ints."""
+    h = mix32(seed ^ 0x9E3779B9)
+    h = mix32(h ^ purpose)
+    h = mix32(h ^ (step & M32))
+    salt = mix32(h ^ 0x9E3779B9)
+    return mix32(mix32(h ^ (index & M32)) ^ salt)
+
+
+def plain_uniform(seed, purpose, step, index):
+    """53-bit uniform: 26 bits of hash(2i) then 27 bits of hash(2i + 1)."""
+    hi = plain_hash(seed, purpose, step, 2 * index) >> 6
+    lo = plain_hash(seed, purpose, step, 2 * index + 1) >> 5
+    return (hi * 2**27 + lo) * 2.0**-53
+
+
+def test_counter_hash_matches_plain_integer_arithmetic():
+    from sgd_privacy.rng import hash32, uniform
+
+    # two values pinned as literals (computed once with plain_hash), so a change of either side fails
+    assert plain_hash(0, 1, 0, 0) == HASH_0_1_0_0 and plain_hash(2**32 - 1, 4, 12345, 7) == HASH_MAX_4_12345_7
+    for seed, purpose, step, index in [
+        (0, 1, 0, 0),
+        (2**32 - 1, 4, 12345, 7),
+        (42, 3, 2**33 + 5, 2**31),
+        (7, 9, 1, 99),
+    ]:
+        assert int(hash32(seed, purpose, step, index)) == plain_hash(seed, purpose, step, index)
+        assert float(uniform(seed, purpose, step, torch.tensor([index]))[0]) == plain_uniform(
+            seed, purpose, step, index
+        )
+
+
+def test_glorot_init_values_from_the_hash():
+    model = build_model("logreg", (8,), 2)
+    w, b = model.init(torch.tensor([0, 5]), Purpose.INIT, F64)
+    limit = (6 / (8 + 1)) ** 0.5  # Glorot uniform: fan_in 8, fan_out 1
+    for row, seed in enumerate((0, 5)):
+        expected = [(2 * plain_uniform(seed, int(Purpose.INIT), 0, i) - 1) * limit for i in range(8)]
+        np.testing.assert_allclose(w[row, :, 0].numpy(), expected, rtol=0, atol=1e-15)
+    assert (w.abs() <= limit).all() and (b == 0).all()
+
+
+def test_permutations_are_valid_and_uniform():
+    from sgd_privacy.rng import permutations
+
+    n, seeds = 6, torch.arange(6000)
+    perms = permutations(seeds, Purpose.PERMUTATION, 3, n).numpy()
+    assert (np.sort(perms, axis=1) == np.arange(n)).all()  # every row a permutation
+    # order of range(n) by its plain-int hash keys (ties impossible: the hash is bijective in the index)
+    for seed in (0, 17, 5999):
+        keys = [plain_hash(seed, int(Purpose.PERMUTATION), 3, i) for i in range(n)]
+        assert perms[seed].tolist() == sorted(range(n), key=keys.__getitem__)
+    # every element at every position equally often: chi-square on the 6 x 6 table, 25 dof
+    counts = np.zeros((n, n))
+    np.add.at(counts, (perms, np.broadcast_to(np.arange(n), perms.shape)), 1)
+    chi2 = ((counts - len(seeds) / n) ** 2 / (len(seeds) / n)).sum()
+    assert stats.chi2.sf(chi2, (n - 1) ** 2) > 1e-3
+
+
+def test_dropout_masks_rate_and_values():
+    from sgd_privacy.train.models import dropout_keep
+
+    keep = dropout_keep(torch.tensor([3, 8]), 11, 64, 50, 0.2, F64).numpy()
+    assert keep.shape == (2, 64, 50) and set(np.unique(keep)) == {0.0, 1.25}  # inverted dropout: 1 / (1 - 0.2)
+    dropped = (keep == 0).mean()
+    assert abs(dropped - 0.2) < 4 * (0.2 * 0.8 / keep.size) ** 0.5  # Binomial(6400, 0.2), 4 standard errors
+    for r, seed in enumerate((3, 8)):
+        for unit in (0, 1, 3199):
+            expected = 1.25 if plain_uniform(seed, int(Purpose.DROPOUT), 11, unit) >= 0.2 else 0.0
+            assert keep[r].reshape(-1)[unit] == expected
 
 
 def test_model_errors_name_the_problem():

@@ -16,9 +16,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
+def umask_mode() -> int:
+    """The mode a newly created regular file gets under the process's umask (0o666 & ~umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds."""
+    """Yield a temporary path beside `path`; move it onto `path` only if the block succeeds. The file
+    gets the permissions of a normally created file (mkstemp makes it 0600; the umask decides instead)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -26,6 +34,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        os.chmod(tmp_path, umask_mode())
         os.replace(tmp_path, target)
     finally:
         if tmp_path.exists():

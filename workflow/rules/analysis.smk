@@ -23,7 +23,6 @@ rule distances:
 rule intrinsic_epsilon:
     input:
         unpack(analysis_inputs),
-        at_T="results/analysis/{experiment}/distances_at_T.parquet",
     output:
         epsilon="results/analysis/{experiment}/epsilon.parquet",
         per_weight="results/analysis/{experiment}/sigma_per_weight.parquet",

@@ -50,6 +50,6 @@ rule convergence:
     conda:
         ENV
     params:
-        convergence=lambda wc: {k: experiment(wc.experiment)[k] for k in ("patience", "T")},
+        convergence=lambda wc: {k: experiment(wc.experiment)[k] for k in ("patience", "T", "convergence_rule")},
     script:
         "../scripts/convergence.py"

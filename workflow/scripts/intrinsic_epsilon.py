@@ -1,7 +1,7 @@
 """Per-weight spreads, the intrinsic epsilon (theoretical and empirical sensitivity), and stability."""
 
-from sgd_privacy.analysis.intrinsic import bound_for, empirical_sensitivity, epsilon_tables, read_T, stability_table
-from sgd_privacy.io import read_json, read_table, write_table
+from sgd_privacy.analysis.intrinsic import bound_for, epsilon_tables, read_T, stability_table
+from sgd_privacy.io import read_json, write_table
 from sgd_privacy.jobs import job_logging
 from sgd_privacy.train.history import weights_at
 
@@ -12,14 +12,7 @@ T = read_T(smk.input.convergence)
 n_train = read_json(smk.input.meta)["n_train"]
 runs, weights = weights_at(smk.input.shards, T)
 epsilon, per_weight, per_dataset = epsilon_tables(
-    runs,
-    weights,
-    T,
-    empirical_sensitivity(read_table(smk.input.at_T)),
-    n_train,
-    bound_for(smk.params.bound, n_train),
-    s["bootstrap"],
-    s["bootstrap_seed"],
+    runs, weights, T, n_train, bound_for(smk.params.bound, n_train), s["bootstrap"], s["bootstrap_seed"]
 )
 stability = stability_table(
     runs, weights, s["stability_seeds"], s["stability_pairs"], s["stability_repeats"], s["pair_seed"]

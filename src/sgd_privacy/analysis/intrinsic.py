@@ -10,12 +10,14 @@ import pandas as pd
 from ..train.history import RUN_KEYS, read_weights, weights_at
 from . import distribution as dist
 from .clusters import kmeans_spans, umap_embedding
-from .pairs import PAIR_KINDS, pair_distances, sample_pairs
+from .pairs import PAIR_KINDS, max_distance_within_groups, pair_distances, sample_pairs
 from .privacy import (
+    bolt_on_note,
     bolt_on_sensitivity,
-    bootstrap_over_seeds,
     gaussian_c,
     gaussian_epsilon,
+    min_sigma_bootstrap_interval,
+    min_sigma_interval,
     pooled_sigma,
     sigma_per_group,
 )
@@ -112,22 +114,18 @@ def distance_tables(
     return over_t, at
 
 
-def _ci(values: np.ndarray) -> tuple[float, float]:
-    lo, hi = np.quantile(values, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
 def epsilon_tables(
     runs: pd.DataFrame,
     weights: np.ndarray,
     T: int,
-    empirical_sensitivity: float,
     n_rows: int,
     bound: dict | None,
     n_boot: int,
     seed: int,
+    level: float = 0.95,
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Table 4 row (sigma, Deltas, epsilons with bootstrap CIs over seeds), per-weight sigma, per-dataset sigma (Table 5)."""
+    """Table 4 row (sigma with its interval, Delta_theory, Delta_empirical over every sensitivity pair at T,
+    epsilons), per-weight sigma, and per-dataset sigma (Table 5), from every run's weights at T."""
     sel = variable_live(runs)
     if sel.sum() < 3:
         raise ValueError("the intrinsic epsilon needs variable-init runs with at least two seeds per dataset")
@@ -135,8 +133,14 @@ def epsilon_tables(
     sigma_j = pooled_sigma(w, groups)
     delta = 1.0 / n_rows**2
     d_theory = float(bolt_on_sensitivity(T, **bound)) if bound else np.nan
-    boot = bootstrap_over_seeds(seeds, lambda rows: pooled_sigma(w[rows], groups[rows]).min(), n_boot, seed)
-    sigma, sigma_ci = float(sigma_j.min()), _ci(boot)
+    d_empirical, init_used, n_pairs = empirical_sensitivity(runs, weights)
+    sigma, sigma_low, sigma_high = min_sigma_interval(w, groups, level)
+    boot_low, boot_high = min_sigma_bootstrap_interval(w, groups, seeds, n_boot, seed, level)
+    notes = (
+        [bolt_on_note(bound["lr"])] if bound else ["Delta_theory: no bound for this model (logistic regression only)"]
+    )
+    if n_pairs == 0:
+        notes.append("Delta_empirical: no sensitivity pairs (a single replace index)")
     row = {
         "experiment": runs["experiment"].iloc[0],
         "T": T,
@@ -149,18 +153,29 @@ def epsilon_tables(
         "n_params": w.shape[1],
         "sigma": sigma,
         "sigma_max": float(sigma_j.max()),
-        "sigma_ci_low": sigma_ci[0],
-        "sigma_ci_high": sigma_ci[1],
+        "sigma_ci_low": sigma_low,
+        "sigma_ci_high": sigma_high,
+        "sigma_boot_ci_low": boot_low,
+        "sigma_boot_ci_high": boot_high,
+        "ci_level": level,
+        "ci_method": "sigma_ci: simultaneous chi-square over weights (Gaussian weights); "
+        "sigma_boot_ci: simultaneous bootstrap band over seeds (distribution-free, conservative)",
         "delta_theory": d_theory,
-        "delta_empirical": empirical_sensitivity,
+        "delta_empirical": d_empirical,
+        "n_pairs_empirical": n_pairs,
+        "init_empirical": init_used,
         "epsilon_theory": float(gaussian_epsilon(d_theory, sigma, delta)),
-        "epsilon_empirical": float(gaussian_epsilon(empirical_sensitivity, sigma, delta)),
+        "epsilon_empirical": float(gaussian_epsilon(d_empirical, sigma, delta)),
     }
-    for name, d in (("theory", d_theory), ("empirical", empirical_sensitivity)):
+    for name, d in (("theory", d_theory), ("empirical", d_empirical)):
         eps = gaussian_epsilon(d, sigma_j, delta)
         row[f"epsilon_{name}_weight_min"], row[f"epsilon_{name}_weight_max"] = float(np.min(eps)), float(np.max(eps))
-        row[f"epsilon_{name}_ci_low"], row[f"epsilon_{name}_ci_high"] = _ci(gaussian_epsilon(d, boot, delta))
-    row["theorem_applies"] = bool(max(row["epsilon_theory"], row["epsilon_empirical"]) < 1.0)
+        # epsilon = c Delta / sigma decreases in sigma: sigma's interval maps to epsilon's (Delta held fixed)
+        row[f"epsilon_{name}_ci_low"] = float(gaussian_epsilon(d, sigma_high, delta))
+        row[f"epsilon_{name}_ci_high"] = float(gaussian_epsilon(d, sigma_low, delta))
+    reported = [e for e in (row["epsilon_theory"], row["epsilon_empirical"]) if not np.isnan(e)]
+    row["theorem_applies"] = bool(reported) and max(reported) < 1.0
+    row["notes"] = "; ".join(n for n in notes if n)
     per_weight = pd.DataFrame({"experiment": row["experiment"], "weight": np.arange(w.shape[1]), "sigma": sigma_j})
     labels, sig = sigma_per_group(w, groups)
     row["sigma_dataset_min"], row["sigma_dataset_max"] = float(sig.min()), float(sig.max())
@@ -183,8 +198,10 @@ def stability_table(
     repeats: int,
     seed: int,
 ) -> pd.DataFrame:
-    """sigma re-estimated from subsets of seeds, and the empirical sensitivity from subsets of pairs (Figure 6)."""
-    live = ~runs["diverged"].to_numpy()
+    """sigma re-estimated from subsets of seeds, and the empirical sensitivity from subsets of pairs (Figure 6;
+    the pairs are of the init mode the reported Delta_empirical uses)."""
+    init = sensitivity_init(runs)
+    live = ~runs["diverged"].to_numpy() & (runs["init"] == init).to_numpy()
     var = variable_live(runs)
     w, groups, seeds = weights[var], runs["replace_index"].to_numpy()[var], runs["seed"].to_numpy()[var]
     unique = np.unique(seeds)
@@ -216,6 +233,7 @@ def stability_table(
             )
     frame = pd.DataFrame(rows, columns=["quantity", "n", "repeat", "value"])
     frame.insert(0, "experiment", runs["experiment"].iloc[0])
+    frame["init_empirical"] = init
     return frame
 
 
@@ -334,10 +352,19 @@ def bound_for(bound: dict | None, n_train: int) -> dict | None:
     return None if bound is None else {**bound, "n_rows": n_train - 1}
 
 
-def empirical_sensitivity(at_T: pd.DataFrame) -> float:
-    """Largest sensitivity-pair distance at T among variable-init pairs (all pairs if none; NaN
-    when the experiment has a single replace index and so no sensitivity pairs)."""
-    sens = at_T[at_T["kind"] == "sensitivity"]
-    variable = sens[sens["init"] == "variable"]
-    pool = variable if len(variable) else sens
-    return float(pool["distance"].max()) if len(pool) else float("nan")
+def sensitivity_init(runs: pd.DataFrame) -> str:
+    """The init mode whose sensitivity pairs give Delta_empirical: variable when it has any pair (a seed with
+    two non-diverged datasets), else fixed."""
+    live = runs[~runs["diverged"].to_numpy()]
+    per_seed = live[live["init"] == "variable"].groupby("seed")["replace_index"].nunique()
+    return "variable" if (per_seed >= 2).any() else "fixed"
+
+
+def empirical_sensitivity(runs: pd.DataFrame, weights: np.ndarray) -> tuple[float, str, int]:
+    """Delta_empirical: the largest distance at T over every sensitivity pair (same seed and init, different
+    dataset; non-diverged) of one init mode (`sensitivity_init`); returns it, the mode and the number of pairs
+    (NaN and 0 when the grid has a single replace index)."""
+    init = sensitivity_init(runs)
+    sel = ~runs["diverged"].to_numpy() & (runs["init"] == init).to_numpy()
+    d, n_pairs = max_distance_within_groups(weights[sel], runs["seed"].to_numpy()[sel])
+    return d, init, n_pairs

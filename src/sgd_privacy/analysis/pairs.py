@@ -44,3 +44,21 @@ def pair_distances(weights: np.ndarray, pairs: np.ndarray, chunk: int = 256) -> 
         diff = weights[p[:, 0]].astype(np.float64) - weights[p[:, 1]].astype(np.float64)
         out[start : start + chunk] = np.linalg.norm(diff, axis=-1)
     return out
+
+
+def max_distance_within_groups(weights: np.ndarray, groups: np.ndarray) -> tuple[float, int]:
+    """Largest L2 distance between two rows of the same group over every such pair, and the number of pairs.
+
+    One Gram matrix per group (rows centred on the group mean first, in float64, so that
+    ||a - b||^2 = |a|^2 + |b|^2 - 2 a.b loses little to cancellation); NaN when no group has two rows."""
+    best, n_pairs = -1.0, 0
+    for g in np.unique(groups):
+        x = np.asarray(weights[groups == g], dtype=np.float64)
+        if len(x) < 2:
+            continue
+        x = x - x.mean(axis=0)
+        sq = np.einsum("ij,ij->i", x, x)
+        d2 = sq[:, None] + sq[None, :] - 2.0 * (x @ x.T)
+        best = max(best, float(np.sqrt(max(d2.max(), 0.0))))
+        n_pairs += len(x) * (len(x) - 1) // 2
+    return (best if n_pairs else float("nan")), n_pairs

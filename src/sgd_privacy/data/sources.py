@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import logging
 import urllib.request
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,12 +18,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class RawFile:
-    """One canonical raw file, its download URL and checksum (None: recorded on first download)."""
+    """One canonical raw file, its download URL and checksum (None: recorded on first download).
+
+    For a .gz file, `content` (a digest of the decompressed bytes) or `content_size` (their published
+    length) lets a file whose gzip container differs from the canonical one (another packager's
+    header or compression level) be accepted when its content checks out; `alternatives` are names
+    of the already decompressed file."""
 
     name: str
     url: str | None
     checksum: tuple[str, str] | None = None
     alternatives: tuple[str, ...] = ()
+    content: tuple[str, str] | None = None
+    content_size: int | None = None
 
 
 @dataclass(frozen=True)
@@ -42,24 +52,28 @@ SOURCES: dict[str, Source] = {
                 _MNIST + "train-images-idx3-ubyte.gz",
                 ("md5", "f68b3c2dcbeaaa9fbdd348bbdeb94873"),
                 ("train-images-idx3-ubyte",),
+                content_size=16 + 60_000 * 28 * 28,
             ),
             RawFile(
                 "train-labels-idx1-ubyte.gz",
                 _MNIST + "train-labels-idx1-ubyte.gz",
                 ("md5", "d53e105ee54ea40749a09fcbcd1e9432"),
                 ("train-labels-idx1-ubyte",),
+                content_size=8 + 60_000,
             ),
             RawFile(
                 "t10k-images-idx3-ubyte.gz",
                 _MNIST + "t10k-images-idx3-ubyte.gz",
                 ("md5", "9fb629c4189551a2d022fa330f9573f3"),
                 ("t10k-images-idx3-ubyte",),
+                content_size=16 + 10_000 * 28 * 28,
             ),
             RawFile(
                 "t10k-labels-idx1-ubyte.gz",
                 _MNIST + "t10k-labels-idx1-ubyte.gz",
                 ("md5", "ec29112dd5afa0611ce80d1b7f02629c"),
                 ("t10k-labels-idx1-ubyte",),
+                content_size=8 + 10_000,
             ),
         ),
         "http://yann.lecun.com/exdb/mnist/",
@@ -121,6 +135,66 @@ def verify_checksum(path: Path, checksum: tuple[str, str] | None) -> None:
         )
 
 
+def content_digest(path: Path, algorithm: str = "sha256") -> tuple[str, int]:
+    """Digest and length of a gzip file's decompressed bytes; DataError naming the file if it does not
+    decompress (gzip checks its CRC-32 and length, so a truncated or corrupt file fails here)."""
+    digest, size = hashlib.new(algorithm), 0
+    try:
+        with gzip.open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+                size += len(block)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise DataError(
+            f"{path}: does not decompress ({exc}); the file is corrupt or truncated: delete it and fetch it again"
+        ) from exc
+    return digest.hexdigest(), size
+
+
+def _recorded_content(path: Path) -> Path:
+    return path.with_name(path.name + ".content.sha256")
+
+
+def verify_raw(path: Path, raw: RawFile) -> None:
+    """Check a canonical raw file: its container checksum, or else (for .gz files with a known content
+    digest or size) its decompressed content, saying when only the container differs. The content's
+    sha256 is recorded beside the file then, so a later change is caught."""
+    try:
+        verify_checksum(path, raw.checksum)
+        return
+    except DataError:
+        if not path.name.endswith(".gz") or (raw.content is None and raw.content_size is None):
+            raise
+    algorithm, expected = raw.content or ("sha256", None)
+    actual, size = content_digest(path, algorithm)
+    if expected is not None and actual != expected:
+        raise DataError(
+            f"{path}: the decompressed content's {algorithm} differs (got {actual}, expected {expected}); "
+            "the file is corrupt or not the canonical data: delete it and fetch it again"
+        )
+    if raw.content_size is not None and size != raw.content_size:
+        raise DataError(
+            f"{path}: decompresses to {size} bytes, the canonical file has {raw.content_size}; "
+            "the file is corrupt, truncated or not the canonical data: delete it and fetch it again"
+        )
+    sha = actual if algorithm == "sha256" else content_digest(path)[0]
+    recorded = _recorded_content(path)
+    if recorded.is_file() and recorded.read_text().strip() != sha:
+        raise DataError(
+            f"{path}: decompressed content changed since it was first checked (sha256 {sha}, recorded "
+            f"{recorded.read_text().strip()} in {recorded.name}); delete both files and fetch it again"
+        )
+    if not recorded.is_file():
+        with atomic_path(recorded) as tmp:
+            tmp.write_text(sha + "\n")
+    log.warning(
+        "%s: the gzip container differs from the canonical download (another packager's header or "
+        "compression), but the decompressed content checks out (%s); using it",
+        path,
+        "digest" if expected is not None else f"{size} bytes, content sha256 recorded in {recorded.name}",
+    )
+
+
 def _candidates(folder: Path | None, key: str, raw: RawFile) -> list[tuple[Path, bool]]:
     """Paths where a raw file may lie, each with whether it is the canonical (checksummed) name."""
     if folder is None:
@@ -146,7 +220,7 @@ def download(raw: RawFile, target: Path) -> None:
             urllib.request.urlretrieve(raw.url, tmp)  # noqa: S310 - fixed https URLs
         except OSError as exc:
             raise DataError(f"downloading {raw.url} failed ({exc}); put {raw.name} into data_dir instead") from exc
-        verify_checksum(tmp, raw.checksum)
+        verify_checksum(tmp, raw.checksum)  # the canonical URL serves the canonical container
     if raw.checksum is None:
         _recorded_digest(target).write_text(file_digest(target) + "\n")
 
@@ -171,7 +245,7 @@ def locate(source: Source, data_dir: str | Path | None, cache_dir: str | Path, a
             continue
         path, canonical = hit
         if canonical:
-            verify_checksum(path, raw.checksum)
+            verify_raw(path, raw)
         recorded = _recorded_digest(path)
         if raw.checksum is None and recorded.is_file():
             verify_checksum(path, ("sha256", recorded.read_text().strip()))

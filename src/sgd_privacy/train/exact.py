@@ -4,6 +4,11 @@ PyTorch evaluates exp/sigmoid with SIMD code for most elements of a tensor and w
 code for the tail, which differ in the last bit; a run's result would then depend on its
 position in a batch. These functions use only correctly rounded operations (+, -, *, /,
 round, bit shifts), so every element gets the same bits wherever it sits.
+
+Accuracy (tests/test_exact.py, about 2 million inputs spread over the bit patterns of the range,
+against an 80-bit reference): exp is within 1.08 ulp (float32) and 1.05 ulp (float64) of e**x
+for |x| <= 87 (float32) or 708 (float64), torch.exp within 0.56 and 0.52; sigmoid within 2.24 and
+1.97 ulp, as torch.sigmoid. Inputs beyond those bounds are clamped: exp saturates at e**bound.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -11,6 +12,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .convergence import convergence_index, experiment_T
+
+log = logging.getLogger(__name__)
 
 RUN_KEYS = ["experiment", "seed", "replace_index", "init"]
 METRIC_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc"]
@@ -53,38 +56,52 @@ def weights_at(paths: Sequence[str], t: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 
 def convergence_tables(
-    history: pd.DataFrame, patience: int = 3, T: int | None = None
+    history: pd.DataFrame, patience: int = 3, T: int | None = None, convergence_rule: str = "previous"
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Per-run convergence step and final metrics, and the experiment's T (config override or median)."""
+    """Per-run convergence step and final metrics, and the experiment's T (config override, or the
+    median over converged runs; runs that never converged are counted, not used)."""
     steps = np.sort(history["t"].unique())
     wide = history.pivot(index=RUN_KEYS, columns="t", values="val_loss").reindex(columns=steps)
-    index, converged = convergence_index(wide.to_numpy(), patience)
+    index, converged = convergence_index(wide.to_numpy(), patience, convergence_rule)
     runs = wide.index.to_frame(index=False)
     runs["T_run"] = steps[index]
     runs["converged"] = converged
     last = history[history["t"] == steps[-1]].set_index(RUN_KEYS)
     final = last[METRIC_COLUMNS + ["diverged"]].reindex(wide.index).reset_index(drop=True)
     runs = pd.concat([runs, final.add_prefix("final_").rename(columns={"final_diverged": "diverged"})], axis=1)
-    median_T = experiment_T(
-        runs["T_run"].to_numpy(), (runs["init"] == "variable").to_numpy(), runs["diverged"].to_numpy()
-    )
     if T is not None and T not in set(steps.tolist()):
         raise ValueError(
             f"configured T = {T} is not a logged step; logged steps run {steps[0]}..{steps[-1]} "
             f"every {steps[1] - steps[0] if len(steps) > 1 else 0} (plus log_weights_at)"
         )
-    chosen = median_T if T is None else int(T)
+    median_args = (
+        runs["T_run"].to_numpy(),
+        (runs["init"] == "variable").to_numpy(),
+        runs["diverged"].to_numpy(),
+        runs["converged"].to_numpy(),
+    )
+    median_T = experiment_T(*median_args)
+    if T is not None:
+        chosen, source = int(T), "config"
+    elif median_T is not None:
+        chosen, source = median_T, "median over converged variable-init runs"
+    else:
+        chosen, source = int(steps[-1]), "last logged step: no run converged (train longer or set T)"
+        log.warning("%s: no run converged; T is the last logged step %d", history["experiment"].iloc[0], chosen)
+    counted = ~runs["diverged"].to_numpy()
     at_T = history[(history["t"] == chosen) & ~history["diverged"]]
     summary = pd.DataFrame(
         [
             {
                 "experiment": runs["experiment"].iloc[0],
                 "T": chosen,
-                "T_source": "config" if T is not None else "median over variable-init runs",
-                "T_median": median_T,
+                "T_source": source,
+                "T_median": -1 if median_T is None else median_T,
+                "convergence_rule": convergence_rule,
                 "n_runs": len(runs),
                 "n_diverged": int(runs["diverged"].sum()),
                 "n_converged": int(runs["converged"].sum()),
+                "n_not_converged": int((counted & ~runs["converged"].to_numpy()).sum()),
                 "val_acc_at_T": float(at_T["val_acc"].mean()),
                 "train_loss_at_T": float(at_T["train_loss"].mean()),
                 "val_loss_at_T": float(at_T["val_loss"].mean()),
