@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"
+include: "workflow/rules/mia.smk"
 
 
 rule all:
@@ -23,3 +24,4 @@ rule all:
     input:
         all_targets(),
         analysis_targets(),
+        mia_targets(),
