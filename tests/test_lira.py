@@ -52,7 +52,11 @@ def test_subset_run_equals_a_plain_reference_loop_on_its_subset(digits):
     for k in range(3):
         sub = rows[k]
         # A base set [x_sub0, x_sub0, x_sub1, ...] has D_1 = the subset in order (row 1 <- row 0, row 0 dropped).
-        arrays = {**digits, "x_train": digits["x_train"][np.r_[sub[0], sub]], "y_train": digits["y_train"][np.r_[sub[0], sub]]}
+        arrays = {
+            **digits,
+            "x_train": digits["x_train"][np.r_[sub[0], sub]],
+            "y_train": digits["y_train"][np.r_[sub[0], sub]],
+        }
         ref = train_reference(model, arrays, int(runs.seeds[k]), 1, schedule)
         error = np.linalg.norm(result.weights[k, -1] - ref.weights[0, -1]) / np.linalg.norm(ref.weights[0, -1])
         assert error < 1e-9
@@ -102,7 +106,13 @@ def test_gaussian_fits_recover_known_means_and_variances():
 
 
 def test_scores_match_scipy():
-    x, mi, vi, mo, vo = np.array([0.3, 2.0]), np.array([1.0, 1.5]), np.array([0.25, 4.0]), np.array([0.0, 0.0]), np.array([1.0, 1.0])
+    x, mi, vi, mo, vo = (
+        np.array([0.3, 2.0]),
+        np.array([1.0, 1.5]),
+        np.array([0.25, 4.0]),
+        np.array([0.0, 0.0]),
+        np.array([1.0, 1.0]),
+    )
     expected = stats.norm.pdf(x, mi, np.sqrt(vi)) / stats.norm.pdf(x, mo, np.sqrt(vo))
     np.testing.assert_allclose(np.exp(online_scores(x, mi, vi, mo, vo)), expected)
     np.testing.assert_allclose(np.exp(offline_scores(x, mo, vo)), stats.norm.cdf(x, mo, 1.0))
@@ -136,9 +146,17 @@ def test_known_seed_shadows_beat_hidden_ones_when_the_seed_moves_the_scores():
         assert known["tpr_at_1pct_lo"] <= known["tpr_at_1pct"] <= known["tpr_at_1pct_hi"]
         assert known["auc_target_lo"] < known["auc_target_mean"] < known["auc_target_hi"]
     roc = roc_table(scores)
-    assert set(roc["setting"]) == {"known", "hidden"} and roc.groupby(["variant", "setting"])["tpr"].is_monotonic_increasing.all()
-    bounds = lira_bounds(scores, {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50}).set_index(["attack", "setting"])
-    assert bounds.loc[("lira_online", "known"), "epsilon_lower_bound"] > bounds.loc[("lira_online", "hidden"), "epsilon_lower_bound"]
+    assert (
+        set(roc["setting"]) == {"known", "hidden"}
+        and roc.groupby(["variant", "setting"])["tpr"].is_monotonic_increasing.all()
+    )
+    bounds = lira_bounds(scores, {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50}).set_index(
+        ["attack", "setting"]
+    )
+    assert (
+        bounds.loc[("lira_online", "known"), "epsilon_lower_bound"]
+        > bounds.loc[("lira_online", "hidden"), "epsilon_lower_bound"]
+    )
     assert (bounds["n_members"] + bounds["n_nonmembers"] == 2 * 16 * 300).all()  # evaluated on the 2 held-out seeds
 
 
@@ -147,7 +165,9 @@ def test_without_signal_the_attack_is_at_chance():
     scores = attack_scores(conf, member, [0, 1, 2, 3], fixed_variance=True)
     summary = summary_table(scores, [0.01], 0.95)
     n = summary["n_members"].iloc[0]
-    assert (np.abs(summary["auc"] - 0.5) < 4 * np.sqrt(1 / (6 * n))).all()  # AUC null sd ~ sqrt((n_m+n_n+1)/(12 n_m n_n))
+    assert (
+        np.abs(summary["auc"] - 0.5) < 4 * np.sqrt(1 / (6 * n))
+    ).all()  # AUC null sd ~ sqrt((n_m+n_n+1)/(12 n_m n_n))
     bounds = lira_bounds(scores, {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50})
     assert (bounds["epsilon_lower_bound"] < 0.2).all()
 

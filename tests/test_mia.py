@@ -36,8 +36,18 @@ def random_task(n_train, n_test, d=20, seed=0):
 
 def overfit_shard(tmp_path, arrays, epochs=150):
     """A shard of 3 seeds x 2 replace indices x variable init of a wide MLP trained for many epochs."""
-    slice_ = {"dtype": "float32", "dataset": "random", "model": "mlp", "lr": 0.5, "batch_size": 8, "epochs": epochs,
-              "cadence": 5 * epochs, "log_weights_at": [0, 5 * epochs], "hidden": 64, "dropout": 0.0}
+    slice_ = {
+        "dtype": "float32",
+        "dataset": "random",
+        "model": "mlp",
+        "lr": 0.5,
+        "batch_size": 8,
+        "epochs": epochs,
+        "cadence": 5 * epochs,
+        "log_weights_at": [0, 5 * epochs],
+        "hidden": 64,
+        "dropout": 0.0,
+    }
     spec = {"seeds": [0, 1, 2], "replace": {"list": [3, 30]}, "init": "variable"}
     path = tmp_path / "s0_r0_variable.parquet"
     write_table(run_shard("toy", slice_, spec, arrays, None, device="cpu", progress=None), path)
@@ -51,8 +61,12 @@ def test_overfit_model_gives_a_high_advantage(tmp_path):
     assert table.num_rows == 12 and table["member_loss"].type.list_size == 20
     frame = table.to_pandas()
     member = np.stack(frame["member_loss"]).astype(np.float64)
-    out = attack_table(frame.drop(columns=["member_loss", "nonmember_loss"]), member,
-                       np.stack(frame["nonmember_loss"]), frame["threshold_loss"].to_numpy())
+    out = attack_table(
+        frame.drop(columns=["member_loss", "nonmember_loss"]),
+        member,
+        np.stack(frame["nonmember_loss"]),
+        frame["threshold_loss"].to_numpy(),
+    )
     at_T, at_0 = out[out["t"] == T], out[out["t"] == 0]
     # memorised random labels: members' losses are near 0, non-members' near or above ln 2; the mean
     # training loss (tau) lies above most members' losses and below the non-members'
@@ -74,9 +88,14 @@ def test_member_losses_are_the_losses_of_each_runs_own_rows(tmp_path):
         row = frame[(frame["seed"] == run["seed"]) & (frame["replace_index"] == run["replace_index"])].iloc[0]
         own = neighbour_index(41, int(run["replace_index"]))  # D_i
         x = torch.as_tensor(arrays["x_train"][own], dtype=torch.float64)
-        w1, b1, w2, b2 = (torch.as_tensor(p, dtype=torch.float64) for p in np.split(weights[k], [20 * 64, 20 * 64 + 64, 20 * 64 + 128]))
+        w1, b1, w2, b2 = (
+            torch.as_tensor(p, dtype=torch.float64)
+            for p in np.split(weights[k], [20 * 64, 20 * 64 + 64, 20 * 64 + 128])
+        )
         logits = (torch.relu(x @ w1.reshape(20, 64) + b1) @ w2.reshape(64, 1)).squeeze(1) + b2
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.as_tensor(arrays["y_train"][own], dtype=torch.float64), reduction="none").numpy()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, torch.as_tensor(arrays["y_train"][own], dtype=torch.float64), reduction="none"
+        ).numpy()
         np.testing.assert_allclose(row["member_loss"], loss[:20], rtol=1e-4, atol=1e-6)
         assert row["threshold_loss"] == pytest.approx(loss[20:].mean(), rel=1e-4)
     assert model.n_params == len(weights[0])
@@ -92,7 +111,15 @@ def test_members_never_trained_on_give_an_advantage_near_zero(tmp_path):
     model = build_model("mlp", (20,), 2, hidden=64, dropout=0.0)
     losses, _ = example_outputs(model, weights, fresh["x_test"], fresh["y_test"], torch.device("cpu"), torch.float32)
     n = 2000
-    runs = pd.DataFrame({"experiment": "toy", "seed": [0, 1, 2, 0, 1, 2], "replace_index": [3, 3, 3, 30, 30, 30], "init": "variable", "t": T})
+    runs = pd.DataFrame(
+        {
+            "experiment": "toy",
+            "seed": [0, 1, 2, 0, 1, 2],
+            "replace_index": [3, 3, 3, 30, 30, 30],
+            "init": "variable",
+            "t": T,
+        }
+    )
     tau = np.median(losses, axis=1)  # a threshold in the bulk of the losses
     out = attack_table(runs, losses[:, :n], losses[:, n:], tau)
     # TPR and FPR are independent proportions of n draws with one p: sd(advantage) <= sqrt(2 * 0.25 / n)
@@ -100,8 +127,15 @@ def test_members_never_trained_on_give_an_advantage_near_zero(tmp_path):
 
 
 def test_partner_is_another_seed_with_the_same_replace_index_init_and_step():
-    runs = pd.DataFrame({"experiment": "e", "seed": [0, 1, 2, 0, 1, 5, 7], "replace_index": [3, 3, 3, 4, 4, 3, 3],
-                         "init": ["variable"] * 3 + ["variable", "variable", "fixed", "variable"], "t": [10] * 6 + [20]})
+    runs = pd.DataFrame(
+        {
+            "experiment": "e",
+            "seed": [0, 1, 2, 0, 1, 5, 7],
+            "replace_index": [3, 3, 3, 4, 4, 3, 3],
+            "init": ["variable"] * 3 + ["variable", "variable", "fixed", "variable"],
+            "t": [10] * 6 + [20],
+        }
+    )
     partner = partner_rows(runs)
     assert partner.tolist() == [1, 2, 0, 4, 3, -1, -1]
 
@@ -113,8 +147,18 @@ def constructed_losses(n=200, seed=0):
     scale = np.array([0.0, 2.0] * 6)  # seeds 0 and 1 alternate
     member = scale[:, None] + rng.random((12, n))
     nonmember = scale[:, None] + 1.0 + rng.random((12, n))
-    runs = pd.DataFrame({"experiment": "e", "seed": [0, 1] * 6, "replace_index": np.repeat(np.arange(1, 7), 2),
-                         "init": "variable", "t": 5, "diverged": False, "train_loss": 1.0, "val_loss": 2.0})
+    runs = pd.DataFrame(
+        {
+            "experiment": "e",
+            "seed": [0, 1] * 6,
+            "replace_index": np.repeat(np.arange(1, 7), 2),
+            "init": "variable",
+            "t": 5,
+            "diverged": False,
+            "train_loss": 1.0,
+            "val_loss": 2.0,
+        }
+    )
     return runs, member, nonmember, scale + 1.0
 
 
@@ -130,7 +174,9 @@ def test_paired_test_points_the_right_way():
     known = hidden + 0.05 + 0.02 * rng.standard_normal(50)
     assert paired_one_sided_p(known, hidden) < 1e-6
     assert paired_one_sided_p(hidden, known) > 1 - 1e-6
-    assert paired_one_sided_p(known, hidden) == pytest.approx(stats.ttest_1samp(known - hidden, 0, alternative="greater").pvalue)
+    assert paired_one_sided_p(known, hidden) == pytest.approx(
+        stats.ttest_1samp(known - hidden, 0, alternative="greater").pvalue
+    )
 
 
 def test_table6_means_and_p_values_by_hand():
@@ -140,7 +186,9 @@ def test_table6_means_and_p_values_by_hand():
     attacks = attack_table(runs, member, nonmember, tau)
     row = table6(attacks).iloc[0]
     acc_k, acc_h = attacks["accuracy_known"].to_numpy(), attacks["accuracy_hidden"].to_numpy()
-    assert row["accuracy_known"] == pytest.approx(acc_k.mean()) and row["accuracy_hidden"] == pytest.approx(acc_h.mean())
+    assert row["accuracy_known"] == pytest.approx(acc_k.mean()) and row["accuracy_hidden"] == pytest.approx(
+        acc_h.mean()
+    )
     assert row["p_value_accuracy"] == pytest.approx(stats.ttest_rel(acc_k, acc_h, alternative="greater").pvalue)
     hand = ((member <= tau[:, None]).sum(1) + (nonmember > tau[:, None]).sum(1)) / 400
     np.testing.assert_allclose(acc_k, hand)
@@ -151,6 +199,7 @@ def test_heldout_bound_counts_errors_on_the_evaluation_scores():
     cal = (rng.normal(2, 1, 3000), rng.normal(0, 1, 3000))
     ev = (rng.normal(2, 1, 3000), rng.normal(0, 1, 3000))
     out = heldout_bound(cal, ev, 1e-5, 0.95, 100)
+    assert out["threshold"] == choose_threshold(*cal, 1e-5, 0.95, 100)  # chosen on the calibration scores only
     fp, fn = error_counts(*ev, out["threshold"])
     assert (out["false_positives"], out["false_negatives"]) == (fp, fn)
     assert out["epsilon_lower_bound"] == epsilon_lower_bound(fp, 3000, fn, 3000, 1e-5, 0.95)
@@ -184,10 +233,21 @@ def test_yeom_bounds_use_held_out_seeds(tmp_path):
     from sgd_privacy.attacks.mia import fixed_lists
 
     path = tmp_path / "losses.parquet"
-    write_table(pa.table({**{k: pa.array(v.to_numpy()) for k, v in table.items()}, "threshold_loss": pa.array(tau),
-                          "member_loss": fixed_lists(member.astype(np.float32)), "nonmember_loss": fixed_lists(nonmember.astype(np.float32))}), path)
+    write_table(
+        pa.table(
+            {
+                **{k: pa.array(v.to_numpy()) for k, v in table.items()},
+                "threshold_loss": pa.array(tau),
+                "member_loss": fixed_lists(member.astype(np.float32)),
+                "nonmember_loss": fixed_lists(nonmember.astype(np.float32)),
+            }
+        ),
+        path,
+    )
     bounds = yeom_bounds([str(path)], BOUNDS).set_index("setting")
-    assert (bounds["n_calibration_runs"] == 6).all() and (bounds["n_members"] == 600).all()  # seed 0 calibrates, seed 1 is counted
+    assert (bounds["n_calibration_runs"] == 6).all() and (
+        bounds["n_members"] == 600
+    ).all()  # seed 0 calibrates, seed 1 is counted
     assert bounds.loc["known", "epsilon_lower_bound"] > 3 > bounds.loc["hidden", "epsilon_lower_bound"]
     attacks = yeom_tables([str(path)])
     assert len(attacks) == 12 and set(attacks["partner_seed"]) == {0, 1}
@@ -211,7 +271,10 @@ def test_split_sizes_are_balanced_and_capped():
 
 
 def test_config_errors_name_the_key():
-    config = {"experiments": {"a": {"log_weights_at": [10, 20]}}, "mia": {"experiments": {"a": [10, 30]}, "lira": {"experiment": None}}}
+    config = {
+        "experiments": {"a": {"log_weights_at": [10, 20]}},
+        "mia": {"experiments": {"a": [10, 30]}, "lira": {"experiment": None}},
+    }
     with pytest.raises(ValueError, match=r"'mia.experiments.a': steps \[30\] keep no weights"):
         check_mia_config(config)
     bad = copy.deepcopy(config)
@@ -222,3 +285,89 @@ def test_config_errors_name_the_key():
     bad["mia"] = {"experiments": {}, "lira": {"experiment": "zz"}}
     with pytest.raises(ValueError, match="'mia.lira.experiment': unknown experiment 'zz'"):
         check_mia_config(bad)
+
+
+TINY_MIA = {
+    "prepare": [],
+    "analysis": {"experiments": []},
+    "experiments": {
+        "tiny": {
+            "dataset": "digits_binary",
+            "model": "mlp",
+            "hidden": 8,
+            "lr": 0.5,
+            "batch_size": 16,
+            "epochs": 4,
+            "cadence": 10,
+            "seeds": 4,
+            "replace_indices": 2,
+            "init_modes": ["variable"],
+            "shard": {"seeds": 2, "replace_indices": 2},
+        }
+    },
+    "mia": {
+        "experiments": {"tiny": [10, 20]},
+        "n_members": 40,
+        "n_nonmembers": 40,
+        "n_threshold": 40,
+        "lira": {"experiment": "tiny", "seeds": 2, "shadows": 4, "pool_size": 80, "epochs": 3},
+    },
+}
+
+
+@pytest.mark.slow
+def test_attack_settings_rerun_no_training(tmp_path):
+    """A full run of a tiny config, then: attack settings rerun only attack jobs, never training."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    for part in ("Snakefile", "workflow", "config", "envs"):
+        src = root / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    (tmp_path / "src").symlink_to(root / "src")
+
+    def run(config: dict, *args: str) -> subprocess.CompletedProcess:
+        (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+        cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+    def planned(config: dict) -> set[str]:
+        result = run(config, "-n", "--quiet", "rules")
+        assert result.returncode == 0, result.stderr
+        return {
+            line.split()[0] for line in result.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()
+        } - {"total", "job", "all"}
+
+    result = run(TINY_MIA)
+    assert result.returncode == 0, result.stderr
+    table6_ = pd.read_parquet(tmp_path / "results/mia/tiny/table6.parquet")
+    assert table6_["t"].tolist() == [10, 20] and (table6_["n_runs"] == 8).all() and (table6_["n_members"] == 40).all()
+    summary = pd.read_parquet(tmp_path / "results/lira/tiny/summary.parquet")
+    assert len(summary) == 4 and (summary["n_targets"] == 8).all()
+    assert planned(TINY_MIA) == set()
+    changes = {
+        ("delta",): 1e-3,
+        ("confidence",): 0.9,
+        ("lira", "fixed_variance"): False,
+        ("n_members",): 30,
+        ("lira", "epochs"): 4,
+    }
+    expected = [
+        {"mia_attack", "lira_attack"},
+        {"mia_attack", "lira_attack"},
+        {"lira_attack"},
+        {"mia_losses", "mia_attack"},
+        {"lira_shadows", "lira_attack"},
+    ]
+    for (keys, value), want in zip(changes.items(), expected, strict=True):
+        config = copy.deepcopy(TINY_MIA)
+        target = config["mia"]
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+        assert planned(config) == want, keys

@@ -145,4 +145,5 @@ def test_study_config_plans_the_full_grid(workdir):
     result = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))
     assert result.returncode == 0, result.stderr
     counts = planned(result)
-    assert counts["prepare_dataset"] == 4 and counts["convergence"] == 11 and counts["train_shard"] > 100
+    assert counts["prepare_dataset"] == 5 and counts["convergence"] == 12 and counts["train_shard"] > 100
+    assert counts["mia_losses"] == 100 and counts["lira_shadows"] == 4  # CIFAR-10 CNN (8 shards) + 4 attacked grids

@@ -144,7 +144,10 @@ def mia_inputs(wildcards):
     name = wildcards.experiment
     if name not in config["mia"]["experiments"]:
         raise WorkflowError(f"experiment {name!r} is not under mia.experiments")
-    inputs = {"shard": f"results/train/{name}/shards/{wildcards.shard}.parquet", **dataset_files(experiment(name)["dataset"])}
+    inputs = {
+        "shard": f"results/train/{name}/shards/{wildcards.shard}.parquet",
+        **dataset_files(experiment(name)["dataset"]),
+    }
     if config["mia"]["experiments"][name] is None:
         inputs["convergence"] = f"results/train/{name}/convergence.parquet"
     return inputs
@@ -162,7 +165,8 @@ def mia_loss_params(wildcards):
 def mia_loss_files(wildcards):
     """Every loss table of an experiment (one per training shard)."""
     return [
-        f"results/mia/{wildcards.experiment}/losses/{s.name}.parquet" for s in plan_shards(experiment(wildcards.experiment))
+        f"results/mia/{wildcards.experiment}/losses/{s.name}.parquet"
+        for s in plan_shards(experiment(wildcards.experiment))
     ]
 
 
@@ -196,7 +200,9 @@ def lira_attack_params(wildcards):
 def mia_targets():
     """Every membership-inference output."""
     targets = [
-        f"results/mia/{e}/{n}.parquet" for e in config["mia"]["experiments"] for n in ("attacks", "table6", "epsilon_bounds")
+        f"results/mia/{e}/{n}.parquet"
+        for e in config["mia"]["experiments"]
+        for n in ("attacks", "table6", "epsilon_bounds")
     ]
     name = config["mia"]["lira"]["experiment"]
     if name is not None:

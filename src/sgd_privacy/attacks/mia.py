@@ -153,7 +153,7 @@ def yeom_bounds(paths: Sequence[str], settings: dict) -> pd.DataFrame:
     for setting in SETTINGS:
         tau = threshold if setting == "known" else threshold[np.maximum(partner, 0)]
         mem_scores, non_scores = tau[:, None] - member, tau[:, None] - nonmember
-        for (experiment, t), g in frame[partner >= 0].groupby(["experiment", "t"], sort=True):
+        for (experiment, _), g in frame[partner >= 0].groupby(["experiment", "t"], sort=True):
             idx = g.index.to_numpy()
             c, e = idx[cal[idx]], idx[~cal[idx]]
             if len(c) and len(e):
@@ -167,7 +167,7 @@ def yeom_bounds(paths: Sequence[str], settings: dict) -> pd.DataFrame:
                 rows.append(
                     {
                         "experiment": experiment,
-                        "t": int(t),
+                        "t": int(g["t"].iloc[0]),
                         "attack": "loss_threshold",
                         "setting": setting,
                         "n_calibration_runs": len(c),
@@ -261,7 +261,9 @@ def check_mia_config(config: dict) -> None:
     mia, experiments = config["mia"], config["experiments"]
     for name, steps in mia["experiments"].items():
         if name not in experiments:
-            raise ValueError(f"config key 'mia.experiments': unknown experiment {name!r}; defined: {sorted(experiments)}")
+            raise ValueError(
+                f"config key 'mia.experiments': unknown experiment {name!r}; defined: {sorted(experiments)}"
+            )
         kept = experiments[name]["log_weights_at"]
         if steps is not None and kept is not None and not set(steps) <= set(kept):
             raise ValueError(
@@ -270,4 +272,6 @@ def check_mia_config(config: dict) -> None:
             )
     name = mia["lira"]["experiment"]
     if name is not None and name not in experiments:
-        raise ValueError(f"config key 'mia.lira.experiment': unknown experiment {name!r}; defined: {sorted(experiments)}")
+        raise ValueError(
+            f"config key 'mia.lira.experiment': unknown experiment {name!r}; defined: {sorted(experiments)}"
+        )

@@ -69,8 +69,8 @@ def table6(attacks: pd.DataFrame) -> pd.DataFrame:
     paired t-test p-values (seed known stronger than hidden), mean advantages, the number of attacked runs
     and the mean train/validation loss ratio. Diverged runs are left out."""
     rows = []
-    for (experiment, t), g in attacks[~attacks["diverged"]].groupby(["experiment", "t"], sort=True):
-        row: dict = {"experiment": experiment, "t": int(t), "n_runs": len(g)}
+    for (experiment, _), g in attacks[~attacks["diverged"]].groupby(["experiment", "t"], sort=True):
+        row: dict = {"experiment": experiment, "t": int(g["t"].iloc[0]), "n_runs": len(g)}
         for name in ("accuracy", "epsilon_accuracy", "advantage", "epsilon_advantage"):
             known, hidden = g[f"{name}_known"].to_numpy(), g[f"{name}_hidden"].to_numpy()
             row[f"{name}_known"] = float(known.mean())
