@@ -68,7 +68,9 @@ def fill_missing(mean_in: np.ndarray, mean_out: np.ndarray) -> tuple[np.ndarray,
     )
 
 
-def online_scores(target: np.ndarray, mu_in: np.ndarray, var_in: np.ndarray, mu_out: np.ndarray, var_out: np.ndarray):  # noqa: ANN201
+def online_scores(
+    target: np.ndarray, mu_in: np.ndarray, var_in: np.ndarray, mu_out: np.ndarray, var_out: np.ndarray
+) -> np.ndarray:
     """Log likelihood ratio of the target's confidences under the IN and the OUT Gaussian."""
     x = np.asarray(target, dtype=np.float64)
     return stats.norm.logpdf(x, mu_in, np.sqrt(var_in)) - stats.norm.logpdf(x, mu_out, np.sqrt(var_out))
