@@ -249,6 +249,7 @@ def test_yeom_bounds_use_held_out_seeds(tmp_path):
         bounds["n_members"] == 600
     ).all()  # seed 0 calibrates, seed 1 is counted
     assert bounds.loc["known", "epsilon_lower_bound"] > 3 > bounds.loc["hidden", "epsilon_lower_bound"]
+    assert bounds["note"].str.contains("not a randomised DP audit").all()
     attacks = yeom_tables([str(path)])
     assert len(attacks) == 12 and set(attacks["partner_seed"]) == {0, 1}
 

@@ -28,6 +28,11 @@ from .outputs import example_outputs
 from .yeom import SETTINGS, attack_table, partner_rows
 
 LOSS_COLUMNS = ["member_loss", "nonmember_loss"]
+YEOM_BOUND_NOTE = (
+    "members and non-members are fixed, different examples repeated in every run, counted as independent "
+    "trials: an optimistic, nominal bound (not a randomised DP audit)"
+)
+LIRA_BOUND_NOTE = "randomised membership per run; (run, example) trials counted as independent: nominal confidence"
 
 
 def fixed_lists(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -173,6 +178,7 @@ def yeom_bounds(paths: Sequence[str], settings: dict) -> pd.DataFrame:
                         "n_calibration_runs": len(c),
                         "n_evaluation_runs": len(e),
                         **bound,
+                        "note": YEOM_BOUND_NOTE,
                     }
                 )
     return pd.DataFrame(rows)
@@ -252,7 +258,7 @@ def lira_bounds(scores: pd.DataFrame, settings: dict) -> pd.DataFrame:
                 settings["confidence"],
                 settings["bound_candidates"],
             )
-            rows.append({"attack": f"lira_{variant}", "setting": setting, **bound})
+            rows.append({"attack": f"lira_{variant}", "setting": setting, **bound, "note": LIRA_BOUND_NOTE})
     return pd.DataFrame(rows)
 
 
