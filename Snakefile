@@ -23,6 +23,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/perturbation.smk"
 include: "workflow/rules/dp.smk"
+include: "workflow/rules/mia.smk"
 
 
 rule all:
@@ -33,3 +34,4 @@ rule all:
         report_targets(),
         perturbation_targets(),
         dp_targets(),
+        mia_targets(),

@@ -301,3 +301,82 @@ def dp_targets():
     return [f"results/dp/{n}.parquet" for n in ("summary", "sweeps", "outliers", "ledger")]
 
 # ---- end dp
+# ---- membership inference (workflow/rules/mia.smk) ----
+from sgd_privacy.attacks.mia import check_mia_config
+from sgd_privacy.train.grid import seed_list
+
+try:
+    check_mia_config(config)
+except ValueError as exc:
+    raise WorkflowError(f"{exc}\n(see config/README.md, section mia)")
+
+
+def mia_inputs(wildcards):
+    """A shard's loss job needs the shard, its dataset and, when attacking at T, the convergence table."""
+    name = wildcards.experiment
+    if name not in config["mia"]["experiments"]:
+        raise WorkflowError(f"experiment {name!r} is not under mia.experiments")
+    inputs = {
+        "shard": f"results/train/{name}/shards/{wildcards.shard}.parquet",
+        **dataset_files(experiment(name)["dataset"]),
+    }
+    if config["mia"]["experiments"][name] is None:
+        inputs["convergence"] = f"results/train/{name}/convergence.parquet"
+    return inputs
+
+
+def mia_loss_params(wildcards):
+    """The loss job's slice: the attacked steps (null: T) and the member, non-member and threshold counts."""
+    m = config["mia"]
+    return {
+        "steps": m["experiments"][wildcards.experiment],
+        **{k: m[k] for k in ("n_members", "n_nonmembers", "n_threshold")},
+    }
+
+
+def mia_loss_files(wildcards):
+    """Every loss table of an experiment (one per training shard)."""
+    return [
+        f"results/mia/{wildcards.experiment}/losses/{s.name}.parquet"
+        for s in plan_shards(experiment(wildcards.experiment))
+    ]
+
+
+def mia_bound_params(wildcards):
+    """What the epsilon lower bounds need."""
+    return {k: config["mia"][k] for k in ("delta", "confidence", "bound_candidates")}
+
+
+def lira_seeds():
+    """Seeds of the LiRA shadow grid."""
+    return seed_list(config["mia"]["lira"])
+
+
+def lira_train_params(wildcards):
+    """A LiRA shadow job's slice: the experiment's model and optimiser settings and the subset design."""
+    exp = experiment(wildcards.experiment)
+    base = training_slice(exp, config["training"]["dtype"])
+    lira = config["mia"]["lira"]
+    return {
+        "training": {k: v for k, v in base.items() if k not in ("epochs", "cadence", "log_weights_at")},
+        "lira": {k: lira[k] for k in ("pool_size", "shadows", "subset_seed", "epochs")},
+    }
+
+
+def lira_attack_params(wildcards):
+    """The LiRA attack's slice: the Gaussian fits, reported FPRs and bound settings."""
+    lira = config["mia"]["lira"]
+    return {"fixed_variance": lira["fixed_variance"], "fprs": lira["fprs"], **mia_bound_params(wildcards)}
+
+
+def mia_targets():
+    """Every membership-inference output."""
+    targets = [
+        f"results/mia/{e}/{n}.parquet"
+        for e in config["mia"]["experiments"]
+        for n in ("attacks", "table6", "epsilon_bounds")
+    ]
+    name = config["mia"]["lira"]["experiment"]
+    if name is not None:
+        targets += [f"results/lira/{name}/{n}.parquet" for n in ("scores", "roc", "summary", "epsilon_bounds")]
+    return targets

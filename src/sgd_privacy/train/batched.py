@@ -46,18 +46,23 @@ class Schedule:
 
 @dataclass(frozen=True)
 class Runs:
-    """A batch of runs: seed, replace index and whether the run uses the fixed initialisation."""
+    """A batch of runs: seed, replace index and whether the run uses the fixed initialisation.
+
+    `rows` (M, n), optional: each run's own training set as base-set rows (position p of run m is
+    row rows[m, p]), used instead of D_i for the SGD steps; logged train metrics still cover D_i.
+    """
 
     seeds: np.ndarray
     replace: np.ndarray
     fixed: np.ndarray
+    rows: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.seeds)
 
     def take(self, sl: slice) -> Runs:
         """A contiguous sub-batch."""
-        return Runs(self.seeds[sl], self.replace[sl], self.fixed[sl])
+        return Runs(self.seeds[sl], self.replace[sl], self.fixed[sl], None if self.rows is None else self.rows[sl])
 
 
 @dataclass
@@ -159,7 +164,7 @@ def train_batch(
     """Train every run of `runs` together with plain constant-step SGD and log its history;
     `on_epoch(k)` is called after each of the k epochs."""
     device, dtype = data.x_train.device, data.x_train.dtype
-    n_rows = len(data.x_train) - 1  # |D_i| = N - 1
+    n_rows = len(data.x_train) - 1 if runs.rows is None else runs.rows.shape[1]  # |D_i| = N - 1
     spe, b = schedule.steps_per_epoch(n_rows), schedule.batch_size
     if spe == 0:
         raise ValueError(f"batch size {b} exceeds the {n_rows} rows of each neighbouring dataset")
@@ -167,6 +172,7 @@ def train_batch(
     replace = torch.as_tensor(runs.replace, dtype=torch.int64, device=device)
     seeds = torch.as_tensor(runs.seeds, dtype=torch.int64, device=device)
     unique_seeds, seed_slot = torch.unique(seeds, return_inverse=True)
+    row_map = None if runs.rows is None else torch.as_tensor(runs.rows, dtype=torch.int64, device=device)
     steps, wsteps = schedule.log_steps(n_rows), schedule.weight_steps(n_rows)
     log_at = {int(t): k for k, t in enumerate(steps)}
     keep_w = {int(t): k for k, t in enumerate(wsteps)}
@@ -194,7 +200,8 @@ def train_batch(
         for s in range(spe):
             if t in log_at:
                 record(t)
-            rows = neighbour_rows(perm[:, s * b : (s + 1) * b], replace)
+            positions = perm[:, s * b : (s + 1) * b]
+            rows = neighbour_rows(positions, replace) if row_map is None else row_map.gather(1, positions)
             keep = dropout_keep(seeds, t, b, units, model.dropout, dtype) if units else None
             flat_rows = rows.reshape(-1)
             xb = data.x_train.index_select(0, flat_rows).reshape(*rows.shape, *data.x_train.shape[1:])

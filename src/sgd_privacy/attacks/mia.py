@@ -1,0 +1,283 @@
+"""Membership-inference jobs: per-example losses of trained runs, the Yeom tables, LiRA shadow training.
+
+Members of a run are the first `n_members` rows of its own training set D_i, non-members the
+first `n_nonmembers` test rows (the numbers used are capped so that both sets have the same
+size, at most half of D_i and at most the test set), and the threshold examples are the
+following `n_threshold` rows of D_i (all the rest when null).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+
+from ..data.neighbours import neighbour_rows
+from ..train.batched import DeviceData, Runs, Schedule, train_many
+from ..train.history import RUN_KEYS, read_histories, read_weights
+from ..train.shard import DTYPES, model_for, pick_device
+from .bounds import heldout_bound
+from .lira import VARIANTS, membership, subset_rows
+from .outputs import example_outputs
+from .yeom import SETTINGS, attack_table, partner_rows
+
+LOSS_COLUMNS = ["member_loss", "nonmember_loss"]
+YEOM_BOUND_NOTE = (
+    "members and non-members are fixed, different examples repeated in every run, counted as independent "
+    "trials: an optimistic, nominal bound (not a randomised DP audit)"
+)
+LIRA_BOUND_NOTE = "randomised membership per run; (run, example) trials counted as independent: nominal confidence"
+
+
+def fixed_lists(matrix: np.ndarray) -> pa.FixedSizeListArray:
+    """Rows of a 2-D array as a fixed-size list column (the array's dtype)."""
+    return pa.FixedSizeListArray.from_arrays(pa.array(np.ascontiguousarray(matrix).reshape(-1)), matrix.shape[1])
+
+
+def list_matrix(table: pa.Table, column: str) -> np.ndarray:
+    """A fixed-size list column back as a 2-D array."""
+    col = table[column].combine_chunks()
+    return col.flatten().to_numpy(zero_copy_only=False).reshape(len(col), col.type.list_size)
+
+
+def split_sizes(n_train: int, n_test: int, settings: dict) -> tuple[int, int]:
+    """(members = non-members, threshold examples) for a base set of n_train rows (D_i has n_train - 1)."""
+    n = min(settings["n_members"], settings["n_nonmembers"], (n_train - 1) // 2, n_test)
+    rest = n_train - 1 - n
+    n_thr = rest if settings["n_threshold"] is None else min(settings["n_threshold"], rest)
+    if n < 1 or n_thr < 1:
+        raise ValueError(
+            f"a training set of {n_train - 1} rows and {n_test} test rows leave no members or threshold rows"
+        )
+    return n, n_thr
+
+
+def shard_training_slice(path: str) -> dict:
+    """The training settings a shard was trained with (stored in its Parquet metadata)."""
+    meta = pq.read_schema(path).metadata or {}
+    if b"training" not in meta:
+        raise ValueError(f"{path}: no training settings in the file's metadata; retrain the shard")
+    return json.loads(meta[b"training"])
+
+
+def shard_losses(
+    shard_path: str,
+    arrays: dict[str, np.ndarray],
+    steps: Sequence[int],
+    settings: dict,
+    device: str = "auto",
+    budget_mb: int = 1024,
+    progress: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """Per run and step of one shard: its metrics, the mean loss on its threshold rows, and the per-example
+    losses (float32) of its members and of the non-members, from the weights kept at `steps`."""
+    slice_ = shard_training_slice(shard_path)
+    dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
+    model = model_for(slice_, arrays)
+    n_train = len(arrays["x_train"])
+    n, n_thr = split_sizes(n_train, len(arrays["x_test"]), settings)
+    history = read_histories([shard_path]).set_index(RUN_KEYS + ["t"])
+    tables = []
+    for t in steps:
+        runs, weights = read_weights([shard_path], int(t), np.float32)
+        # Base rows 0..n + n_thr cover positions 0..n + n_thr - 1 of every D_i (row i moves to row 0).
+        base = example_outputs(
+            model,
+            weights,
+            arrays["x_train"][: n + n_thr + 1],
+            arrays["y_train"][: n + n_thr + 1],
+            dev,
+            dtype,
+            budget_mb,
+        )[0]
+        positions = torch.arange(n + n_thr).expand(len(runs), -1)
+        rows = neighbour_rows(positions, torch.tensor(runs["replace_index"].to_numpy())).numpy()
+        own = np.take_along_axis(base, rows, axis=1)
+        nonmember = example_outputs(model, weights, arrays["x_test"][:n], arrays["y_test"][:n], dev, dtype, budget_mb)[
+            0
+        ]
+        metrics = history.loc[[(*k, int(t)) for k in runs[RUN_KEYS].itertuples(index=False)]]
+        columns = {
+            **{k: pa.array(runs[k].to_numpy()) for k in RUN_KEYS + ["t", "diverged"]},
+            "train_loss": pa.array(metrics["train_loss"].to_numpy()),
+            "val_loss": pa.array(metrics["val_loss"].to_numpy()),
+            "threshold_loss": pa.array(own[:, n:].astype(np.float64).mean(axis=1)),
+            "member_loss": fixed_lists(own[:, :n]),
+            "nonmember_loss": fixed_lists(nonmember),
+        }
+        tables.append(pa.table(columns))
+        if progress:
+            progress(f"step {t}: losses of {len(runs)} runs on {n} members, {n} non-members, {n_thr} threshold rows")
+    return pa.concat_tables(tables)
+
+
+def read_losses(paths: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, np.ndarray]:
+    """Run identities and metrics, member losses (R, n), non-member losses (R, n), threshold losses (R,)
+    of the non-diverged runs in the loss tables, sorted by run and step."""
+    table = pa.concat_tables([pq.read_table(p) for p in paths])
+    order = pc.sort_indices(table, [(k, "ascending") for k in ["seed", "replace_index", "init", "t"]])
+    table = table.take(order)
+    table = table.filter(pc.invert(table["diverged"]))
+    frame = table.drop_columns(LOSS_COLUMNS).to_pandas()
+    for col in ("experiment", "init"):
+        frame[col] = frame[col].astype(str)
+    return (
+        frame,
+        list_matrix(table, "member_loss"),
+        list_matrix(table, "nonmember_loss"),
+        frame["threshold_loss"].to_numpy(),
+    )
+
+
+def yeom_tables(paths: Sequence[str]) -> pd.DataFrame:
+    """The per-run attack table (seed known and hidden) of an experiment's loss tables."""
+    frame, member, nonmember, threshold = read_losses(paths)
+    return attack_table(frame, member, nonmember, threshold)
+
+
+def calibration_seeds(seeds: np.ndarray) -> np.ndarray:
+    """The seeds whose runs choose thresholds: the first half of the sorted distinct seeds."""
+    distinct = np.unique(seeds)
+    return distinct[: len(distinct) // 2]
+
+
+def yeom_bounds(paths: Sequence[str], settings: dict) -> pd.DataFrame:
+    """Epsilon lower bounds of the loss-threshold attack, seed known and hidden, per step: the offset c of
+    the rule "member if loss <= tau - c" is chosen on the runs of the calibration seeds, errors are
+    counted on the other runs."""
+    frame, member, nonmember, threshold = read_losses(paths)
+    partner = partner_rows(frame)
+    cal = np.isin(frame["seed"].to_numpy(), calibration_seeds(frame["seed"].to_numpy()))
+    rows = []
+    for setting in SETTINGS:
+        tau = threshold if setting == "known" else threshold[np.maximum(partner, 0)]
+        mem_scores, non_scores = tau[:, None] - member, tau[:, None] - nonmember
+        for (experiment, _), g in frame[partner >= 0].groupby(["experiment", "t"], sort=True):
+            idx = g.index.to_numpy()
+            c, e = idx[cal[idx]], idx[~cal[idx]]
+            if len(c) and len(e):
+                bound = heldout_bound(
+                    (mem_scores[c], non_scores[c]),
+                    (mem_scores[e], non_scores[e]),
+                    settings["delta"],
+                    settings["confidence"],
+                    settings["bound_candidates"],
+                )
+                rows.append(
+                    {
+                        "experiment": experiment,
+                        "t": int(g["t"].iloc[0]),
+                        "attack": "loss_threshold",
+                        "setting": setting,
+                        "n_calibration_runs": len(c),
+                        "n_evaluation_runs": len(e),
+                        **bound,
+                        "note": YEOM_BOUND_NOTE,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def lira_shadow_table(
+    slice_: dict,
+    arrays: dict[str, np.ndarray],
+    seed: int,
+    lira: dict,
+    device: str = "auto",
+    budget_mb: int = 2048,
+    progress: Callable[[str], None] | None = None,
+) -> pa.Table:
+    """Train one seed's run on each LiRA subset (exact halves of the first `pool_size` training rows) and
+    return, per run, the pool's membership, logit-scaled confidences and losses at the end of training."""
+    dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
+    model = model_for(slice_, arrays)
+    pool, b = lira["pool_size"], slice_["batch_size"]
+    if pool > len(arrays["x_train"]) or pool // 2 < b:
+        raise ValueError(
+            f"mia.lira.pool_size = {pool} must lie between twice the batch size ({2 * b}) and the "
+            f"{len(arrays['x_train'])} training rows of {slice_['dataset']}"
+        )
+    rows = subset_rows(lira["subset_seed"], range(lira["shadows"]), pool)
+    k = len(rows)
+    runs = Runs(np.full(k, seed, dtype=np.int64), np.ones(k, dtype=np.int64), np.zeros(k, dtype=bool), rows=rows)
+    total = lira["epochs"] * (rows.shape[1] // b)
+    schedule = Schedule(slice_["lr"], b, lira["epochs"], total, (total,))
+    x, y = arrays["x_train"][:pool], arrays["y_train"][:pool]
+    data = DeviceData.from_arrays({**arrays, "x_train": x, "y_train": y}, dev, dtype)
+    result = train_many(model, data, runs, schedule, None, budget_mb, progress=progress)
+    loss, confidence = example_outputs(model, result.weights[:, -1], x, y, dev, dtype, budget_mb)
+    return pa.table(
+        {
+            "seed": pa.array(runs.seeds),
+            "subset": pa.array(np.arange(k)),
+            "diverged": pa.array(result.diverged | ~np.isfinite(confidence).all(axis=1)),
+            "member": fixed_lists(membership(rows, pool)),
+            "confidence": fixed_lists(confidence),
+            "loss": fixed_lists(loss),
+        }
+    )
+
+
+def read_shadows(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted seeds (S,), confidences (S, K, n) and subset membership (K, n) of the LiRA shadow tables."""
+    table = pa.concat_tables([pq.read_table(p) for p in paths])
+    frame = table.select(["seed", "subset", "diverged"]).to_pandas()
+    if frame["diverged"].any():
+        bad = frame.loc[frame["diverged"], ["seed", "subset"]].to_dict("records")
+        raise ValueError(f"LiRA shadow runs diverged (non-finite weights or confidences): {bad}; lower the lr")
+    seeds, subsets = np.unique(frame["seed"]), np.unique(frame["subset"])
+    order = np.lexsort((frame["subset"].to_numpy(), frame["seed"].to_numpy()))
+    confidence = list_matrix(table, "confidence")[order].reshape(len(seeds), len(subsets), -1)
+    member = list_matrix(table, "member")[order].reshape(len(seeds), len(subsets), -1)[0]
+    return seeds, confidence, member
+
+
+def lira_bounds(scores: pd.DataFrame, settings: dict) -> pd.DataFrame:
+    """Epsilon lower bounds of each LiRA variant and setting: threshold chosen on the targets of the
+    calibration seeds, errors counted on the other targets."""
+    cal = np.isin(scores["target_seed"].to_numpy(), calibration_seeds(scores["target_seed"].to_numpy()))
+    rows = []
+    for variant in VARIANTS:
+        for setting in SETTINGS:
+            pick = (scores["setting"] == setting).to_numpy()
+            s, m = scores[variant].to_numpy(), scores["member"].to_numpy()
+
+            def part(mask: np.ndarray, s: np.ndarray = s, m: np.ndarray = m) -> tuple[np.ndarray, np.ndarray]:
+                return s[mask & m], s[mask & ~m]
+
+            bound = heldout_bound(
+                part(pick & cal),
+                part(pick & ~cal),
+                settings["delta"],
+                settings["confidence"],
+                settings["bound_candidates"],
+            )
+            rows.append({"attack": f"lira_{variant}", "setting": setting, **bound, "note": LIRA_BOUND_NOTE})
+    return pd.DataFrame(rows)
+
+
+def check_mia_config(config: dict) -> None:
+    """Cross-key checks of the `mia` section; raise ValueError naming the key and the fix."""
+    mia, experiments = config["mia"], config["experiments"]
+    for name, steps in mia["experiments"].items():
+        if name not in experiments:
+            raise ValueError(
+                f"config key 'mia.experiments': unknown experiment {name!r}; defined: {sorted(experiments)}"
+            )
+        kept = experiments[name]["log_weights_at"]
+        if steps is not None and kept is not None and not set(steps) <= set(kept):
+            raise ValueError(
+                f"config key 'mia.experiments.{name}': steps {sorted(set(steps) - set(kept))} keep no weights; "
+                f"add them to experiments.{name}.log_weights_at {kept}"
+            )
+    name = mia["lira"]["experiment"]
+    if name is not None and name not in experiments:
+        raise ValueError(
+            f"config key 'mia.lira.experiment': unknown experiment {name!r}; defined: {sorted(experiments)}"
+        )

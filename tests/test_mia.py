@@ -1,0 +1,374 @@
+"""Yeom's loss-threshold attack with the seed known or hidden, held-out epsilon bounds, and rerun scoping."""
+
+import copy
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from scipy import optimize, stats
+
+from sgd_privacy.attacks.bounds import choose_threshold, error_counts, heldout_bound
+from sgd_privacy.attacks.metrics import epsilon_lower_bound
+from sgd_privacy.attacks.mia import check_mia_config, shard_losses, split_sizes, yeom_bounds, yeom_tables
+from sgd_privacy.attacks.outputs import example_outputs, logit_confidence
+from sgd_privacy.attacks.yeom import attack_table, paired_one_sided_p, partner_rows, table6
+from sgd_privacy.io import write_table
+from sgd_privacy.train.models import build_model
+from sgd_privacy.train.shard import run_shard
+
+SETTINGS = {"n_members": 20, "n_nonmembers": 20, "n_threshold": None}
+BOUNDS = {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 100}
+
+
+def random_task(n_train, n_test, d=20, seed=0):
+    """Random unit-norm features with random labels: a model can only memorise them."""
+    rng = np.random.default_rng(seed)
+
+    def rows(n):
+        x = rng.standard_normal((n, d))
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), rng.integers(0, 2, n)
+
+    (xtr, ytr), (xv, yv), (xte, yte) = rows(n_train), rows(10), rows(n_test)
+    return {"x_train": xtr, "y_train": ytr, "x_val": xv, "y_val": yv, "x_test": xte, "y_test": yte}
+
+
+def overfit_shard(tmp_path, arrays, epochs=150):
+    """A shard of 3 seeds x 2 replace indices x variable init of a wide MLP trained for many epochs."""
+    slice_ = {
+        "dtype": "float32",
+        "dataset": "random",
+        "model": "mlp",
+        "lr": 0.5,
+        "batch_size": 8,
+        "epochs": epochs,
+        "cadence": 5 * epochs,
+        "log_weights_at": [0, 5 * epochs],
+        "hidden": 64,
+        "dropout": 0.0,
+    }
+    spec = {"seeds": [0, 1, 2], "replace": {"list": [3, 30]}, "init": "variable"}
+    path = tmp_path / "s0_r0_variable.parquet"
+    write_table(run_shard("toy", slice_, spec, arrays, None, device="cpu", progress=None), path)
+    return str(path), 5 * epochs
+
+
+def test_overfit_model_gives_a_high_advantage(tmp_path):
+    arrays = random_task(41, 40)  # D_i: 40 rows = 20 members + 20 threshold rows
+    path, T = overfit_shard(tmp_path, arrays)
+    table = shard_losses(path, arrays, [0, T], SETTINGS, device="cpu")
+    assert table.num_rows == 12 and table["member_loss"].type.list_size == 20
+    frame = table.to_pandas()
+    member = np.stack(frame["member_loss"]).astype(np.float64)
+    out = attack_table(
+        frame.drop(columns=["member_loss", "nonmember_loss"]),
+        member,
+        np.stack(frame["nonmember_loss"]),
+        frame["threshold_loss"].to_numpy(),
+    )
+    at_T, at_0 = out[out["t"] == T], out[out["t"] == 0]
+    # memorised random labels: members' losses are near 0, non-members' near or above ln 2; the mean
+    # training loss (tau) lies above most members' losses and below the non-members'
+    assert (at_T["advantage_known"] > 0.3).all() and (at_T["fpr_known"] < 0.25).all()
+    assert (at_T["epsilon_accuracy_known"] == np.log(at_T["accuracy_known"] / (1 - at_T["accuracy_known"]))).all()
+    assert at_0["advantage_known"].abs().max() < 0.3  # before training: no memorisation
+
+
+def test_member_losses_are_the_losses_of_each_runs_own_rows(tmp_path):
+    arrays = random_task(41, 40)
+    path, T = overfit_shard(tmp_path, arrays, epochs=2)
+    frame = shard_losses(path, arrays, [T], SETTINGS, device="cpu").to_pandas()
+    from sgd_privacy.data import neighbour_index
+    from sgd_privacy.train.history import weights_at
+
+    runs, weights = weights_at([path], T)
+    model = build_model("mlp", (20,), 2, hidden=64, dropout=0.0)
+    for k, run in runs.iterrows():
+        row = frame[(frame["seed"] == run["seed"]) & (frame["replace_index"] == run["replace_index"])].iloc[0]
+        own = neighbour_index(41, int(run["replace_index"]))  # D_i
+        x = torch.as_tensor(arrays["x_train"][own], dtype=torch.float64)
+        w1, b1, w2, b2 = (
+            torch.as_tensor(p, dtype=torch.float64)
+            for p in np.split(weights[k], [20 * 64, 20 * 64 + 64, 20 * 64 + 128])
+        )
+        logits = (torch.relu(x @ w1.reshape(20, 64) + b1) @ w2.reshape(64, 1)).squeeze(1) + b2
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(
+            logits, torch.as_tensor(arrays["y_train"][own], dtype=torch.float64), reduction="none"
+        ).numpy()
+        np.testing.assert_allclose(row["member_loss"], loss[:20], rtol=1e-4, atol=1e-6)
+        assert row["threshold_loss"] == pytest.approx(loss[20:].mean(), rel=1e-4)
+    assert model.n_params == len(weights[0])
+
+
+def test_members_never_trained_on_give_an_advantage_near_zero(tmp_path):
+    arrays = random_task(41, 40)
+    path, T = overfit_shard(tmp_path, arrays, epochs=30)
+    from sgd_privacy.train.history import weights_at
+
+    _, weights = weights_at([path], T)
+    fresh = random_task(2, 2 * 2000, seed=5)  # "members" and non-members from the same distribution, both unseen
+    model = build_model("mlp", (20,), 2, hidden=64, dropout=0.0)
+    losses, _ = example_outputs(model, weights, fresh["x_test"], fresh["y_test"], torch.device("cpu"), torch.float32)
+    n = 2000
+    runs = pd.DataFrame(
+        {
+            "experiment": "toy",
+            "seed": [0, 1, 2, 0, 1, 2],
+            "replace_index": [3, 3, 3, 30, 30, 30],
+            "init": "variable",
+            "t": T,
+        }
+    )
+    tau = np.median(losses, axis=1)  # a threshold in the bulk of the losses
+    out = attack_table(runs, losses[:, :n], losses[:, n:], tau)
+    # TPR and FPR are independent proportions of n draws with one p: sd(advantage) <= sqrt(2 * 0.25 / n)
+    assert (out["advantage_known"].abs() < 4 * math.sqrt(0.5 / n)).all()
+
+
+def test_partner_is_another_seed_with_the_same_replace_index_init_and_step():
+    runs = pd.DataFrame(
+        {
+            "experiment": "e",
+            "seed": [0, 1, 2, 0, 1, 5, 7],
+            "replace_index": [3, 3, 3, 4, 4, 3, 3],
+            "init": ["variable"] * 3 + ["variable", "variable", "fixed", "variable"],
+            "t": [10] * 6 + [20],
+        }
+    )
+    partner = partner_rows(runs)
+    assert partner.tolist() == [1, 2, 0, 4, 3, -1, -1]
+
+
+def constructed_losses(n=200, seed=0):
+    """Two runs per replace index whose loss scales differ: each run's own threshold separates its members
+    perfectly, the partner's threshold does not, so the seed-hidden attack is weaker."""
+    rng = np.random.default_rng(seed)
+    scale = np.array([0.0, 2.0] * 6)  # seeds 0 and 1 alternate
+    member = scale[:, None] + rng.random((12, n))
+    nonmember = scale[:, None] + 1.0 + rng.random((12, n))
+    runs = pd.DataFrame(
+        {
+            "experiment": "e",
+            "seed": [0, 1] * 6,
+            "replace_index": np.repeat(np.arange(1, 7), 2),
+            "init": "variable",
+            "t": 5,
+            "diverged": False,
+            "train_loss": 1.0,
+            "val_loss": 2.0,
+        }
+    )
+    return runs, member, nonmember, scale + 1.0
+
+
+def test_paired_test_points_the_right_way():
+    runs, member, nonmember, tau = constructed_losses()
+    attacks = attack_table(runs, member, nonmember, tau)
+    assert (attacks["accuracy_known"] == 1.0).all() and (attacks["accuracy_hidden"] == 0.5).all()
+    row = table6(attacks).iloc[0]
+    assert row["n_runs"] == 12 and row["accuracy_diff"] == pytest.approx(0.5) and row["loss_ratio"] == 0.5
+    assert row["p_value_accuracy"] < 1e-6 or np.isnan(row["p_value_accuracy"])
+    rng = np.random.default_rng(1)
+    hidden = rng.random(50)
+    known = hidden + 0.05 + 0.02 * rng.standard_normal(50)
+    assert paired_one_sided_p(known, hidden) < 1e-6
+    assert paired_one_sided_p(hidden, known) > 1 - 1e-6
+    assert paired_one_sided_p(known, hidden) == pytest.approx(
+        stats.ttest_1samp(known - hidden, 0, alternative="greater").pvalue
+    )
+
+
+def test_table6_means_and_p_values_by_hand():
+    rng = np.random.default_rng(2)
+    runs, member, nonmember, tau = constructed_losses()
+    tau = tau + 0.3 * rng.standard_normal(len(tau))  # imperfect own thresholds: varying accuracies
+    attacks = attack_table(runs, member, nonmember, tau)
+    row = table6(attacks).iloc[0]
+    acc_k, acc_h = attacks["accuracy_known"].to_numpy(), attacks["accuracy_hidden"].to_numpy()
+    assert row["accuracy_known"] == pytest.approx(acc_k.mean()) and row["accuracy_hidden"] == pytest.approx(
+        acc_h.mean()
+    )
+    assert row["p_value_accuracy"] == pytest.approx(stats.ttest_rel(acc_k, acc_h, alternative="greater").pvalue)
+    hand = ((member <= tau[:, None]).sum(1) + (nonmember > tau[:, None]).sum(1)) / 400
+    np.testing.assert_allclose(acc_k, hand)
+
+
+def test_heldout_bound_counts_errors_on_the_evaluation_scores():
+    rng = np.random.default_rng(3)
+    cal = (rng.normal(2, 1, 3000), rng.normal(0, 1, 3000))
+    ev = (rng.normal(2, 1, 3000), rng.normal(0, 1, 3000))
+    out = heldout_bound(cal, ev, 1e-5, 0.95, 100)
+    assert out["threshold"] == choose_threshold(*cal, 1e-5, 0.95, 100)  # chosen on the calibration scores only
+    fp, fn = error_counts(*ev, out["threshold"])
+    assert (out["false_positives"], out["false_negatives"]) == (fp, fn)
+    assert out["epsilon_lower_bound"] == epsilon_lower_bound(fp, 3000, fn, 3000, 1e-5, 0.95)
+    # Scores of members and non-members are unit Gaussians mu = 2 apart: a mu-GDP mechanism, whose exact
+    # epsilon at delta solves delta = Phi(-eps/mu + mu/2) - e^eps Phi(-eps/mu - mu/2); a valid bound stays below it.
+    mu = 2.0
+    exact = optimize.brentq(
+        lambda e: stats.norm.cdf(-e / mu + mu / 2) - np.exp(e) * stats.norm.cdf(-e / mu - mu / 2) - 1e-5, 0.0, 50.0
+    )
+    assert 1.0 < out["epsilon_lower_bound"] < exact
+
+
+def test_choosing_the_threshold_on_the_evaluated_scores_inflates_the_bound():
+    """Without any signal, the best of many thresholds on the same scores often looks positive;
+    the held-out bound stays at 0 far more often."""
+    rng = np.random.default_rng(4)
+    same, held = [], []
+    for _ in range(40):
+        cal = (rng.random(300), rng.random(300))
+        ev = (rng.random(300), rng.random(300))
+        same.append(heldout_bound(ev, ev, 1e-5, 0.5, 300)["epsilon_lower_bound"])
+        held.append(heldout_bound(cal, ev, 1e-5, 0.5, 300)["epsilon_lower_bound"])
+    assert np.mean(same) > np.mean(held) and np.mean(np.array(held) > 0) < np.mean(np.array(same) > 0)
+
+
+def test_yeom_bounds_use_held_out_seeds(tmp_path):
+    runs, member, nonmember, tau = constructed_losses(n=100)
+    table = {c: runs[c] for c in runs.columns}
+    import pyarrow as pa
+
+    from sgd_privacy.attacks.mia import fixed_lists
+
+    path = tmp_path / "losses.parquet"
+    write_table(
+        pa.table(
+            {
+                **{k: pa.array(v.to_numpy()) for k, v in table.items()},
+                "threshold_loss": pa.array(tau),
+                "member_loss": fixed_lists(member.astype(np.float32)),
+                "nonmember_loss": fixed_lists(nonmember.astype(np.float32)),
+            }
+        ),
+        path,
+    )
+    bounds = yeom_bounds([str(path)], BOUNDS).set_index("setting")
+    assert (bounds["n_calibration_runs"] == 6).all() and (
+        bounds["n_members"] == 600
+    ).all()  # seed 0 calibrates, seed 1 is counted
+    assert bounds.loc["known", "epsilon_lower_bound"] > 3 > bounds.loc["hidden", "epsilon_lower_bound"]
+    assert bounds["note"].str.contains("not a randomised DP audit").all()
+    attacks = yeom_tables([str(path)])
+    assert len(attacks) == 12 and set(attacks["partner_seed"]) == {0, 1}
+
+
+def test_logit_confidence_is_the_log_odds_of_the_true_class():
+    logits = torch.tensor([[[2.0, 0.5, -1.0], [0.0, 3.0, 1.0]]], dtype=torch.float64)
+    y = torch.tensor([0, 2])
+    p = torch.softmax(logits, -1)[0, [0, 1], y]
+    np.testing.assert_allclose(logit_confidence(logits, y)[0].numpy(), torch.log(p / (1 - p)).numpy())
+    z = torch.tensor([[1.5, -0.5]], dtype=torch.float64)
+    np.testing.assert_allclose(logit_confidence(z, torch.tensor([1, 1]))[0].numpy(), [1.5, -0.5])
+    np.testing.assert_allclose(logit_confidence(z, torch.tensor([0, 0]))[0].numpy(), [-1.5, 0.5])
+
+
+def test_split_sizes_are_balanced_and_capped():
+    assert split_sizes(15000, 10000, {"n_members": 5000, "n_nonmembers": 5000, "n_threshold": None}) == (5000, 9999)
+    assert split_sizes(101, 30, {"n_members": 500, "n_nonmembers": 500, "n_threshold": 10}) == (30, 10)
+    with pytest.raises(ValueError, match="leave no members or threshold rows"):
+        split_sizes(2, 30, SETTINGS)
+
+
+def test_config_errors_name_the_key():
+    config = {
+        "experiments": {"a": {"log_weights_at": [10, 20]}},
+        "mia": {"experiments": {"a": [10, 30]}, "lira": {"experiment": None}},
+    }
+    with pytest.raises(ValueError, match=r"'mia.experiments.a': steps \[30\] keep no weights"):
+        check_mia_config(config)
+    bad = copy.deepcopy(config)
+    bad["mia"]["experiments"] = {"b": None}
+    with pytest.raises(ValueError, match="unknown experiment 'b'"):
+        check_mia_config(bad)
+    bad = copy.deepcopy(config)
+    bad["mia"] = {"experiments": {}, "lira": {"experiment": "zz"}}
+    with pytest.raises(ValueError, match="'mia.lira.experiment': unknown experiment 'zz'"):
+        check_mia_config(bad)
+
+
+TINY_MIA = {
+    "prepare": [],
+    "analysis": {"experiments": []},
+    "experiments": {
+        "tiny": {
+            "dataset": "digits_binary",
+            "model": "mlp",
+            "hidden": 8,
+            "lr": 0.5,
+            "batch_size": 16,
+            "epochs": 4,
+            "cadence": 10,
+            "seeds": 4,
+            "replace_indices": 2,
+            "init_modes": ["variable"],
+            "shard": {"seeds": 2, "replace_indices": 2},
+        }
+    },
+    "mia": {
+        "experiments": {"tiny": [10, 20]},
+        "n_members": 40,
+        "n_nonmembers": 40,
+        "n_threshold": 40,
+        "lira": {"experiment": "tiny", "seeds": 2, "shadows": 4, "pool_size": 80, "epochs": 3},
+    },
+}
+
+
+@pytest.mark.slow
+def test_attack_settings_rerun_no_training(tmp_path):
+    """A full run of a tiny config, then: attack settings rerun only attack jobs, never training."""
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    root = Path(__file__).resolve().parents[1]
+    for part in ("Snakefile", "workflow", "config", "envs"):
+        src = root / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
+    (tmp_path / "src").symlink_to(root / "src")
+
+    def run(config: dict, *args: str) -> subprocess.CompletedProcess:
+        (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
+        cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+    def planned(config: dict) -> set[str]:
+        result = run(config, "-n", "--quiet", "rules")
+        assert result.returncode == 0, result.stderr
+        return {
+            line.split()[0] for line in result.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()
+        } - {"total", "job", "all"}
+
+    result = run(TINY_MIA)
+    assert result.returncode == 0, result.stderr
+    table6_ = pd.read_parquet(tmp_path / "results/mia/tiny/table6.parquet")
+    assert table6_["t"].tolist() == [10, 20] and (table6_["n_runs"] == 8).all() and (table6_["n_members"] == 40).all()
+    summary = pd.read_parquet(tmp_path / "results/lira/tiny/summary.parquet")
+    assert len(summary) == 4 and (summary["n_targets"] == 8).all()
+    assert planned(TINY_MIA) == set()
+    changes = {
+        ("delta",): 1e-3,
+        ("confidence",): 0.9,
+        ("lira", "fixed_variance"): False,
+        ("n_members",): 30,
+        ("lira", "epochs"): 4,
+    }
+    expected = [
+        {"mia_attack", "lira_attack"},
+        {"mia_attack", "lira_attack"},
+        {"lira_attack"},
+        {"mia_losses", "mia_attack"},
+        {"lira_shadows", "lira_attack"},
+    ]
+    for (keys, value), want in zip(changes.items(), expected, strict=True):
+        config = copy.deepcopy(TINY_MIA)
+        target = config["mia"]
+        for k in keys[:-1]:
+            target = target[k]
+        target[keys[-1]] = value
+        assert planned(config) == want, keys

@@ -1,0 +1,83 @@
+# Membership inference (ALGORITHMS.md section 6): Yeom's loss-threshold attack with the training
+# seed known or hidden on the trained grid (no retraining), the calibrated LiRA attack on its own
+# shadow runs, and epsilon lower bounds. Device, memory budget and threads are resources.
+
+
+rule mia_losses:
+    input:
+        unpack(mia_inputs),
+    output:
+        "results/mia/{experiment}/losses/{shard}.parquet",
+    log:
+        "logs/mia/{experiment}/losses_{shard}.log",
+    conda:
+        ENV
+    threads: config["training"]["threads"]
+    resources:
+        device=config["training"]["device"],
+        budget_mb=config["training"]["memory_budget_mb"],
+        mem_mb=config["training"]["memory_budget_mb"] + 2048,
+    params:
+        settings=mia_loss_params,
+    script:
+        "../scripts/mia_losses.py"
+
+
+rule mia_attack:
+    input:
+        mia_loss_files,
+    output:
+        attacks="results/mia/{experiment}/attacks.parquet",
+        table6="results/mia/{experiment}/table6.parquet",
+        bounds="results/mia/{experiment}/epsilon_bounds.parquet",
+    log:
+        "logs/mia/{experiment}/attack.log",
+    conda:
+        ENV
+    resources:
+        mem_mb=analysis_mem_mb,
+    params:
+        bounds=mia_bound_params,
+    script:
+        "../scripts/mia_attack.py"
+
+
+rule lira_shadows:
+    input:
+        npz=lambda wc: dataset_files(experiment(wc.experiment)["dataset"])["npz"],
+        meta=lambda wc: dataset_files(experiment(wc.experiment)["dataset"])["meta"],
+    output:
+        "results/lira/{experiment}/shadows/seed{seed}.parquet",
+    log:
+        "logs/lira/{experiment}/shadows_seed{seed}.log",
+    wildcard_constraints:
+        seed=r"\d+",
+    conda:
+        ENV
+    threads: config["training"]["threads"]
+    resources:
+        device=config["training"]["device"],
+        budget_mb=config["training"]["memory_budget_mb"],
+        mem_mb=config["training"]["memory_budget_mb"] + 2048,
+    params:
+        run=lira_train_params,
+    script:
+        "../scripts/lira_shadows.py"
+
+
+rule lira_attack:
+    input:
+        lambda wc: [f"results/lira/{wc.experiment}/shadows/seed{s}.parquet" for s in lira_seeds()],
+    output:
+        scores="results/lira/{experiment}/scores.parquet",
+        roc="results/lira/{experiment}/roc.parquet",
+        summary="results/lira/{experiment}/summary.parquet",
+        bounds="results/lira/{experiment}/epsilon_bounds.parquet",
+    log:
+        "logs/lira/{experiment}/attack.log",
+    conda:
+        ENV
+    params:
+        settings=lira_attack_params,
+    script:
+        "../scripts/lira_attack.py"

@@ -1,0 +1,22 @@
+"""Train one seed's LiRA runs (one per subset of the pool) and store their confidences on the pool."""
+
+import torch
+
+from sgd_privacy.attacks.mia import lira_shadow_table
+from sgd_privacy.data import load_prepared
+from sgd_privacy.io import write_table
+from sgd_privacy.jobs import job_logging
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+log = job_logging(smk.log[0])
+torch.set_num_threads(smk.threads)
+table = lira_shadow_table(
+    smk.params.run["training"],
+    load_prepared(smk.input.npz, smk.input.meta),
+    int(smk.wildcards.seed),
+    smk.params.run["lira"],
+    device=smk.resources.device,
+    budget_mb=smk.resources.budget_mb,
+    progress=log.info,
+)
+write_table(table, smk.output[0])
