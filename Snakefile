@@ -1,6 +1,6 @@
 # sgd-privacy: how private is stochastic gradient descent?
 # Run: snakemake --cores 8            (config/config.yaml: offline, CPU, minutes)
-#      snakemake --cores 8 --profile slurm
+#      snakemake --cores 8 --profile slurm --profile slurm/site.yaml   (README: Slurm)
 from snakemake.utils import min_version
 
 min_version("9.0")

@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 
+def attempt_header() -> str:
+    """The line that opens one attempt's block in a job log: start time, host and Slurm job id (if any)."""
+    slurm = os.environ.get("SLURM_JOB_ID")
+    where = socket.gethostname() + (f", slurm job {slurm}" if slurm else "")
+    return f"===== attempt started {datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ} on {where} ====="
+
+
 def job_logging(log_file: str | None) -> logging.Logger:
-    """Send INFO logs of the library to the job's log file (and stderr); return the script's logger."""
+    """Send INFO logs of the library to the job's log file (and stderr); return the script's logger.
+
+    The log file is appended to, each attempt opening with `attempt_header()`, so a retried
+    job's log keeps the earlier attempts' errors."""
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_file, mode="w"))
+        with open(log_file, "a") as fh:
+            fh.write(attempt_header() + "\n")
+        handlers.append(logging.FileHandler(log_file, mode="a"))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", handlers=handlers, force=True)
     logger = logging.getLogger("sgd_privacy.job")
 
