@@ -147,12 +147,12 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
         "rule_train_shard/tiny_s1_r0_variable",
     ], out[-3000:]
     logs = sorted((cluster_dir / "logs").rglob("*.log"))
-    assert len(logs) == 7  # prepare_dataset, 2 shards, convergence and 4 analyses
+    assert len(logs) == 8  # prepare_dataset, 2 shards, convergence and 4 analyses
     for log in logs:
         ids = attempts(log)
         assert len(ids) == 1 and ids[0], f"{log} did not run inside a Slurm job: {log.read_text()[:500]}"
     benchmarks = sorted((cluster_dir / "logs" / "benchmarks").rglob("*.tsv"))
-    assert len(benchmarks) == 7 and all(b.read_text().startswith("s\th:m:s\tmax_rss") for b in benchmarks)
+    assert len(benchmarks) == 8 and all(b.read_text().startswith("s\th:m:s\tmax_rss") for b in benchmarks)
 
     # 2. Nothing changed: nothing is submitted.
     out = finish(on_slurm(cluster_dir))
