@@ -130,29 +130,11 @@ def analysis_targets():
 
 
 # ---- Cluster resources and benchmarks (issues 8 and 13) ----
-# Every rule gets `benchmark: benchmark_file("<rule>", "<its wildcards>")` (Snakemake writes wall
-# time, max RSS and CPU time there) and `resources: runtime=..., mem_mb=...` sized from those
-# measurements; the Slurm profile adds only site settings. Runtime grows with the attempt, so a
+# Each rule's `benchmark:` is benchmark_file("<rule name>", "<its wildcards>") (Snakemake writes
+# wall time, max RSS and CPU time there) and its `resources:` set runtime=..., mem_mb=... sized
+# from those measurements; the Slurm profile adds only site settings. Runtime grows with the attempt, so a
 # job killed for its time limit gets more on its retry. Rules in a `group:` (one Slurm job per
-# connected group) take `group_slot=1`, a resource limited to 1 per group job (scope local) on a
-# cluster: a group job runs its members one after another and asks for the largest member's CPUs
-# and memory (and the sum of their runtimes), not the sum of all. A plain local run leaves it
-# unlimited, so there the members still run side by side.
-
-
-resource_scopes:
-    group_slot="local",
-
-
-if not workflow.is_main_process:
-    # inside a cluster job: the group's members run one at a time (no hooks run there)
-    workflow.register_resource("group_slot", 1)
-
-
-onstart:
-    # the main process, once the executor is known: on a cluster, size group jobs for serial members
-    if not workflow.local_exec:
-        workflow.register_resource("group_slot", 1)
+# connected group) take `group_slot=1` (see workflow/rules/cluster.smk).
 
 
 def benchmark_file(rule_name, pattern):
