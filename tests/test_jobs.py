@@ -1,19 +1,25 @@
-"""Job logs keep every attempt: each call appends a block opened by an attempt header."""
+"""Job logs keep every attempt: `<log>.attempts` gets one block per attempt, opened by a header."""
 
 import logging
 import re
 
-from sgd_privacy.jobs import attempt_header, job_logging
+from sgd_privacy.jobs import attempt_header, attempts_file, job_logging
 
 
 def test_every_attempt_is_kept_in_the_job_log(tmp_path, monkeypatch):
     log_file = tmp_path / "logs" / "rule.log"
     monkeypatch.setenv("SLURM_JOB_ID", "41")
     job_logging(str(log_file)).error("first attempt failed")
+    logging.shutdown()
+    log_file.unlink()  # as Snakemake does before every attempt
     monkeypatch.setenv("SLURM_JOB_ID", "42")
     job_logging(str(log_file)).info("second attempt done")
     logging.shutdown()
-    lines = log_file.read_text().splitlines()
+    latest = log_file.read_text()
+    assert latest.startswith("===== attempt started") and latest.count("=====\n") == 1
+    assert "second attempt done" in latest and "first attempt failed" not in latest
+    lines = (tmp_path / "logs" / "rule.log.attempts").read_text().splitlines()
+    assert attempts_file(str(log_file)) == str(tmp_path / "logs" / "rule.log.attempts")
     headers = [i for i, line in enumerate(lines) if line.startswith("===== attempt started")]
     assert len(headers) == 2
     assert lines[headers[0]].endswith(", slurm job 41 =====") and lines[headers[1]].endswith(", slurm job 42 =====")

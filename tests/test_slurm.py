@@ -171,9 +171,10 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
         "rule_train_shard/tiny_s2_r0_variable",
     ], out[-3000:]
     assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out
-    retried = attempts(new_log)
+    retried = attempts(Path(f"{new_log}.attempts"))  # Snakemake deletes the declared log per attempt
     assert len(retried) == 2 and retried[0] == cancelled and retried[1] not in ("", cancelled)
-    assert len(attempts(cluster_dir / "logs" / "train" / "tiny" / "s0_r0_variable.log")) == 1
+    assert attempts(new_log) == retried[1:]
+    assert len(attempts(cluster_dir / "logs" / "train" / "tiny" / "s0_r0_variable.log.attempts")) == 1
 
     # Byte for byte what a local run of the same config writes.
     finish(local)
