@@ -1,6 +1,6 @@
 # sgd-privacy: how private is stochastic gradient descent?
 # Run: snakemake --cores 8            (config/config.yaml: offline, CPU, minutes)
-#      snakemake --cores 8 --profile slurm
+#      snakemake --cores 8 --profile slurm --profile slurm/site.yaml   (README: Slurm)
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -17,6 +17,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/cluster.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/analysis.smk"

@@ -16,10 +16,11 @@ def test_versions_are_the_installed_ones():
     assert versions["python"].count(".") == 2
 
 
-def test_job_log_starts_with_versions(tmp_path):
+def test_job_log_starts_with_the_attempt_and_versions(tmp_path):
     log_file = tmp_path / "logs" / "job.log"
     job_logging(str(log_file)).info("work")
     logging.shutdown()
     lines = log_file.read_text().splitlines()
-    assert f"numpy={np.__version__}" in lines[0] and "torch=" in lines[0]
-    assert lines[1].endswith("work")
+    assert lines[0].startswith("===== attempt started")
+    assert f"numpy={np.__version__}" in lines[1] and "torch=" in lines[1]
+    assert lines[2].endswith("work")

@@ -136,7 +136,7 @@ def test_data_source_settings_do_not_rerun_offline_datasets(workdir):
 
 def test_slurm_profile_dry_run(workdir):
     shutil.copytree(ROOT / "slurm", workdir / "slurm")
-    result = snakemake(workdir, "-n", "--profile", "slurm")
+    result = snakemake(workdir, "-n", "--profile", "slurm", "--profile", "slurm/site.example.yaml")
     assert result.returncode == 0, result.stderr
     assert planned(result)["train_shard"] > 0
 

@@ -9,10 +9,16 @@ rule distances:
         at_T="results/analysis/{experiment}/distances_at_T.parquet",
     log:
         "logs/analysis/{experiment}/distances.log",
+    benchmark:
+        benchmark_file("distances", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
     resources:
         mem_mb=analysis_mem_mb,
+        runtime=runtime_min(60),
+        group_slot=1,
     params:
         pairs=analysis_slice("n_pairs", "pair_seed"),
         bound=bound_params,
@@ -30,10 +36,16 @@ rule intrinsic_epsilon:
         stability="results/analysis/{experiment}/stability.parquet",
     log:
         "logs/analysis/{experiment}/intrinsic_epsilon.log",
+    benchmark:
+        benchmark_file("intrinsic_epsilon", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
     resources:
         mem_mb=analysis_mem_mb,
+        runtime=runtime_min(60),
+        group_slot=1,
     params:
         bound=bound_params,
         settings=analysis_slice(
@@ -52,10 +64,16 @@ rule distribution_tests:
         examples="results/analysis/{experiment}/nonnormal_weights.parquet",
     log:
         "logs/analysis/{experiment}/distribution_tests.log",
+    benchmark:
+        benchmark_file("distribution_tests", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
     resources:
         mem_mb=analysis_mem_mb,
+        runtime=runtime_min(60),
+        group_slot=1,
     params:
         settings=analysis_slice("distribution_datasets", "ad_simulations", "seed"),
     script:
@@ -70,10 +88,16 @@ rule weight_embedding:
         kmeans="results/analysis/{experiment}/kmeans_spans.parquet",
     log:
         "logs/analysis/{experiment}/weight_embedding.log",
+    benchmark:
+        benchmark_file("weight_embedding", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
     resources:
         mem_mb=analysis_mem_mb,
+        runtime=runtime_min(60),
+        group_slot=1,
     params:
         settings=analysis_slice("seed"),
     script:

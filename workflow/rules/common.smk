@@ -380,3 +380,24 @@ def mia_targets():
     if name is not None:
         targets += [f"results/lira/{name}/{n}.parquet" for n in ("scores", "roc", "summary", "epsilon_bounds")]
     return targets
+# ---- Cluster resources and benchmarks (issues 8 and 13) ----
+# Each rule's `benchmark:` is benchmark_file("<rule name>", "<its wildcards>") (Snakemake writes
+# wall time, max RSS and CPU time there) and its `resources:` set runtime=..., mem_mb=... sized
+# from those measurements; the Slurm profile adds only site settings. Runtime grows with the attempt, so a
+# job killed for its time limit gets more on its retry. Rules in a `group:` (one Slurm job per
+# connected group) take `group_slot=1` (see workflow/rules/cluster.smk).
+
+
+def benchmark_file(rule_name, pattern):
+    """A rule's benchmark table: logs/benchmarks/<rule>/<wildcards>.tsv (wall time s, max RSS MB, CPU s)."""
+    return f"logs/benchmarks/{rule_name}/{pattern}.tsv"
+
+
+def runtime_min(minutes):
+    """A runtime resource (minutes) that grows with the attempt: `minutes` on the first, twice on the second."""
+    return lambda wildcards, attempt: minutes * attempt
+
+
+def training_gpus():
+    """GPUs a training job requests: one when training.device is auto or cuda, none for cpu."""
+    return 1 if config["training"]["device"] in ("auto", "cuda") else 0

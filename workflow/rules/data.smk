@@ -9,8 +9,16 @@ rule prepare_dataset:
         meta="results/data/{dataset}.json",
     log:
         "logs/data/{dataset}.log",
+    benchmark:
+        benchmark_file("prepare_dataset", "{dataset}")
+    group:
+        "prepare"
     conda:
         ENV
+    resources:
+        runtime=runtime_min(60),
+        mem_mb=8000,
+        group_slot=1,
     params:
         dataset=dataset_params,
     script:

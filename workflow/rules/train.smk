@@ -10,8 +10,16 @@ rule fixed_init:
         "results/train/{experiment}/fixed_init.npy",
     log:
         "logs/train/{experiment}/fixed_init.log",
+    benchmark:
+        benchmark_file("fixed_init", "{experiment}")
+    group:
+        "prepare"
     conda:
         ENV
+    resources:
+        runtime=runtime_min(10),
+        group_slot=1,
+        mem_mb=1000,
     params:
         architecture=lambda wc: architecture_slice(experiment(wc.experiment)),
         seed=lambda wc: experiment(wc.experiment)["fixed_init_seed"],
@@ -26,6 +34,8 @@ rule train_shard:
         "results/train/{experiment}/shards/{shard}.parquet",
     log:
         "logs/train/{experiment}/{shard}.log",
+    benchmark:
+        benchmark_file("train_shard", "{experiment}/{shard}")
     conda:
         ENV
     threads: config["training"]["threads"]
@@ -33,6 +43,8 @@ rule train_shard:
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
         mem_mb=config["training"]["memory_budget_mb"] + 2048,
+        gpu=training_gpus(),
+        runtime=runtime_min(240),
     params:
         run=train_params,
     script:
@@ -47,8 +59,16 @@ rule convergence:
         summary="results/train/{experiment}/convergence.parquet",
     log:
         "logs/train/{experiment}/convergence.log",
+    benchmark:
+        benchmark_file("convergence", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
+    resources:
+        runtime=runtime_min(20),
+        group_slot=1,
+        mem_mb=analysis_mem_mb,
     params:
         convergence=lambda wc: {k: experiment(wc.experiment)[k] for k in ("patience", "T", "convergence_rule")},
     script:

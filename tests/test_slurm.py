@@ -1,0 +1,214 @@
+"""The Slurm profile on a real one-node Slurm (tests/slurm/setup.sh): every job through sbatch,
+outputs byte-identical to a local run, growing the grid submits only new shards, a cancelled job
+is retried to the same result with both attempts' logs kept."""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+SETUP = ROOT / "tests" / "slurm" / "setup.sh"
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+# The documented site settings (slurm/site.example.yaml) for the test cluster: no account
+# (it has no accounting), CPU jobs on `cpu`, training on `gpu`.
+SITE = {"default-resources": {"slurm_partition": "cpu"}, "set-resources": {"train_shard": {"slurm_partition": "gpu"}}}
+SHARD = {"seeds": 2, "replace_indices": 2}
+
+
+def config(seeds: int) -> dict:
+    """A reduced config: one small experiment, variable init only, two seeds per training job."""
+    experiment = {
+        "dataset": "digits_binary",
+        "model": "logreg",
+        "lr": 0.5,
+        "batch_size": 16,
+        "epochs": 2,
+        "cadence": 5,
+        "seeds": seeds,
+        "replace_indices": 2,
+        "init_modes": ["variable"],
+        "shard": SHARD,
+    }
+    return {
+        "prepare": [],
+        "training": {"device": "auto", "dtype": "float32", "memory_budget_mb": 256, "threads": 1},
+        "experiments": {"tiny": experiment},
+        "analysis": {"n_pairs": 50, "bootstrap": 20, "ad_simulations": 200},
+    }
+
+
+def slurm_up() -> str | None:
+    """Start the test cluster if needed; the reason it cannot run, or None when it is up."""
+    if shutil.which("sinfo") is None and os.geteuid() != 0:
+        return "no Slurm client here and not root, so tests/slurm/setup.sh cannot install one"
+    if os.geteuid() == 0:
+        setup = subprocess.run(["bash", str(SETUP)], capture_output=True, text=True, timeout=600)
+        if setup.returncode != 0:
+            return f"tests/slurm/setup.sh could not start Slurm: {(setup.stdout + setup.stderr)[-1500:]}"
+    state = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True)
+    if state.returncode != 0 or not re.search(r"idle|mixed|allocated", state.stdout):
+        return f"Slurm is not up (sinfo: {state.stdout.strip()} {state.stderr.strip()})"
+    return None
+
+
+@pytest.fixture(scope="module")
+def cluster() -> None:
+    reason = slurm_up()
+    if reason:
+        pytest.skip(reason)
+
+
+def workflow_copy(path: Path, seeds: int) -> Path:
+    """A copy of the workflow with the reduced config (and the site settings file)."""
+    path.mkdir()
+    for part in ("Snakefile", "workflow", "config", "envs", "slurm"):
+        src = ROOT / part
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / part)
+    (path / "src").symlink_to(ROOT / "src")
+    (path / "config" / "config.yaml").write_text(yaml.safe_dump(config(seeds)))
+    (path / "slurm" / "site.yaml").write_text(yaml.safe_dump(SITE))
+    return path
+
+
+def start(workdir: Path, *args: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen(
+        SNAKEMAKE + ["--cores", "8", *args],
+        cwd=workdir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def on_slurm(workdir: Path) -> subprocess.Popen:
+    """The README's cluster command."""
+    return start(workdir, "--profile", "slurm", "--profile", "slurm/site.yaml")
+
+
+def finish(proc: subprocess.Popen) -> str:
+    out, _ = proc.communicate(timeout=900)
+    assert proc.returncode == 0, out[-5000:]
+    return out
+
+
+def submitted(out: str) -> list[str]:
+    """The Slurm log folder (rule_<rule>/<wildcards> or group_<name>) of every sbatch submission."""
+    logs = re.findall(r"has been submitted with SLURM jobid \d+ \(log: (\S+)\)", out)
+    return [str(Path(p).parent.relative_to(Path(p).parents[2])) if "/rule_" in p else Path(p).parent.name for p in logs]
+
+
+def attempts(log: Path) -> list[str]:
+    """Slurm job ids of the attempts recorded in a rule log ('' for an attempt outside Slurm)."""
+    return re.findall(r"===== attempt started \S+ on \S+?(?:, slurm job (\d+))? =====", log.read_text())
+
+
+def outputs(workdir: Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(workdir)): p.read_bytes() for p in sorted((workdir / "results").rglob("*")) if p.is_file()
+    }
+
+
+def cancel_when_running(comment: str, log: Path, proc: subprocess.Popen) -> str:
+    """scancel the Slurm job whose comment contains `comment` once its rule script has started
+    (its attempt header is in `log`); the cancelled job's id."""
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline and proc.poll() is None:
+        queue = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True).stdout
+        for job_id, job_comment, state in (line.split("|") for line in queue.split()):
+            if comment in job_comment and state == "RUNNING" and log.exists() and job_id in attempts(log):
+                subprocess.run(["scancel", job_id], check=True)
+                return job_id
+        time.sleep(0.2)
+    pytest.fail(f"no running Slurm job for {comment} to cancel")
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
+    local = start(workflow_copy(tmp_path / "local", seeds=6))  # the reference, run alongside
+    cluster_dir = workflow_copy(tmp_path / "slurm", seeds=4)
+
+    # 1. Four seeds: every job goes through sbatch; the training shards are one job each, the
+    #    data and analysis rules one group job each.
+    out = finish(on_slurm(cluster_dir))
+    assert sorted(submitted(out)) == [
+        "group_analysis_convergence_distances_distribution_tests_intrinsic_epsilon_weight_embedding",
+        "group_prepare_prepare_dataset",
+        "rule_train_shard/tiny_s0_r0_variable",
+        "rule_train_shard/tiny_s1_r0_variable",
+    ], out[-3000:]
+    logs = sorted((cluster_dir / "logs").rglob("*.log"))
+    assert len(logs) == 8  # prepare_dataset, 2 shards, convergence and 4 analyses
+    for log in logs:
+        ids = attempts(log)
+        assert len(ids) == 1 and ids[0], f"{log} did not run inside a Slurm job: {log.read_text()[:500]}"
+    benchmarks = sorted((cluster_dir / "logs" / "benchmarks").rglob("*.tsv"))
+    assert len(benchmarks) == 8 and all(b.read_text().startswith("s\th:m:s\tmax_rss") for b in benchmarks)
+
+    # 2. Nothing changed: nothing is submitted.
+    out = finish(on_slurm(cluster_dir))
+    assert submitted(out) == [] and "Nothing to be done" in out
+
+    # 3. Six seeds: only the new shard and the analyses downstream are submitted; the new shard's
+    #    first job is cancelled while it runs, and the retry finishes it.
+    (cluster_dir / "config" / "config.yaml").write_text(yaml.safe_dump(config(6)))
+    proc = on_slurm(cluster_dir)
+    new_log = cluster_dir / "logs" / "train" / "tiny" / "s2_r0_variable.log"
+    cancelled = cancel_when_running("rule_train_shard_wildcards_tiny_s2_r0_variable", new_log, proc)
+    out = finish(proc)
+    assert sorted(submitted(out)) == [
+        "group_analysis_convergence_distances_distribution_tests_intrinsic_epsilon_weight_embedding",
+        "rule_train_shard/tiny_s2_r0_variable",
+        "rule_train_shard/tiny_s2_r0_variable",
+    ], out[-3000:]
+    assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out
+    retried = attempts(Path(f"{new_log}.attempts"))  # Snakemake deletes the declared log per attempt
+    assert len(retried) == 2 and retried[0] == cancelled and retried[1] not in ("", cancelled)
+    assert attempts(new_log) == retried[1:]
+    assert len(attempts(cluster_dir / "logs" / "train" / "tiny" / "s0_r0_variable.log.attempts")) == 1
+
+    # Byte for byte what a local run of the same config writes.
+    finish(local)
+    expected, got = outputs(tmp_path / "local"), outputs(cluster_dir)
+    assert sorted(got) == sorted(expected)
+    assert [name for name in expected if got[name] != expected[name]] == []
+
+
+def planned_jobs(workdir: Path, rule: str) -> list[str]:
+    """The job blocks a dry run through the Slurm profile prints for `rule`."""
+    result = subprocess.run(
+        SNAKEMAKE + ["-n", "--cores", "8", "--profile", "slurm", "--profile", "slurm/site.example.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    blocks = re.split(r"\n(?=\S*\s*rule \w+:)", result.stdout)
+    return [b for b in blocks if re.match(rf"\S*\s*rule {rule}:", b)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("device", "gpus"), [("auto", 1), ("cuda", 1), ("cpu", 0)])
+def test_training_jobs_request_a_gpu_only_for_a_gpu_device(tmp_path, device, gpus):
+    workdir = workflow_copy(tmp_path / "w", seeds=4)
+    cfg = config(4)
+    cfg["training"]["device"] = device
+    cfg["training"]["threads"] = 3
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
+    train = planned_jobs(workdir, "train_shard")
+    assert len(train) == 2
+    for job in train:
+        assert f"gpu={gpus}," in job and "slurm_partition=gpu" in job and "slurm_account=myproject" in job
+        assert "mem_mb=2304," in job and "runtime=240" in job and "threads: 3" in job
+    analysis = planned_jobs(workdir, "distances")
+    assert len(analysis) == 1 and "gpu=" not in analysis[0] and "slurm_partition=cpu" in analysis[0]
