@@ -183,6 +183,8 @@ def report_params(wildcards):
         "experiments": {e: config["experiments"][e] for e in experiments},
         "analysis": config["analysis"],
     }
+
+
 # --- perturbation (ALGORITHMS.md section 9; workflow/rules/perturbation.smk) ---
 def perturbed_experiments():
     """Logistic-regression experiments the output-perturbation stage uses (validated at start)."""
@@ -210,6 +212,7 @@ def perturbation_targets():
     """Every output-perturbation output."""
     names = ["bolt_on", "bolt_on_runs", "query_attack"]
     return [f"results/perturbation/{e}/{n}.parquet" for e in perturbed_experiments() for n in names]
+
 
 # --- end perturbation ---
 # ---- dp: DP-SGD, SAM and regularisers against membership inference (workflow/rules/dp.smk)
@@ -300,6 +303,7 @@ def dp_targets():
         return []
     return [f"results/dp/{n}.parquet" for n in ("summary", "sweeps", "outliers", "ledger")]
 
+
 # ---- end dp
 # ---- membership inference (workflow/rules/mia.smk) ----
 from sgd_privacy.attacks.mia import check_mia_config
@@ -380,6 +384,8 @@ def mia_targets():
     if name is not None:
         targets += [f"results/lira/{name}/{n}.parquet" for n in ("scores", "roc", "summary", "epsilon_bounds")]
     return targets
+
+
 # ---- Cluster resources and benchmarks (issues 8 and 13) ----
 # Each rule's `benchmark:` is benchmark_file("<rule name>", "<its wildcards>") (Snakemake writes
 # wall time, max RSS and CPU time there) and its `resources:` set runtime=..., mem_mb=... sized

@@ -1,20 +1,25 @@
-# DP-SGD, SAM and regularisers against membership inference (ALGORITHMS.md sections 7 and 8):
+# DP-SGD, SAM and regularisers against membership inference (docs/methods.md, sections 7 and 8):
 # one shadow model per (dataset, model), one job per (configuration, repeat), then the summary tables.
 
 
 rule dp_shadow:
-    wildcard_constraints:
-        model="cnn|resnet18",
     input:
         unpack(dp_shadow_inputs),
     output:
         "results/dp/shadow/{dataset}/{model}.parquet",
     log:
         "logs/dp/shadow/{dataset}_{model}.log",
+    benchmark:
+        benchmark_file("dp_shadow", "{dataset}/{model}")
+    wildcard_constraints:
+        model="cnn|resnet18",
     conda:
         ENV
     threads: config["training"]["threads"]
     resources:
+        runtime=runtime_min(120),
+        gpu=training_gpus(),
+        mem_mb=8000,
         device=config["training"]["device"],
     params:
         run=dp_shadow_params,
@@ -23,9 +28,6 @@ rule dp_shadow:
 
 
 rule dp_train:
-    wildcard_constraints:
-        configuration=r"[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_.]+)?",
-        repeat=r"\d+",
     input:
         unpack(dp_job_inputs),
     output:
@@ -33,10 +35,17 @@ rule dp_train:
         examples="results/dp/runs/{configuration}/r{repeat}_examples.parquet",
     log:
         "logs/dp/{configuration}/r{repeat}.log",
+    benchmark:
+        benchmark_file("dp_train", "{configuration}/r{repeat}")
+    wildcard_constraints:
+        configuration=r"[A-Za-z][A-Za-z0-9_]*(-[A-Za-z0-9_.]+)?",
+        repeat=r"\d+",
     conda:
         ENV
     threads: config["training"]["threads"]
     resources:
+        runtime=runtime_min(240),
+        gpu=training_gpus(),
         device=config["training"]["device"],
         mem_mb=config["training"]["memory_budget_mb"] + 2048,
     params:
@@ -56,8 +65,13 @@ rule dp_summary:
         ledger="results/dp/ledger.parquet",
     log:
         "logs/dp/summary.log",
+    benchmark:
+        benchmark_file("dp_summary", "summary")
     conda:
         ENV
+    resources:
+        runtime=runtime_min(30),
+        mem_mb=4000,
     params:
         study=dp_summary_params,
     script:

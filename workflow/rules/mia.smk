@@ -1,4 +1,4 @@
-# Membership inference (ALGORITHMS.md section 6): Yeom's loss-threshold attack with the training
+# Membership inference (docs/methods.md, section 6): Yeom's loss-threshold attack with the training
 # seed known or hidden on the trained grid (no retraining), the calibrated LiRA attack on its own
 # shadow runs, and epsilon lower bounds. Device, memory budget and threads are resources.
 
@@ -10,10 +10,14 @@ rule mia_losses:
         "results/mia/{experiment}/losses/{shard}.parquet",
     log:
         "logs/mia/{experiment}/losses_{shard}.log",
+    benchmark:
+        benchmark_file("mia_losses", "{experiment}/{shard}")
     conda:
         ENV
     threads: config["training"]["threads"]
     resources:
+        runtime=runtime_min(60),
+        gpu=training_gpus(),
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
         mem_mb=config["training"]["memory_budget_mb"] + 2048,
@@ -32,9 +36,15 @@ rule mia_attack:
         bounds="results/mia/{experiment}/epsilon_bounds.parquet",
     log:
         "logs/mia/{experiment}/attack.log",
+    benchmark:
+        benchmark_file("mia_attack", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
     resources:
+        runtime=runtime_min(30),
+        group_slot=1,
         mem_mb=analysis_mem_mb,
     params:
         bounds=mia_bound_params,
@@ -50,12 +60,16 @@ rule lira_shadows:
         "results/lira/{experiment}/shadows/seed{seed}.parquet",
     log:
         "logs/lira/{experiment}/shadows_seed{seed}.log",
+    benchmark:
+        benchmark_file("lira_shadows", "{experiment}/seed{seed}")
     wildcard_constraints:
         seed=r"\d+",
     conda:
         ENV
     threads: config["training"]["threads"]
     resources:
+        runtime=runtime_min(240),
+        gpu=training_gpus(),
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
         mem_mb=config["training"]["memory_budget_mb"] + 2048,
@@ -75,8 +89,13 @@ rule lira_attack:
         bounds="results/lira/{experiment}/epsilon_bounds.parquet",
     log:
         "logs/lira/{experiment}/attack.log",
+    benchmark:
+        benchmark_file("lira_attack", "{experiment}")
     conda:
         ENV
+    resources:
+        runtime=runtime_min(30),
+        mem_mb=4000,
     params:
         settings=lira_attack_params,
     script:

@@ -1,4 +1,4 @@
-# Output perturbation and the repeated-query attack (ALGORITHMS.md section 9), per logreg experiment.
+# Output perturbation and the repeated-query attack (docs/methods.md, section 9), per logreg experiment.
 
 
 rule bolt_on_utility:
@@ -9,9 +9,15 @@ rule bolt_on_utility:
         runs="results/perturbation/{experiment}/bolt_on_runs.parquet",
     log:
         "logs/perturbation/{experiment}/bolt_on_utility.log",
+    benchmark:
+        benchmark_file("bolt_on_utility", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
     resources:
+        runtime=runtime_min(30),
+        group_slot=1,
         mem_mb=analysis_mem_mb,
     params:
         settings=perturbation_slice("epsilons", "noise_draws", "seed"),
@@ -26,9 +32,15 @@ rule query_attack:
         table="results/perturbation/{experiment}/query_attack.parquet",
     log:
         "logs/perturbation/{experiment}/query_attack.log",
+    benchmark:
+        benchmark_file("query_attack", "{experiment}")
+    group:
+        "analysis"
     conda:
         ENV
     resources:
+        runtime=runtime_min(30),
+        group_slot=1,
         mem_mb=analysis_mem_mb,
     params:
         settings=perturbation_slice("k_values", "query_noise", "nearby_radius", "attack_examples", "dp_sgd", "seed"),
