@@ -152,57 +152,39 @@ def train_dp_logreg(
     delta: float,
     seed: int,
 ) -> tuple[np.ndarray, float]:
-    """A plain torch logistic regression trained with DP-SGD (Opacus: per-example clipping, Gaussian noise,
-    Poisson sampling); returns its weights (d + 1,), bias last, and the accountant's epsilon at `delta`."""
-    from opacus import PrivacyEngine
+    """A plain torch logistic regression trained with DP-SGD through the DP stage's Opacus wrapper
+    (`sgd_privacy.dp.train.make_private`: per-example clipping, Gaussian noise, Poisson sampling, RDP);
+    returns its weights (d + 1,), bias last, and the accountant's epsilon at `delta`."""
+    from ..dp.train import make_private
 
-    with warnings.catch_warnings():
+    conf = {
+        "algorithm": "dpsgd",
+        "noise_multiplier": noise_multiplier,
+        "max_grad_norm": max_grad_norm,
+        "epochs": epochs,
+    }
+    with torch.random.fork_rng(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")  # reproducible noise is the point here
         warnings.filterwarnings("ignore", message="Full backward hook is firing")  # inputs need no gradient
-        return _train_dp_logreg(
-            PrivacyEngine, x, y, epochs, batch_size, lr, noise_multiplier, max_grad_norm, delta, seed
+        torch.manual_seed(seed)
+        data = torch.utils.data.TensorDataset(
+            torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
         )
-
-
-def _train_dp_logreg(
-    engine_class: type,
-    x: np.ndarray,
-    y: np.ndarray,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    noise_multiplier: float,
-    max_grad_norm: float,
-    delta: float,
-    seed: int,
-) -> tuple[np.ndarray, float]:
-    torch.manual_seed(seed)
-    data = torch.utils.data.TensorDataset(
-        torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
-    )
-    loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True)
-    model = torch.nn.Linear(x.shape[1], 1)
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
-    engine = engine_class(accountant="rdp")
-    model, optimizer, loader = engine.make_private(
-        module=model,
-        optimizer=optimizer,
-        data_loader=loader,
-        noise_multiplier=noise_multiplier,
-        max_grad_norm=max_grad_norm,
-        noise_generator=torch.Generator().manual_seed(seed),
-    )
-    loss_fn = torch.nn.BCEWithLogitsLoss()
-    for _ in range(epochs):
-        for xb, yb in loader:
-            if len(xb) == 0:
-                continue
-            optimizer.zero_grad()
-            loss_fn(model(xb).squeeze(-1), yb).backward()
-            optimizer.step()
-    linear = model._module
+        loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True)
+        linear = torch.nn.Linear(x.shape[1], 1)
+        model, optimizer, loader, privacy = make_private(
+            linear, torch.optim.SGD(linear.parameters(), lr=lr), loader, conf, delta
+        )
+        loss_fn = torch.nn.BCEWithLogitsLoss()
+        for _ in range(epochs):
+            for xb, yb in loader:
+                if len(xb) == 0:
+                    continue
+                optimizer.zero_grad()
+                loss_fn(model(xb).squeeze(-1), yb).backward()
+                optimizer.step()
     weights = torch.cat([linear.weight.detach().reshape(-1), linear.bias.detach()]).double().numpy()
-    return weights, float(engine.get_epsilon(delta))
+    return weights, privacy.epsilon(delta)
 
 
 def dp_table(
