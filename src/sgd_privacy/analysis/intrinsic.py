@@ -251,17 +251,10 @@ def distribution_tables(
         x = w[groups == g]
         x = x - x.mean(axis=0)
         n = len(x)
+        identity = {"experiment": runs["experiment"].iloc[0], "T": T, "replace_index": int(g), "n_seeds": n}
+        identity["n_params"] = x.shape[1]
         if n < MIN_TEST_SEEDS:
-            summary.append(
-                {
-                    "experiment": runs["experiment"].iloc[0],
-                    "T": T,
-                    "replace_index": int(g),
-                    "n_seeds": n,
-                    "n_params": x.shape[1],
-                    "hz_note": f"not tested: {n} seeds < {MIN_TEST_SEEDS}",
-                }
-            )
+            summary.append({**identity, "hz_note": f"not tested: {n} seeds < {MIN_TEST_SEEDS}"})
             continue
         hz = dist.henze_zirkler(x, seed=seed)
         sw = dist.shapiro_per_weight(x)
@@ -274,11 +267,7 @@ def distribution_tables(
         sw_frac, ad_frac = dist.rejected_fractions(sw), dist.rejected_fractions(ad_p)
         summary.append(
             {
-                "experiment": runs["experiment"].iloc[0],
-                "T": T,
-                "replace_index": int(g),
-                "n_seeds": n,
-                "n_params": x.shape[1],
+                **identity,
                 "hz_statistic": hz.statistic,
                 "hz_p_min": hz.p_value,
                 "hz_subsets": hz.n_subsets,
