@@ -399,6 +399,7 @@ def ledger(frame: pd.DataFrame) -> Figure:
     sns.barplot(data=long, x="dataset", y="epsilon", hue="composition", hue_order=list(cols.values()), ax=axes[0])
     axes[0].set(xlabel="dataset", ylabel="epsilon spent (at the ledger's delta)")
     _style(axes[0])
+    _legend_below(fig, axes)
     return fig
 
 
