@@ -239,6 +239,8 @@ def test_mia_and_sweep_tables_match_the_study_rows_by_setting():
     final = tables.dp_final_table(t["dp_summary"])
     assert len(final) == 8 and set(final["repeats"]) == {3}
     assert tables.log_log_slope(np.array([1, 4, 16]), np.array([1.0, 0.5, 0.25])) == pytest.approx(-0.5)
+    eps, acc = pd.Series([np.inf, 0.5, 3.0, 1.0]), pd.Series([0.9, 0.5, 0.8, 0.85])
+    assert tables.rank_correlation(eps, acc) == pytest.approx(0.8)  # ranks (4, 1, 3, 2) vs (4, 1, 2, 3), by hand
     q = tables.query_table(t["query_attack"])
     assert sorted(q["k"].unique()) == [1, 64] and len(q) == 8
 
@@ -294,6 +296,11 @@ def test_full_report_has_every_section_and_an_image_per_figure(full_report):
     assert "exp_lr: 12 runs x 5 noise draws per point" in page and "exp_lr: 20 members and 20 non-members" in page
     assert "exp_lr, fresh API, repeat attack: the error falls as k^-0.50 over k = 1 to 64" in page
     assert "Rows calibrated to Delta_empirical are a heuristic" in page
+    # the fixture's accuracy falls with the noise 1 / epsilon: 3 > 1 in both, as in the lab report
+    assert (
+        "Agrees with the study: sweep eps: test accuracy against target epsilon has rank correlation 1.00 over 2"
+        in page
+    )
     assert "Config slice: the &#x27;mia&#x27; settings were not passed to the report." in page
 
 

@@ -522,6 +522,18 @@ def dp_sweep_parts(inputs: Inputs) -> list[Block]:
                 f"{describe_dp(inputs, list(rows['configuration'].unique()))}",
             )
         )
+        if len(key) and key[0] == "target_epsilon":
+            per_point = table.groupby("target_epsilon")["test_accuracy"].first().reset_index()
+            rho = tb.rank_correlation(per_point["target_epsilon"], per_point["test_accuracy"])
+            if np.isfinite(rho):
+                blocks.append(
+                    comparison(
+                        rho > 0,
+                        f"sweep {name}: test accuracy against target epsilon has rank correlation {rho:.2f} over "
+                        f"{len(per_point)} points ({table['repeats'].max()} repeats each); the lab report's accuracy "
+                        "falls as epsilon falls (0.992 at inf to 0.842 at 0.5).",
+                    )
+                )
     if not any(tb.STUDY_SWEEPS.keys() & set(sweeps["key"].dropna())):
         blocks.append(
             Note(

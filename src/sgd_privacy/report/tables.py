@@ -328,3 +328,10 @@ def query_table(attack: pd.DataFrame) -> pd.DataFrame:
 def log_log_slope(k: np.ndarray, error: np.ndarray) -> float:
     """Least-squares slope of log(error) against log(k) (-1/2 when averaging fresh noise)."""
     return float(np.polyfit(np.log(np.asarray(k, dtype=float)), np.log(np.asarray(error, dtype=float)), 1)[0])
+
+
+def rank_correlation(x: pd.Series, y: pd.Series) -> float:
+    """Spearman rank correlation of two columns (infinite values rank highest; NaN with fewer than 2 points)."""
+    if len(x) < 2:
+        return float("nan")
+    return float(x.rank().corr(y.rank(), method="pearson"))
