@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from sgd_privacy.dp import ledger as dp_ledger
+from sgd_privacy.dp import summary as dp_summary
 from sgd_privacy.io import write_json, write_table
 
 EXPERIMENTS = {
@@ -34,7 +36,12 @@ EXPERIMENTS = {
 CONFIG = {
     "experiments": EXPERIMENTS,
     "analysis": {"n_pairs": 30, "bootstrap": 20, "pair_seed": 0, "seed": 0},
-    "dp": {"epochs": 4, "repeats": 5},
+    "dp": {
+        "delta": 1e-5,
+        "repeats": 3,
+        "configurations": {"cmp-sgd": {"algorithm": "sgd", "epochs": 3}, "cmp-dpsgd": {"algorithm": "dpsgd"}},
+    },
+    "perturbation": {"epsilons": [0.5, 1, 2], "noise_draws": 5, "k_values": [1, 4, 16, 64]},
 }
 T = 20
 SEEDS, REPLACE = range(6), (1, 2, 3)
@@ -163,24 +170,87 @@ def intrinsic_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     return {k: pd.concat(v, ignore_index=True) for k, v in t.items()}
 
 
-def other_stage_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
-    """Tables of the membership-inference, DP-SGD, output-perturbation and ledger stages."""
-    fpr = np.linspace(0, 1, 21)
-    epochs = pd.DataFrame(
+def dp_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """The DP stage's summary, sweeps, outliers and ledger, made by the stage's own summary functions from
+    per-run rows (so their columns are the real tables'): SGD and DP-SGD variants and an epsilon sweep."""
+    points = [("cmp", "sgd", "sgd", np.inf, 0.0, None), ("cmp", "dpsgd", "dpsgd", 3.0, 0.9, None)]
+    points += [("eps", label, "dpsgd", e, 1.0 / e, "target_epsilon") for label, e in (("3", 3.0), ("1", 1.0))]
+    runs, examples, final = [], [], []
+    for sweep, label, algorithm, eps, noise, _ in points:
+        for repeat in range(3):
+            for epoch in range(3):
+                acc = 0.5 + 0.1 * epoch - 0.05 * noise + 0.01 * repeat
+                for attack, shift in (("loss_threshold", 0.0), ("nn_shadow", 0.02)):
+                    p_err = 0.45 + shift + 0.02 * noise - 0.01 * epoch + 0.005 * repeat
+                    runs.append(
+                        {"configuration": f"{sweep}-{label}", "epoch": epoch, "attack": attack, "dataset": "mnist5k"}
+                        | {"algorithm": algorithm, "noise_multiplier": noise, "test_accuracy": acc}
+                        | {"train_accuracy": acc + 0.05, "p_err": p_err, "fpr": 0.4, "fnr": 0.5}
+                        | {"advantage": 1 - 2 * p_err, "max_advantage": 1.1 - 2 * p_err, "auc": 1.5 - 2 * p_err}
+                        | {"epsilon": eps * epoch / 2 if np.isfinite(eps) else eps, "p_err_floor": 0.1}
+                    )
+                    for example, member in enumerate([True] * 4 + [False] * 2):
+                        identified = example in (0, 1, 4) or repeat == 0  # outliers: members 0, 1; non-member 4
+                        examples.append(
+                            {"configuration": f"{sweep}-{label}", "epoch": epoch, "attack": attack}
+                            | {"member": member, "example": example, "identified": identified}
+                        )
+            final.append(
+                {"dataset": "mnist5k", "epsilon": eps, "delta": 1e-5, "noise_multiplier": noise}
+                | {"sample_rate": 0.01, "noisy_releases": 300}
+            )
+    summary = dp_summary.summary_table(pd.DataFrame(runs))
+    membership = [
+        {"sweep": sweep, "configuration": f"{sweep}-{label}", "label": label, "key": key}
+        for sweep, label, *_, key in points
+    ]
+    return {
+        "dp_summary": summary,
+        "dp_sweeps": dp_summary.sweep_table(summary, membership),
+        "dp_outliers": dp_summary.outlier_table(pd.DataFrame(examples), 3),
+        "ledger": dp_ledger.ledger_table(pd.DataFrame(final), 1e-5),
+    }
+
+
+def perturbation_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """The output-perturbation stage's bolt_on and query_attack tables (the real columns) for exp_lr."""
+    bolt_on = pd.DataFrame(
         [
-            {"algorithm": a, "epoch": e, "test_accuracy": acc, "p_err": p, "n_repeats": 5}
-            | {
-                "test_accuracy_ci_low": acc - 0.01,
-                "test_accuracy_ci_high": acc + 0.01,
-                "p_err_ci_low": p - 0.01,
-                "p_err_ci_high": p + 0.01,
-            }
-            for a, shift in (("sgd", 0.0), ("dp_sgd", 0.1))
-            for e in range(1, 5)
-            for acc, p in [(0.6 + 0.05 * e - shift, 0.45 - 0.02 * e + shift)]
+            {"experiment": "exp_lr", "sensitivity": sens, "heuristic": sens == "empirical", "mechanism": mech}
+            | {"init": init, "epsilon": e, "sensitivity_value": 1.0, "scale": 2.0 / e, "sigma_intrinsic": 0.1}
+            | {"noise_added": 2.0 / e, "no_extra_noise": False, "note": "", "sigma_source": "epsilon table"}
+            | {"n_runs": 12, "n_draws": 5, "accuracy_unperturbed": 0.9, "accuracy_perturbed": 0.9 - 0.2 / e}
+            | {"mean_diff": -0.2 / e, "ci_low": -0.2 / e - 0.01, "ci_high": -0.2 / e + 0.01, "t": -5.0, "p_value": 1e-4}
+            for sens in ("theory", "empirical")
+            for mech in ("bolt_on", "augmented")
+            for init in ("variable", "fixed")
+            for e in (0.5, 1.0, 2.0)
         ]
     )
-    return {
+    ks = (1, 4, 16, 64)
+    query = pd.DataFrame(
+        [
+            {"experiment": "exp_lr", "target_seed": 0, "target_replace_index": 1, "api": api, "attack": attack, "k": k}
+            | {"rmse": rmse(k), "advantage": 0.1 + rng.normal(0, 0.01), "auc": 0.55, "advantage_p_value": 0.3}
+            | {"query_noise": 1.0, "n_members": 20, "n_nonmembers": 20, "nearby_radius": 0.01}
+            | {"dp_epsilon": 2.0 if api == "dp_sgd" else np.nan, "dp_delta": 1e-5 if api == "dp_sgd" else np.nan}
+            | {"advantage_bound": 0.76 if api == "dp_sgd" else np.nan}
+            for api, attack, rmse in (
+                ("exact", "none", lambda k: 0.0),
+                ("fresh", "repeat", lambda k: 1 / np.sqrt(k)),
+                ("fixed", "repeat", lambda k: 1.0),
+                ("dp_sgd", "repeat", lambda k: 1e-16 * k),
+            )
+            for k in ks
+        ]
+    )
+    return {"bolt_on": bolt_on, "query_attack": query}
+
+
+def other_stage_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """Tables of the membership-inference, DP-SGD / SAM (with the ledger) and output-perturbation stages."""
+    fpr = np.linspace(0, 1, 21)
+    mia = {
         "mia_summary": pd.DataFrame(
             {
                 "T": [2000, 4000],
@@ -199,41 +269,8 @@ def other_stage_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
                 for a, p in (("threshold", 1), ("calibrated", 0.7))
             ]
         ),
-        "dp_epochs": epochs,
-        "dp_epsilon_sweep": pd.DataFrame(
-            {"epsilon": [np.inf, 3.0, 1.0], "test_accuracy": [0.99, 0.97, 0.93], "mi_advantage": [0.1, 0.04, 0.02]}
-        ),
-        "dp_clipping_sweep": pd.DataFrame(
-            {"max_grad_norm": [0.1, 1.0], "test_accuracy": [0.9, 0.97], "mi_advantage": [0.03, 0.04]}
-        ),
-        "outliers": pd.DataFrame(
-            {"algorithm": ["sgd", "dp_sgd"], "members": [12, 30], "non_members": [8, 4], "n_repeats": 10}
-        ),
-        "output_perturbation": pd.DataFrame(
-            [
-                {"epsilon": e, "variant": v, "test_accuracy": 0.9 - 0.1 / e + rng.normal(0, 0.01)}
-                for e in (0.5, 1, 2)
-                for v in ("bolt-on", "augmented")
-                for _ in range(3)
-            ]
-        ),
-        "repeated_queries": pd.DataFrame(
-            [
-                {"k": k, "mode": m, "error": (1 / np.sqrt(k)) if m == "fresh" else 1.0}
-                for k in (1, 4, 16)
-                for m in ("fresh", "fixed")
-            ]
-        ),
-        "ledger": pd.DataFrame(
-            {
-                "dataset": ["a", "a", "b"],
-                "run": ["r1", "r2", "r3"],
-                "epsilon": [1.0, 2.0, 0.5],
-                "delta": 1e-5,
-                "cumulative_epsilon": [1.0, 3.0, 0.5],
-            }
-        ),
     }
+    return mia | dp_tables(rng) | perturbation_tables(rng)
 
 
 def write_fixtures(root: Path, kinds: set[str] | None = None) -> dict[str, list[str]]:

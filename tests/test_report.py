@@ -102,22 +102,44 @@ def test_other_stage_figures_have_their_axes():
     (ax,) = figures.visible_axes(fig)
     assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
     assert (ax.get_xlabel(), ax.get_ylabel()) == ("false positive rate", "true positive rate")
-    fig = figures.privacy_utility(t["dp_epochs"])
-    (ax,) = figures.visible_axes(fig)
-    assert ax.get_ylabel() == "utility: test accuracy" and ax.get_xlabel().startswith("privacy: attack error")
-    markers = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # per-epoch points, no aggregation band
-    assert len(markers) == 4  # first- and last-epoch markers of both algorithms
+    fig = figures.privacy_utility(t["dp_summary"])
+    axes = figures.visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["loss_threshold", "nn_shadow"]  # one panel per attack
+    for ax in axes:
+        assert ax.get_ylabel() == "utility: test accuracy" and ax.get_xlabel().startswith("privacy: attack error")
+        markers = [c for c in ax.collections if isinstance(c, PathCollection)]
+        assert not [c for c in ax.collections if isinstance(c, PolyCollection)]  # per-epoch points, no band
+        assert len(markers) == 8  # first- and last-epoch markers of the 4 configurations
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels == ["cmp-dpsgd", "cmp-sgd", "eps-1", "eps-3", "first epoch", "last epoch"]
+    fig = figures.privacy_utility(t["dp_summary"], "advantage")
+    assert figures.visible_axes(fig)[0].get_xlabel() == "privacy: attack advantage"
     assert figures.axis_labels(figures.mia_known_hidden(t["mia_summary"])) == [
         ("step T", "attack epsilon = ln(acc / (1 - acc))")
     ]
-    fig = figures.output_perturbation(t["output_perturbation"])
-    assert figures.visible_axes(fig)[0].get_xscale() == "log"
-    fig = figures.repeated_queries(t["repeated_queries"])
-    assert (figures.visible_axes(fig)[0].get_xscale(), figures.visible_axes(fig)[0].get_yscale()) == ("log", "log")
-    assert figures.axis_labels(figures.ledger(t["ledger"])) == [
-        ("release (training run) on the dataset", "cumulative epsilon")
-    ]
+    fig = figures.output_perturbation(t["bolt_on"])
+    axes = figures.visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["exp_lr, fixed init", "exp_lr, variable init"]
+    assert [ax.get_xscale() for ax in axes] == ["log", "log"]
+    assert len([ln for ln in axes[0].get_lines() if ln.get_marker() == "o"]) == 4  # 2 mechanisms x 2 sensitivities
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert "augmented, Delta_theory" in labels and labels[-1] == "no output noise"
+    fig = figures.repeated_queries(t["query_attack"])
+    err, adv = figures.visible_axes(fig)
+    assert (err.get_xscale(), err.get_yscale(), adv.get_xscale()) == ("log", "log", "log")
+    assert err.get_xlabel() == "answers averaged k" and adv.get_ylabel() == "advantage (TPR - FPR)"
+    # exact and DP-SGD answers carry no noise (RMSE 0 up to rounding): not on the log axis, but in the advantage panel
+    assert sorted(ln.get_label() for ln in err.get_lines()) == ["fixed / repeat", "fresh / repeat"]
+    assert len(adv.get_lines()) == 5 and adv.get_lines()[-1].get_ydata()[0] == 0.76  # 4 lines + DP-SGD bound
+    assert figures.axis_labels(figures.ledger(t["ledger"])) == [("dataset", "epsilon spent (at the ledger's delta)")]
+
+
+def test_confidence_crosses_are_clipped_to_the_metrics_range():
+    frame = pd.DataFrame({"p_err": [0.5, 0.9], "p_err_lo": [-0.2, 0.95], "p_err_hi": [1.4, 0.99]})
+    lo, hi = figures.clip_ci(frame, "p_err")
+    assert lo.tolist() == [0.0, 0.9] and hi.tolist() == [1.0, 0.99]  # the interval always contains the mean
+    frame = pd.DataFrame({"advantage": [-0.1], "advantage_lo": [-1.5], "advantage_hi": [0.3]})
+    assert figures.clip_ci(frame, "advantage", -1.0)[0].tolist() == [-1.0]
 
 
 def test_a_figure_names_the_columns_it_misses():
@@ -201,10 +223,26 @@ def test_mia_and_sweep_tables_match_the_study_rows_by_setting():
     mia = tables.mia_table(t["mia_summary"]).set_index("T")
     assert mia.loc[4000, "study_epsilon_known"] == 0.3677 and mia.loc[4000, "study_n_models"] == 1000
     assert mia.loc[2000, "epsilon_difference"] == pytest.approx(0.04)  # computed when the stage omits it
-    sweep = tables.sweep_table(t["dp_epsilon_sweep"], "epsilon", sv.DP_EPSILON_SWEEP, "dp_epsilon_sweep").set_index(
-        "epsilon"
-    )
-    assert sweep.loc[np.inf, "study_test_accuracy"] == 0.992 and sweep.loc[1.0, "study_noise_multiplier"] == 1.73
+    sweep = tables.sweep_table(t["dp_sweeps"], "eps").set_index(["target_epsilon", "attack"])
+    assert sorted(sweep.index.get_level_values(0).unique()) == [1.0, 3.0] and (sweep["epoch"] == 2).all()
+    assert sweep.loc[(3.0, "nn_shadow"), "study_test_accuracy"] == 0.974
+    assert sweep.loc[(1.0, "loss_threshold"), "study_noise_multiplier"] == 1.73
+    # test accuracy at the last epoch, by hand: 0.5 + 0.2 - 0.05 * noise + 0.01 * mean repeat (1)
+    assert sweep.loc[(1.0, "loss_threshold"), "test_accuracy"] == pytest.approx(0.71 - 0.05)
+    compare = tables.sweep_table(t["dp_sweeps"], "cmp")
+    assert "target_epsilon" not in compare and not [c for c in compare if c.startswith("study_")]  # no study table
+    out = tables.outlier_table(t["dp_outliers"]).set_index(["configuration", "attack"])
+    assert len(out) == 8 and (out["epoch"] == 2).all()
+    row = out.loc[("cmp-sgd", "loss_threshold")]
+    assert (row["members_outliers"], row["members_examples"], row["non_members_outliers"]) == (2, 4, 1)
+    assert row["members_fraction"] == 0.5 and row["non_members_fraction"] == 0.5
+    final = tables.dp_final_table(t["dp_summary"])
+    assert len(final) == 8 and set(final["repeats"]) == {3}
+    assert tables.log_log_slope(np.array([1, 4, 16]), np.array([1.0, 0.5, 0.25])) == pytest.approx(-0.5)
+    eps, acc = pd.Series([np.inf, 0.5, 3.0, 1.0]), pd.Series([0.9, 0.5, 0.8, 0.85])
+    assert tables.rank_correlation(eps, acc) == pytest.approx(0.8)  # ranks (4, 1, 3, 2) vs (4, 1, 2, 3), by hand
+    q = tables.query_table(t["query_attack"])
+    assert sorted(q["k"].unique()) == [1, 64] and len(q) == 8
 
 
 def test_study_table_4_is_self_consistent():
@@ -249,7 +287,20 @@ def test_full_report_has_every_section_and_an_image_per_figure(full_report):
     assert "Left out" not in page and "Not in this report" not in page
     assert not re.search(r'(src|href)="(https?:)?//', page)  # nothing fetched from the network
     assert "Config slice: exp_lr: logreg on mnist_binary, lr 0.5, batch 32, 3 epochs, 6 seeds x 3 D_i" in page
-    assert "Config slice (dp): epochs = 4, repeats = 5." in page  # a stage's slice, when the rule passes it
+    # a stage's slice, when the rule passes it
+    assert (
+        "Config slice (dp): delta = 1e-05, repeats = 3; cmp-dpsgd: algorithm dpsgd; cmp-sgd: algorithm sgd, epochs 3"
+        in page
+    )
+    assert "Config slice (perturbation): epsilons = [0.5, 1, 2], noise_draws = 5" in page
+    assert "exp_lr: 12 runs x 5 noise draws per point" in page and "exp_lr: 20 members and 20 non-members" in page
+    assert "exp_lr, fresh API, repeat attack: the error falls as k^-0.50 over k = 1 to 64" in page
+    assert "Rows calibrated to Delta_empirical are a heuristic" in page
+    # the fixture's accuracy falls with the noise 1 / epsilon: 3 > 1 in both, as in the lab report
+    assert (
+        "Agrees with the study: sweep eps: test accuracy against target epsilon has rank correlation 1.00 over 2"
+        in page
+    )
     assert "Config slice: the &#x27;mia&#x27; settings were not passed to the report." in page
 
 
@@ -311,6 +362,30 @@ def test_inputs_concatenate_the_files_of_a_kind(tmp_path):
     inputs = Inputs.read(files)
     assert sorted(inputs.get("epsilon")["experiment"]) == ["exp_lr", "exp_mlp"] and len(files["epsilon"]) == 2
     assert inputs.get("epsilon")["T"].tolist() == [T, T]
+
+
+REAL = {
+    "bolt_on": sorted(map(str, ROOT.glob("results/perturbation/*/bolt_on.parquet"))),
+    "query_attack": sorted(map(str, ROOT.glob("results/perturbation/*/query_attack.parquet"))),
+    **{
+        f"dp_{n}": [str(p)]
+        for n in ("summary", "sweeps", "outliers")
+        if (p := ROOT / f"results/dp/{n}.parquet").exists()
+    },
+    "ledger": [str(p)] if (p := ROOT / "results/dp/ledger.parquet").exists() else [],
+}
+
+
+@pytest.mark.skipif(not all(REAL.values()), reason="no results/perturbation and results/dp of a pipeline run here")
+def test_report_builds_from_the_real_perturbation_and_dp_tables(tmp_path):
+    summary, page, out = _build(tmp_path, files=REAL)
+    assert summary.shown == ["dp", "output_perturbation", "ledger"]
+    assert "Left out" not in page  # every part found the columns it reads
+    assert {"dp_dp_privacy_utility", "output_perturbation_bolt_on_accuracy", "output_perturbation_query_attack"} <= set(
+        summary.figures
+    )
+    ledger = pd.read_csv(out / "tables" / "ledger_ledger.csv")
+    assert list(ledger.columns) == list(pd.read_parquet(REAL["ledger"][0]).columns)
 
 
 # ---------------------------------------------------------------- a real browser

@@ -99,6 +99,13 @@ def test_run_then_config_change_reruns_only_affected_jobs(workdir):
     tests = pd.read_parquet(workdir / "results/analysis/tiny/distribution_tests.parquet")
     assert tests["hz_note"].item() == "not tested: 4 seeds < 8"
     assert len(pd.read_parquet(workdir / "results/analysis/tiny/umap.parquet")) == 8
+    page = (workdir / "results/report/index.html").read_text()
+    # the stages TINY enables (training, analysis, output perturbation of its logreg) are in the report;
+    # DP-SGD has no configurations in TINY, so its section is only named as absent
+    for section in ("data", "distances", "epsilon", "output_perturbation"):
+        assert f'<section id="{section}">' in page, section
+    assert "Left out" not in page
+    assert '<section id="dp">' not in page and "DP-SGD and SAM: privacy against utility: not in this config" in page
     assert planned(snakemake(workdir, "-n")) == {}  # nothing to do
     grown = copy.deepcopy(TINY)
     grown["experiments"]["tiny"]["seeds"] = 8  # adds one seed block per init mode

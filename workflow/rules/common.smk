@@ -170,19 +170,39 @@ def report_inputs(wildcards):
     for kind in REPORT_ANALYSIS_KINDS:
         files[kind] = [f"results/analysis/{e}/{kind}.parquet" for e in analysed_experiments()]
     # Other stages add their tables here (kind -> files; the columns each kind needs are in the
-    # docstrings of sgd_privacy/report/sections.py): mia_summary, mia_roc, dp_epochs,
-    # dp_epsilon_sweep, dp_clipping_sweep, outliers, output_perturbation, repeated_queries, ledger.
+    # docstrings of sgd_privacy/report/sections.py): mia_summary, mia_roc.
+    # -- report: output perturbation (per perturbed experiment) and DP-SGD / SAM (when configured)
+    for kind in ("bolt_on", "query_attack"):
+        files[kind] = [f"results/perturbation/{e}/{kind}.parquet" for e in perturbed_experiments()]
+    if DP_CONFIGURATIONS:
+        files |= {f"dp_{n}": [f"results/dp/{n}.parquet"] for n in ("summary", "sweeps", "outliers")}
+        files["ledger"] = ["results/dp/ledger.parquet"]
+    # -- end report: output perturbation and DP
     return files
 
 
 def report_params(wildcards):
     """The config slices the report states beside its figures and tables (other stages add theirs
-    under the keys mia, dp, output_perturbation, ledger)."""
+    under the key mia; output perturbation and DP add theirs below when enabled)."""
     experiments = list(config["experiments"])
-    return {
+    params = {
         "experiments": {e: config["experiments"][e] for e in experiments},
         "analysis": config["analysis"],
     }
+    # -- report: output perturbation and DP-SGD / SAM slices (only of enabled stages)
+    if perturbed_experiments():
+        params["perturbation"] = {**config["perturbation"], "experiments": perturbed_experiments()}
+    if DP_CONFIGURATIONS:
+        dp = config["dp"]
+        params["dp"] = {
+            "delta": dp["delta"],
+            "repeats": dp["repeats"],
+            "attack": dict(dp["attack"]),
+            "configurations": DP_CONFIGURATIONS,
+            "sweeps": sweep_membership(dp),
+        }
+    # -- end report: output perturbation and DP
+    return params
 
 
 # --- perturbation (ALGORITHMS.md section 9; workflow/rules/perturbation.smk) ---

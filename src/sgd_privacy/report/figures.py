@@ -19,10 +19,12 @@ from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.ticker import MaxNLocator, NullFormatter, ScalarFormatter
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from .frames import require
 
+# An averaged score this close to the true one is exact (deterministic APIs); log axes cannot show it.
+NOISELESS = 1e-9
 PAIR_LABELS = {
     "sensitivity": "sensitivity (same seed, neighbouring D_i)",
     "variability_fixed_init": "variability, fixed init (same D_i, other seed)",
@@ -76,6 +78,14 @@ def _legend_below(fig: Figure, axes: Sequence[Axes], extra: Sequence[tuple[Artis
     handles = [h for h in legend.legend_handles if h is not None] + [h for h, _ in extra]
     labels = [t.get_text() for t in legend.get_texts()] + [label for _, label in extra]
     legend.remove()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), frameon=False, fontsize=8)
+
+
+def _palette_legend(fig: Figure, palette: dict, extra: Sequence[tuple[Artist, str]] = ()) -> None:
+    """One legend below all panels: a line per `palette` entry (name -> colour) plus `extra` entries."""
+    handles: list[Artist] = [Line2D([], [], color=c, marker="o", ms=3) for c in palette.values()]
+    handles += [h for h, _ in extra]
+    labels = [str(n) for n in palette] + [label for _, label in extra]
     fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 3), frameon=False, fontsize=8)
 
 
@@ -255,72 +265,141 @@ def roc_curves(roc: pd.DataFrame, group: str = "attack") -> Figure:
     return fig
 
 
-def privacy_utility(epochs: pd.DataFrame, group: str = "algorithm") -> Figure:
-    """Per-epoch privacy (attack P_err) against utility (test accuracy) per algorithm, with 95% CI crosses;
-    the first epoch is marked with a circle and the last with a star."""
-    need = [group, "epoch", "p_err", "p_err_ci_low", "p_err_ci_high"]
-    need += ["test_accuracy", "test_accuracy_ci_low", "test_accuracy_ci_high"]
-    require(epochs, need, "dp_epochs")
-    fig, axes = new_figure(1, panel=(6.0, 4.4))
-    ax = axes[0]
-    data = epochs.sort_values([group, "epoch"])
-    palette = dict(zip(sorted(data[group].unique()), sns.color_palette("tab10", data[group].nunique()), strict=True))
-    sns.lineplot(
-        data=data, x="p_err", y="test_accuracy", hue=group, palette=palette, sort=False, estimator=None, lw=0.8, ax=ax
+def privacy_utility(summary: pd.DataFrame, x: str = "p_err", group: str = "configuration") -> Figure:
+    """Per-epoch privacy (attack P_err, or another attack metric `x`) against utility (test accuracy), one
+    panel per attack, one line per configuration, with 95% CI crosses (`*_lo`, `*_hi`); the first epoch is
+    marked with a circle and the last with a star."""
+    need = ["attack", group, "epoch", x, f"{x}_lo", f"{x}_hi", "test_accuracy", "test_accuracy_lo", "test_accuracy_hi"]
+    require(summary, need, "dp_summary")
+    data = summary.sort_values([group, "epoch"])
+    names = sorted(data[group].unique())
+    palette = dict(zip(names, sns.color_palette("tab10", len(names)), strict=True))
+    panels = _panels(data, "attack")
+    fig, axes = new_figure(len(panels), ncols=3, panel=(4.6, 3.8))
+    for ax, (attack, frame) in zip(axes, panels, strict=True):
+        for name, g in frame.groupby(group):
+            colour = palette[name]
+            ax.plot(g[x], g["test_accuracy"], color=colour, lw=0.9, label=str(name))
+            xci, yci = clip_ci(g, x, -1.0 if x == "advantage" else 0.0), clip_ci(g, "test_accuracy")
+            ax.errorbar(
+                g[x],
+                g["test_accuracy"],
+                xerr=[g[x] - xci[0], hi_minus(xci[1], g[x])],
+                yerr=[g["test_accuracy"] - yci[0], hi_minus(yci[1], g["test_accuracy"])],
+                fmt="none",
+                ecolor=colour,
+                alpha=0.5,
+                lw=0.8,
+            )
+            ax.scatter(g[x].iloc[:1], g["test_accuracy"].iloc[:1], marker="o", s=45, color=colour, edgecolor="k")
+            ax.scatter(g[x].iloc[-1:], g["test_accuracy"].iloc[-1:], marker="*", s=110, color=colour, edgecolor="k")
+        label = {"p_err": "attack error P_err (higher is more private)", "advantage": "attack advantage"}.get(x, x)
+        ax.set(title=str(attack), xlabel=f"privacy: {label}", ylabel="utility: test accuracy")
+        _style(ax)
+    marks = [
+        (Line2D([], [], marker="o", color="grey", markeredgecolor="k", linestyle=""), "first epoch"),
+        (Line2D([], [], marker="*", color="grey", markeredgecolor="k", markersize=10, linestyle=""), "last epoch"),
+    ]
+    _palette_legend(fig, palette, marks)
+    return fig
+
+
+def clip_ci(frame: pd.DataFrame, column: str, lower: float = 0.0) -> tuple[pd.Series, pd.Series]:
+    """The 95% CI (`{column}_lo`, `{column}_hi`) of a rate clipped to [lower, 1] and to contain the mean (drawable)."""
+    mean = frame[column]
+    lo = frame[f"{column}_lo"].clip(lower, 1.0).clip(upper=mean)
+    return lo, frame[f"{column}_hi"].clip(lower, 1.0).clip(lower=mean)
+
+
+def hi_minus(upper: pd.Series, mean: pd.Series) -> pd.Series:
+    """The upper half-width of an interval (never negative)."""
+    return (upper - mean).clip(lower=0.0)
+
+
+def variant_label(frame: pd.DataFrame) -> pd.Series:
+    """An output-perturbation variant's name: the mechanism and the sensitivity it is calibrated to."""
+    return frame["mechanism"].astype(str) + ", Delta_" + frame["sensitivity"].astype(str)
+
+
+def output_perturbation(bolt_on: pd.DataFrame) -> Figure:
+    """Test accuracy of output-perturbed models against epsilon (log x) per variant, one panel per
+    experiment and init mode; band: 95% CI of the mean change in accuracy (over runs and noise draws)
+    drawn around the mean; dotted: the unperturbed accuracy."""
+    need = ["experiment", "init", "sensitivity", "mechanism", "epsilon", "accuracy_unperturbed"]
+    require(bolt_on, need + ["accuracy_perturbed", "ci_low", "ci_high"], "bolt_on")
+    data = bolt_on.assign(
+        variant=variant_label(bolt_on), panel=bolt_on["experiment"] + ", " + bolt_on["init"] + " init"
     )
-    for name, g in data.groupby(group):
-        colour = palette[name]
-        ax.errorbar(
-            g["p_err"],
-            g["test_accuracy"],
-            xerr=[g["p_err"] - g["p_err_ci_low"], g["p_err_ci_high"] - g["p_err"]],
-            yerr=[g["test_accuracy"] - g["test_accuracy_ci_low"], g["test_accuracy_ci_high"] - g["test_accuracy"]],
-            fmt="none",
-            ecolor=colour,
-            alpha=0.5,
-            lw=0.8,
-        )
-        ax.scatter(g["p_err"].iloc[:1], g["test_accuracy"].iloc[:1], marker="o", s=45, color=colour, edgecolor="k")
-        ax.scatter(g["p_err"].iloc[-1:], g["test_accuracy"].iloc[-1:], marker="*", s=110, color=colour, edgecolor="k")
-    ax.set(xlabel="privacy: attack error P_err (higher is more private)", ylabel="utility: test accuracy")
-    _style(ax)
+    data = data.sort_values(["panel", "variant", "epsilon"])
+    sensitivities = sorted(data["sensitivity"].unique())
+    colours = dict(zip(sensitivities, sns.color_palette("tab10", len(sensitivities)), strict=True))
+    styles: dict[str, Any] = {"bolt_on": "-", "augmented": "--"}
+    panels = _panels(data, "panel")
+    fig, axes = new_figure(len(panels), ncols=2, panel=(4.8, 3.4))
+    handles: dict[str, Line2D] = {}
+    for ax, (name, frame) in zip(axes, panels, strict=True):
+        for (mechanism, sensitivity, variant), g in frame.groupby(["mechanism", "sensitivity", "variant"]):
+            colour, style = colours[sensitivity], styles.get(str(mechanism), ":")
+            base = g["accuracy_unperturbed"]
+            ax.fill_between(g["epsilon"], base + g["ci_low"], base + g["ci_high"], color=colour, alpha=0.25)
+            ax.plot(g["epsilon"], g["accuracy_perturbed"], marker="o", ms=3, color=colour, linestyle=style)
+            handles[str(variant)] = Line2D([], [], color=colour, linestyle=style, marker="o", ms=3)
+        ax.axhline(float(frame["accuracy_unperturbed"].mean()), color="grey", linestyle=":", lw=1)
+        _plain_log_ticks(ax, frame["epsilon"].to_numpy())
+        ax.set(title=str(name), xlabel="epsilon", ylabel="test accuracy")
+        _style(ax)
+    labels = [*sorted(handles), "no output noise"]
+    lines = [handles[name] for name in labels[:-1]] + [Line2D([], [], color="grey", linestyle=":")]
+    fig.legend(lines, labels, loc="outside lower center", ncols=3, frameon=False, fontsize=8)
     return fig
 
 
-def output_perturbation(frame: pd.DataFrame) -> Figure:
-    """Test accuracy of output-perturbed models against epsilon (log x) per variant, with CI bands."""
-    require(frame, ["epsilon", "variant", "test_accuracy"], "output_perturbation")
-    fig, axes = new_figure(1, panel=(5.4, 3.6))
-    sns.lineplot(data=frame, x="epsilon", y="test_accuracy", hue="variant", marker="o", errorbar=("ci", 95), ax=axes[0])
-    _plain_log_ticks(axes[0], frame["epsilon"].to_numpy())
-    axes[0].set(xlabel="epsilon", ylabel="test accuracy")
-    _style(axes[0])
-    return fig
-
-
-def repeated_queries(frame: pd.DataFrame) -> Figure:
-    """Error of an attacker averaging k repeated answers of a noisy prediction API against k, log-log, per API mode."""
-    require(frame, ["k", "mode", "error"], "repeated_queries")
-    fig, axes = new_figure(1, panel=(5.4, 3.6))
-    sns.lineplot(data=frame, x="k", y="error", hue="mode", marker="o", ax=axes[0])
-    _plain_log_ticks(axes[0], frame["k"].to_numpy())
-    axes[0].set_yscale("log")
-    axes[0].set(xlabel="repeated queries k", ylabel="attacker's error")
-    _style(axes[0])
+def repeated_queries(attack: pd.DataFrame) -> Figure:
+    """Per experiment: the attacker's error (RMSE of its averaged score) against k, log-log, and its
+    membership advantage against k (log x), one line per API and attack."""
+    require(attack, ["experiment", "api", "attack", "k", "rmse", "advantage"], "query_attack")
+    data = attack.assign(line=attack["api"] + " / " + attack["attack"]).sort_values(["line", "k"])
+    lines = sorted(data["line"].unique())
+    palette = dict(zip(lines, sns.color_palette("tab10", len(lines)), strict=True))
+    panels = _panels(data, "experiment")
+    fig, axes = new_figure(2 * len(panels), ncols=2, panel=(4.8, 3.4))
+    for i, (name, frame) in enumerate(panels):
+        err, adv = axes[2 * i], axes[2 * i + 1]
+        noisy = frame[frame["rmse"] > NOISELESS]
+        for line, g in noisy.groupby("line"):
+            err.plot(g["k"], g["rmse"], marker="o", ms=3, color=palette[line], label=line)
+        for line, g in frame.groupby("line"):
+            adv.plot(g["k"], g["advantage"], marker="o", ms=3, color=palette[line], label=line)
+        if "advantage_bound" in frame and frame["advantage_bound"].notna().any():
+            adv.axhline(float(frame["advantage_bound"].max()), color="k", linestyle="--", lw=0.8)
+        for ax in (err, adv):
+            _plain_log_ticks(ax, frame["k"].to_numpy())
+            ax.set_xlabel("answers averaged k")
+            _style(ax)
+        err.set_yscale("log")
+        err.set(title=f"{name}: attacker's error", ylabel="RMSE of the averaged score")
+        adv.set(title=f"{name}: membership advantage", ylabel="advantage (TPR - FPR)")
+    bound = [(Line2D([], [], color="k", linestyle="--", lw=0.8), "DP-SGD advantage bound")]
+    _palette_legend(fig, palette, bound if "advantage_bound" in data else [])
     return fig
 
 
 def ledger(frame: pd.DataFrame) -> Figure:
-    """Cumulative epsilon spent on each dataset, run after run (step plot)."""
-    require(frame, ["dataset", "cumulative_epsilon"], "ledger")
-    data = frame.assign(release=frame.groupby("dataset").cumcount() + 1)
+    """Epsilon per dataset: the largest single run, RDP composition and basic composition of its DP runs."""
+    cols = {
+        "largest_run_epsilon": "largest run",
+        "rdp_epsilon": "RDP composition",
+        "basic_epsilon": "basic composition",
+    }
+    require(frame, ["dataset", *cols], "ledger")
+    long = frame.melt(id_vars=["dataset"], value_vars=list(cols), var_name="composition", value_name="epsilon")
+    long["composition"] = long["composition"].map(cols)
+    long = long[np.isfinite(long["epsilon"])]
     fig, axes = new_figure(1, panel=(5.4, 3.4))
-    sns.lineplot(
-        data=data, x="release", y="cumulative_epsilon", hue="dataset", drawstyle="steps-post", marker="o", ax=axes[0]
-    )
-    axes[0].xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes[0].set(xlabel="release (training run) on the dataset", ylabel="cumulative epsilon")
+    sns.barplot(data=long, x="dataset", y="epsilon", hue="composition", hue_order=list(cols.values()), ax=axes[0])
+    axes[0].set(xlabel="dataset", ylabel="epsilon spent (at the ledger's delta)")
     _style(axes[0])
+    _legend_below(fig, axes)
     return fig
 
 

@@ -7,9 +7,9 @@ Table kinds (the report rule's named inputs) and where they come from:
 - `distances_over_t`, `distances_at_T`, `epsilon`, `sigma_per_dataset`, `stability`,
   `distribution_tests`, `nonnormal_weights`, `umap`, `kmeans_spans`: results/analysis/{exp}/...
 - `mia_summary`, `mia_roc`: the membership-inference stage (seed known vs hidden).
-- `dp_epochs`, `dp_epsilon_sweep`, `dp_clipping_sweep`, `outliers`: the DP-SGD / SAM stage.
-- `output_perturbation`, `repeated_queries`: the output-perturbation stage.
-- `ledger`: the privacy ledger.
+- `dp_summary`, `dp_sweeps`, `dp_outliers`, `ledger`: the DP-SGD / SAM stage (results/dp/summary,
+  sweeps, outliers and ledger.parquet).
+- `bolt_on`, `query_attack`: the output-perturbation stage (results/perturbation/{exp}/...).
 
 The columns each part needs are named in its docstring; a missing one is reported by name.
 """
@@ -453,61 +453,109 @@ def roc_parts(inputs: Inputs) -> list[Block]:
 # ---------------------------------------------------------------- DP-SGD / SAM
 
 
+def describe_dp(inputs: Inputs, configurations: list[str]) -> str:
+    """The DP study's config slice behind a figure or table: delta, repeats and each configuration's settings."""
+    dp = inputs.config.get("dp")
+    if not dp:
+        return "Config slice: the 'dp' settings were not passed to the report."
+    confs = dp.get("configurations") or {}
+    shown = [
+        f"{name}: " + ", ".join(f"{k} {v}" for k, v in confs[name].items()) if name in confs else name
+        for name in sorted(set(configurations))
+    ]
+    return f"Config slice (dp): delta = {dp.get('delta')}, repeats = {dp.get('repeats')}; " + "; ".join(shown) + "."
+
+
 def dp_epoch_parts(inputs: Inputs) -> list[Block]:
-    """Per-epoch privacy-utility (`dp_epochs`: algorithm, epoch, test_accuracy(_ci_low/_ci_high),
-    p_err(_ci_low/_ci_high), optional n_repeats)."""
-    ep = inputs.get("dp_epochs")
-    reps = f" over {int(ep['n_repeats'].max())} repeats" if "n_repeats" in ep else ""
+    """Per-epoch privacy-utility (`dp_summary`: configuration, epoch, attack, algorithm, repeats,
+    test_accuracy, p_err, advantage, each with _lo/_hi)."""
+    summary = inputs.get("dp_summary", ["configuration", "epoch", "attack", "repeats"])
+    names = list(summary["configuration"].unique())
+    reps = "/".join(str(r) for r in sorted(summary["repeats"].unique()))
+    sizes = (
+        f"{reps} repeats per point; epochs {int(summary['epoch'].min())} to {int(summary['epoch'].max())} "
+        f"(epoch 0: before training). {describe_dp(inputs, names)}"
+    )
+    crosses = "Crosses: 95% Student-t confidence intervals over repeats (clipped to the metric's range); circle: first epoch, star: last epoch."
     return [
         FigureBlock(
             "dp_privacy_utility",
-            "Privacy against utility per epoch (DP-SGD, SAM and the baselines)",
-            fg.privacy_utility(ep),
-            f"Crosses: 95% confidence intervals{reps}; circle: first epoch, star: last epoch. "
-            f"Up and to the right is better. {stage_settings(inputs, 'dp')}",
-        )
+            "Privacy (attack error P_err) against utility per epoch",
+            fg.privacy_utility(summary, "p_err"),
+            f"One panel per membership attack. {crosses} Right and up is better. {sizes}",
+        ),
+        FigureBlock(
+            "dp_advantage_utility",
+            "Attack advantage against utility per epoch",
+            fg.privacy_utility(summary, "advantage"),
+            f"Advantage = TPR - FPR of the attack at its threshold (left is more private). {crosses} {sizes}",
+        ),
+        TableBlock(
+            "dp_final",
+            "Each configuration at its last epoch",
+            tb.dp_final_table(summary),
+            f"Means and 95% CIs (_lo, _hi) over repeats; epsilon: RDP accountant at delta (inf: no noise). {sizes}",
+        ),
     ]
 
 
 def dp_sweep_parts(inputs: Inputs) -> list[Block]:
-    """Sweeps (`dp_epsilon_sweep`: epsilon, test_accuracy, mi_advantage, ...; `dp_clipping_sweep`:
-    max_grad_norm, test_accuracy, mi_advantage) beside the lab report's Tables 1 and 2."""
+    """Sweeps (`dp_sweeps`: sweep, configuration, label, key, the summary's columns, dominated) at their
+    last epoch, beside the lab report's Tables 1 (epsilon) and 2 (clipping norm) where the key matches."""
+    sweeps = inputs.get("dp_sweeps", ["sweep", "configuration", "key"])
     blocks: list[Block] = []
-    if inputs.has("dp_epsilon_sweep"):
-        t = tb.sweep_table(inputs.get("dp_epsilon_sweep"), "epsilon", sv.DP_EPSILON_SWEEP, "dp_epsilon_sweep")
+    for name, rows in sweeps.groupby("sweep", sort=True):
+        table = tb.sweep_table(sweeps, str(name))
+        key = rows["key"].dropna().unique()
+        swept = f"swept key {key[0]}" if len(key) else "named variants"
+        study = ""
+        if len(key) and key[0] in tb.STUDY_SWEEPS:
+            source = "DP_EPSILON_SWEEP" if key[0] == "target_epsilon" else "DP_CLIPPING_SWEEP"
+            study = f" Study columns: {sv.SOURCES[source]} (MNIST CNN, 50 epochs, batch 256)."
         blocks.append(
             TableBlock(
-                "dp_epsilon_sweep",
-                "Epsilon sweep at C = 1",
-                t,
-                f"Study: {sv.SOURCES['DP_EPSILON_SWEEP']}. {stage_settings(inputs, 'dp')}",
+                f"dp_sweep_{name}",
+                f"Sweep {name} ({swept})",
+                table,
+                f"Last epoch of each point, per attack; dominated: another (point, epoch) of the sweep has higher P_err "
+                f"and no lower test accuracy, or the reverse.{study} "
+                f"{describe_dp(inputs, list(rows['configuration'].unique()))}",
             )
         )
-    if inputs.has("dp_clipping_sweep"):
-        t = tb.sweep_table(inputs.get("dp_clipping_sweep"), "max_grad_norm", sv.DP_CLIPPING_SWEEP, "dp_clipping_sweep")
+        if len(key) and key[0] == "target_epsilon":
+            per_point = table.groupby("target_epsilon")["test_accuracy"].first().reset_index()
+            rho = tb.rank_correlation(per_point["target_epsilon"], per_point["test_accuracy"])
+            if np.isfinite(rho):
+                blocks.append(
+                    comparison(
+                        rho > 0,
+                        f"sweep {name}: test accuracy against target epsilon has rank correlation {rho:.2f} over "
+                        f"{len(per_point)} points ({table['repeats'].max()} repeats each); the lab report's accuracy "
+                        "falls as epsilon falls (0.992 at inf to 0.842 at 0.5).",
+                    )
+                )
+    if not any(tb.STUDY_SWEEPS.keys() & set(sweeps["key"].dropna())):
         blocks.append(
-            TableBlock(
-                "dp_clipping_sweep",
-                "Clipping sweep at epsilon = 3",
-                t,
-                f"Study: {sv.SOURCES['DP_CLIPPING_SWEEP']}. {stage_settings(inputs, 'dp')}",
+            Note(
+                "No epsilon or clipping sweep in this config (dp.sweeps with key target_epsilon or max_grad_norm), so "
+                "the lab report's Tables 1 and 2 are not compared; config/study.yaml has both.",
+                "missing",
             )
         )
-    if not blocks:
-        blocks.append(Note("No sweep tables (dp_epsilon_sweep, dp_clipping_sweep) in this config.", "missing"))
     return blocks
 
 
 def outlier_parts(inputs: Inputs) -> list[Block]:
-    """Outliers (`outliers`: algorithm, members, non_members; optional n_repeats)."""
-    out = inputs.get("outliers", ["algorithm", "members", "non_members"])
-    reps = f" in all {int(out['n_repeats'].max())} runs" if "n_repeats" in out else " in every run"
+    """Outliers (`dp_outliers`: configuration, epoch, attack, member, outliers, examples)."""
+    out = inputs.get("dp_outliers", ["configuration", "epoch", "attack", "member", "outliers", "examples"])
+    reps = (inputs.config.get("dp") or {}).get("repeats", "all")
     return [
         TableBlock(
-            "outliers",
-            "Outliers",
-            out,
-            f"Examples the attack classifies correctly{reps}. {stage_settings(inputs, 'dp')}",
+            "dp_outliers",
+            "Outliers: examples the attack identifies in every repeat",
+            tb.outlier_table(out),
+            f"At each configuration's last epoch: members (non-members) the attack classifies correctly in all {reps} "
+            f"repeats, of the examples attacked. {describe_dp(inputs, list(out['configuration'].unique()))}",
         )
     ]
 
@@ -516,58 +564,104 @@ def outlier_parts(inputs: Inputs) -> list[Block]:
 
 
 def output_perturbation_parts(inputs: Inputs) -> list[Block]:
-    """Accuracy against epsilon (`output_perturbation`: epsilon, variant, test_accuracy)."""
-    op = inputs.get("output_perturbation", ["epsilon", "variant", "test_accuracy"])
-    n = op.groupby(["epsilon", "variant"]).size().max()
-    return [
+    """Accuracy against epsilon (`bolt_on`: experiment, init, sensitivity, heuristic, mechanism, epsilon,
+    noise_added, accuracy_unperturbed, accuracy_perturbed, mean_diff, ci_low, ci_high, n_runs, n_draws)."""
+    bolt_on = inputs.get("bolt_on", ["experiment", "n_runs", "n_draws"])
+    table = tb.bolt_on_table(bolt_on)
+    names = list(bolt_on["experiment"].unique())
+    sizes = "; ".join(
+        f"{e}: {int(g['n_runs'].max())} runs x {int(g['n_draws'].max())} noise draws per point"
+        for e, g in bolt_on.groupby("experiment")
+    )
+    slice_text = f"{describe_experiments(inputs, names)} {stage_settings(inputs, 'perturbation')}"
+    blocks: list[Block] = [
         FigureBlock(
-            "output_perturbation",
-            "Output perturbation: accuracy against epsilon",
-            fg.output_perturbation(op),
-            f"Band: 95% CI over {n} noise draws per point (variants: {', '.join(sorted(op['variant'].unique()))}). "
-            f"{stage_settings(inputs, 'output_perturbation')}",
+            "bolt_on_accuracy",
+            "Output perturbation: test accuracy against epsilon",
+            fg.output_perturbation(bolt_on),
+            "Gaussian noise s = c Delta / epsilon on the released weights (bolt_on); augmented: only the part "
+            "of s the seed's own spread sigma_intrinsic does not already supply. Line: mean test accuracy; band: 95% "
+            f"CI of the mean change in accuracy; dotted: no output noise. Samples: {sizes}. {slice_text}",
         ),
-        TableBlock(
-            "output_perturbation",
-            "Output perturbation",
-            op.groupby(["variant", "epsilon"])["test_accuracy"].agg(["mean", "std", "count"]).reset_index(),
-            f"Mean, standard deviation and number of noise draws. {stage_settings(inputs, 'output_perturbation')}",
-        ),
+        TableBlock("bolt_on", "Output perturbation: noise and accuracy", table, f"Samples: {sizes}. {slice_text}"),
     ]
+    if table["heuristic"].any():
+        blocks.append(
+            Note(
+                "Rows calibrated to Delta_empirical are a heuristic: the largest observed distance is not a bound on "
+                "the sensitivity, so they carry no DP guarantee."
+            )
+        )
+    return blocks
 
 
 def repeated_query_parts(inputs: Inputs) -> list[Block]:
-    """Repeated queries (`repeated_queries`: k, mode, error)."""
-    rq = inputs.get("repeated_queries", ["k", "mode", "error"])
-    return [
+    """Repeated queries (`query_attack`: experiment, api, attack, k, rmse, advantage, auc, n_members,
+    n_nonmembers, query_noise, dp_epsilon, advantage_bound)."""
+    attack = inputs.get("query_attack", ["experiment", "api", "attack", "k", "rmse", "n_members", "n_nonmembers"])
+    names = list(attack["experiment"].unique())
+    sizes = "; ".join(
+        f"{e}: {int(g['n_members'].max())} members and {int(g['n_nonmembers'].max())} non-members"
+        for e, g in attack.groupby("experiment")
+    )
+    slice_text = f"{describe_experiments(inputs, names)} {stage_settings(inputs, 'perturbation')}"
+    blocks: list[Block] = [
         FigureBlock(
-            "repeated_queries",
+            "query_attack",
             "A noisy prediction API under repeated queries",
-            fg.repeated_queries(rq),
-            f"Error of an attacker averaging k answers; fresh noise per query shrinks as 1/sqrt(k). "
-            f"{stage_settings(inputs, 'output_perturbation')}",
-        )
+            fg.repeated_queries(attack),
+            "APIs: exact (no noise), fresh (new noise each query), fixed (noise fixed per input), dp_sgd (a model "
+            "trained with DP-SGD, answering exactly); attacks: repeat (the same query k times), nearby (k slightly "
+            "perturbed copies of the input). Left: RMSE of the averaged score against the true one (log-log; noiseless "
+            f"APIs, RMSE 0, are not drawn); right: membership advantage. Attacked: {sizes}. {slice_text}",
+        ),
+        TableBlock(
+            "query_attack",
+            "Repeated queries at the smallest and largest k",
+            tb.query_table(attack),
+            f"Attacked: {sizes}. {slice_text}",
+        ),
     ]
+    for (name, api, how), g in attack.groupby(["experiment", "api", "attack"]):
+        noisy = g[g["rmse"] > fg.NOISELESS]
+        if len(noisy) >= 3 and noisy["rmse"].nunique() > 1:
+            slope = tb.log_log_slope(noisy["k"].to_numpy(), noisy["rmse"].to_numpy())
+            blocks.append(
+                Note(
+                    f"{name}, {api} API, {how} attack: the error falls as k^{slope:.2f} over k = {int(noisy['k'].min())} "
+                    f"to {int(noisy['k'].max())} (averaging independent noise gives k^-0.5)."
+                )
+            )
+    return blocks
 
 
 # ---------------------------------------------------------------- ledger
 
 
 def ledger_parts(inputs: Inputs) -> list[Block]:
-    """Privacy ledger (`ledger`: dataset, epsilon, delta, cumulative_epsilon; optional run)."""
-    led = inputs.get("ledger", ["dataset", "cumulative_epsilon"])
+    """Privacy ledger (`ledger`: dataset, runs, dp_runs, non_private_runs, basic_epsilon, basic_delta,
+    rdp_epsilon, rdp_delta, largest_run_epsilon, epsilon_all_runs)."""
+    led = inputs.get("ledger", ["dataset", "runs", "dp_runs", "non_private_runs"])
+    dp = inputs.config.get("dp") or {}
+    slice_text = describe_dp(inputs, list(dp.get("configurations") or {}))
+    sizes = "; ".join(
+        f"{r['dataset']}: {r['runs']} runs, {r['dp_runs']} with DP, {r['non_private_runs']} without"
+        for r in led.to_dict("records")
+    )
     return [
         TableBlock(
             "ledger",
-            "Privacy ledger",
+            "Privacy ledger: epsilon spent on each dataset",
             led,
-            f"Every release on each dataset and the epsilon spent so far ({len(led)} releases).",
+            "Basic composition: sums of the DP runs' epsilons and deltas; RDP: the runs' Renyi curves added and "
+            "converted once at the ledger's delta; epsilon_all_runs is infinite when any run had no noise. "
+            f"Runs: {sizes}. {slice_text}",
         ),
         FigureBlock(
             "ledger",
-            "Cumulative epsilon per dataset",
+            "Epsilon per dataset: one run against all runs",
             fg.ledger(led),
-            f"Step: one more release. {stage_settings(inputs, 'ledger')}",
+            f"Infinite values are not drawn. Runs: {sizes}. {slice_text}",
         ),
     ]
 
@@ -626,7 +720,7 @@ SECTIONS: tuple[Section, ...] = (
         "dp",
         "DP-SGD and SAM: privacy against utility",
         "DP vs generalisation against MIA; DP-SGD lab report",
-        ("dp_epochs", "dp_epsilon_sweep", "dp_clipping_sweep", "outliers"),
+        ("dp_summary", "dp_sweeps", "dp_outliers"),
         "DP-SGD / SAM",
         (dp_epoch_parts, dp_sweep_parts, outlier_parts),
     ),
@@ -634,7 +728,7 @@ SECTIONS: tuple[Section, ...] = (
         "output_perturbation",
         "Output perturbation and repeated queries",
         "Output noise vs DP-SGD",
-        ("output_perturbation", "repeated_queries"),
+        ("bolt_on", "query_attack"),
         "output perturbation",
         (output_perturbation_parts, repeated_query_parts),
     ),

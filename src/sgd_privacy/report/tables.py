@@ -253,9 +253,85 @@ def mia_table(summary: pd.DataFrame) -> pd.DataFrame:
     return table.merge(study[keep], on="T", how="left")
 
 
-def sweep_table(frame: pd.DataFrame, key: str, study: tuple[dict, ...], kind: str) -> pd.DataFrame:
-    """A DP-SGD sweep (over epsilon or the clipping norm) with the lab report's values at the same setting."""
-    require(frame, [key, "test_accuracy"], kind)
-    ref = pd.DataFrame(study)
-    ref = ref.rename(columns={c: f"study_{c}" for c in ref.columns if c != key})
-    return frame.merge(ref, on=key, how="left")
+# The DP study's swept keys the lab report has tables for: config key -> (the study's column, its rows).
+STUDY_SWEEPS = {
+    "target_epsilon": ("epsilon", sv.DP_EPSILON_SWEEP),
+    "max_grad_norm": ("max_grad_norm", sv.DP_CLIPPING_SWEEP),
+}
+DP_COLUMNS = ["test_accuracy", "test_accuracy_lo", "test_accuracy_hi", "p_err", "advantage", "advantage_lo"]
+DP_COLUMNS += ["advantage_hi", "auc", "epsilon"]
+
+
+def last_epoch(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows of each configuration's last epoch."""
+    return frame[frame["epoch"] == frame.groupby("configuration")["epoch"].transform("max")]
+
+
+def dp_final_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Each DP configuration's last epoch per attack: repeats, test accuracy and attack metrics (95% CI)."""
+    keys = ["configuration", "algorithm", "dataset", "attack", "epoch", "repeats", "noise_multiplier"]
+    require(summary, keys + DP_COLUMNS, "dp_summary")
+    return last_epoch(summary)[keys + DP_COLUMNS].sort_values(["configuration", "attack"]).reset_index(drop=True)
+
+
+def sweep_table(sweeps: pd.DataFrame, sweep: str) -> pd.DataFrame:
+    """One DP sweep at each point's last epoch per attack, with the lab report's values at the same
+    setting where it has a table for the swept key (`study_*` columns)."""
+    keys = ["sweep", "configuration", "label", "key", "attack", "epoch", "repeats", "noise_multiplier"]
+    require(sweeps, keys + DP_COLUMNS + ["dominated"], "dp_sweeps")
+    rows = last_epoch(sweeps[sweeps["sweep"] == sweep])
+    table = rows[keys + DP_COLUMNS + ["dominated"]].drop(columns="sweep").reset_index(drop=True)
+    key = table["key"].dropna().unique()
+    if len(key) == 1 and key[0] in STUDY_SWEEPS:
+        column, study = STUDY_SWEEPS[key[0]]
+        table.insert(3, key[0], pd.to_numeric(table["label"]).astype(float))  # the swept value
+        ref = pd.DataFrame(study)
+        ref = ref.rename(columns={c: f"study_{c}" for c in ref.columns if c != column}).rename(columns={column: key[0]})
+        table = table.merge(ref, on=key[0], how="left")
+    return table.sort_values(["configuration", "attack"]).reset_index(drop=True)
+
+
+def outlier_table(outliers: pd.DataFrame) -> pd.DataFrame:
+    """Per configuration and attack at the last epoch: members and non-members identified in every repeat."""
+    require(outliers, ["configuration", "epoch", "attack", "member", "outliers", "examples"], "dp_outliers")
+    last = last_epoch(outliers)
+    wide = last.pivot_table(
+        index=["configuration", "epoch", "attack"], columns="member", values=["outliers", "examples"]
+    )
+    table = pd.DataFrame(index=wide.index)
+    for member, name in ((True, "members"), (False, "non_members")):
+        table[f"{name}_outliers"] = wide.get(("outliers", member), np.nan)
+        table[f"{name}_examples"] = wide.get(("examples", member), np.nan)
+        table[f"{name}_fraction"] = table[f"{name}_outliers"] / table[f"{name}_examples"]
+    return table.reset_index()
+
+
+def bolt_on_table(bolt_on: pd.DataFrame) -> pd.DataFrame:
+    """Output perturbation per experiment, init, variant and epsilon: noise, accuracy with and without it."""
+    keys = ["experiment", "init", "sensitivity", "heuristic", "mechanism", "epsilon", "noise_added"]
+    cols = ["no_extra_noise", "accuracy_unperturbed", "accuracy_perturbed", "mean_diff", "ci_low", "ci_high"]
+    cols += ["p_value", "n_runs", "n_draws"]
+    require(bolt_on, keys + cols, "bolt_on")
+    return bolt_on[keys + cols].sort_values(keys[:5] + ["epsilon"]).reset_index(drop=True)
+
+
+def query_table(attack: pd.DataFrame) -> pd.DataFrame:
+    """The repeated-query attack at the smallest and largest k per experiment, API and attack."""
+    cols = ["experiment", "api", "attack", "k", "rmse", "advantage", "auc", "advantage_p_value"]
+    cols += ["n_members", "n_nonmembers", "query_noise", "dp_epsilon", "advantage_bound"]
+    require(attack, cols, "query_attack")
+    k = attack.groupby("experiment")["k"]
+    ends = attack[(attack["k"] == k.transform("min")) | (attack["k"] == k.transform("max"))]
+    return ends[cols].sort_values(["experiment", "api", "attack", "k"]).reset_index(drop=True)
+
+
+def log_log_slope(k: np.ndarray, error: np.ndarray) -> float:
+    """Least-squares slope of log(error) against log(k) (-1/2 when averaging fresh noise)."""
+    return float(np.polyfit(np.log(np.asarray(k, dtype=float)), np.log(np.asarray(error, dtype=float)), 1)[0])
+
+
+def rank_correlation(x: pd.Series, y: pd.Series) -> float:
+    """Spearman rank correlation of two columns (infinite values rank highest; NaN with fewer than 2 points)."""
+    if len(x) < 2:
+        return float("nan")
+    return float(x.rank().corr(y.rank(), method="pearson"))
