@@ -124,7 +124,9 @@ def run_case(case: Case, device: torch.device, budget_mb: int) -> float:
     ref_rate = case.reference_models * steps / ref_s
 
     data = DeviceData.from_arrays(case.arrays, device, torch.float32)
-    runs = Runs(np.arange(case.models) // 10, 1 + np.arange(case.models) % 10 * 97 % n_rows, np.zeros(case.models, bool))
+    runs = Runs(
+        np.arange(case.models) // 10, 1 + np.arange(case.models) % 10 * 97 % n_rows, np.zeros(case.models, bool)
+    )
     train_many(case.model, data, runs.take(slice(0, min(2, case.models))), case.schedule, progress=None)  # warm-up
     vec_s, vec_mem = timed(
         lambda: train_many(case.model, data, runs, case.schedule, budget_mb=budget_mb, progress=None), device

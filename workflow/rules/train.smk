@@ -33,6 +33,7 @@ rule train_shard:
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
         mem_mb=config["training"]["memory_budget_mb"] + 2048,
+        conv_path=config["training"]["conv_path"],
     params:
         run=train_params,
     script:
