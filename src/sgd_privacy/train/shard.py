@@ -13,7 +13,7 @@ import torch
 from ..rng import Purpose
 from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
 from .grid import shard_runs
-from .models import Model, build_model, flatten, unflatten
+from .models import CNN, Model, build_model, flatten, unflatten
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -101,7 +101,8 @@ def run_shard(
         init = unflatten(model, torch.as_tensor(fixed_init, dtype=dtype, device=dev).reshape(1, -1))
     data = DeviceData.from_arrays(arrays, dev, dtype)
     if progress:
-        progress(f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev} ({slice_['dtype']})")
+        conv = f", {model.path_for(dev)} convolutions" if isinstance(model, CNN) else ""
+        progress(f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev} ({slice_['dtype']}{conv})")
     result = train_many(model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress)
     if result.diverged.any() and progress:
         progress(
