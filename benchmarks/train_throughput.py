@@ -5,17 +5,16 @@ model-steps/s of each, their ratio and the peak memory per model, then a last li
 the smallest ratio. Models: logistic regression and the MLP (h = 10, dropout 0.2) on
 mnist_binary-sized synthetic rows (d = 50, N ~ 10,400, b = 32, cadence 50), and the CNN on
 the study's 3x32x32 input (size s, 10 classes, b = 32, weights logged only at the first
-and last step). Peak memory is the resident-set growth above the start of each trainer's
-call, sampled every 5 ms (on CUDA: torch's peak allocated GPU memory), divided by the models
-trained at once. Usage: python benchmarks/train_throughput.py [--models 1000] [--device auto]
-[--only logreg,mlp,cnn] [--cnn-models 16] [--cnn-size 16] [--threads 2]
+and last step). Peak memory is the peak resident-set growth during each trainer's call
+(Linux VmHWM; on CUDA torch's peak allocated GPU memory) divided by the models trained at
+once; memory an earlier call left in the allocator is reused without growing the resident
+set, so figures below about 1 MiB are lower bounds. Usage: python benchmarks/train_throughput.py [--models 1000] [--device auto]
+[--only logreg,mlp,cnn] [--cnn-models 16] [--cnn-size 16] [--cnn-shape 3x32x32] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,20 +50,16 @@ def synthetic_images(n: int, shape: tuple[int, int, int], classes: int = 10, see
 
 
 class PeakMemory:
-    """Peak memory above the level at entry: sampled resident set size on the CPU, torch's peak on CUDA."""
+    """Peak memory above the level at entry: the kernel's peak resident set size (VmHWM, reset on
+    entry) on the CPU, torch's peak allocated memory on CUDA."""
 
     def __init__(self, device: torch.device) -> None:
-        self.device, self.peak = device, 0
-        self._stop = threading.Event()
-        self._page = os.sysconf("SC_PAGE_SIZE")
+        self.device, self.peak, self._base = device, 0, 0
 
-    def _rss(self) -> int:
-        with open("/proc/self/statm") as f:
-            return int(f.read().split()[1]) * self._page
-
-    def _sample(self, base: int) -> None:
-        while not self._stop.wait(0.005):
-            self.peak = max(self.peak, self._rss() - base)
+    @staticmethod
+    def _status(key: str) -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
 
     def __enter__(self) -> PeakMemory:
         if self.device.type == "cuda":
@@ -72,8 +67,9 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
         else:
-            self._thread = threading.Thread(target=self._sample, args=(self._rss(),), daemon=True)
-            self._thread.start()
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current resident set size
+            self._base = self._status("VmRSS")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -81,8 +77,7 @@ class PeakMemory:
             torch.cuda.synchronize()
             self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
         else:
-            self._stop.set()
-            self._thread.join()
+            self.peak = self._status("VmHWM") - self._base
 
 
 @dataclass(frozen=True)
@@ -154,7 +149,10 @@ def cases(args: argparse.Namespace) -> list[Case]:
     n_rows = len(vectors["x_train"]) - 1
     epochs = -(-args.steps // (n_rows // 32))
     dense = Schedule(lr=0.5, batch_size=32, epochs=epochs, cadence=50)
-    images = synthetic_images(args.cnn_rows, (3, 32, 32))
+    shape = tuple(int(v) for v in args.cnn_shape.split("x"))
+    if len(shape) != 3:
+        raise SystemExit(f"--cnn-shape must be CxHxW, e.g. 3x32x32 or 1x28x28; got {args.cnn_shape!r}")
+    images = synthetic_images(args.cnn_rows, (shape[0], shape[1], shape[2]))
     cnn_epochs = -(-args.cnn_steps // ((args.cnn_rows - 1) // 32))
     cnn_steps = cnn_epochs * ((args.cnn_rows - 1) // 32)
     cnn = Schedule(lr=0.1, batch_size=32, epochs=cnn_epochs, cadence=cnn_steps)
@@ -169,8 +167,8 @@ def cases(args: argparse.Namespace) -> list[Case]:
             args.reference_models,
         ),
         "cnn": Case(
-            f"cnn (3x32x32, s={args.cnn_size}, {args.cnn_rows} rows)",
-            CNN((3, 32, 32), args.cnn_size, 10, args.conv_path),
+            f"cnn ({args.cnn_shape}, s={args.cnn_size}, {args.cnn_rows} rows)",
+            CNN((shape[0], shape[1], shape[2]), args.cnn_size, 10, args.conv_path),
             images,
             cnn,
             args.cnn_models,
@@ -194,6 +192,7 @@ def main() -> None:
     parser.add_argument("--cnn-reference-models", type=int, default=2, help="CNN runs, reference trainer")
     parser.add_argument("--cnn-steps", type=int, default=64, help="CNN steps (whole epochs)")
     parser.add_argument("--cnn-size", type=int, default=16, help="CNN size s")
+    parser.add_argument("--cnn-shape", default="3x32x32", help="CNN input CxHxW (mnist5k: 1x28x28)")
     parser.add_argument("--cnn-rows", type=int, default=257, help="CNN training rows (8 steps per epoch)")
     parser.add_argument("--conv-path", default="auto", choices=["auto", "exact", "fast"], help="CNN convolutions")
     parser.add_argument("--only", type=lambda s: s.split(","), default=["logreg", "mlp", "cnn"], help="e.g. mlp,cnn")
