@@ -1,20 +1,29 @@
-"""Throughput of the vectorised trainer against the plain reference trainer (one process, one run).
+"""Throughput of the vectorised trainer against the plain reference trainer, for every model.
 
-Trains mnist_binary-sized logistic-regression runs (d = 50, N ~ 10,400, b = 32, T = 1900 steps)
-on synthetic rows of norm <= 1 with both trainers and prints models/s for each; the last
-line is their ratio. Usage: python benchmarks/train_throughput.py [--models 1000] [--device auto]
+Trains each model with both trainers in one process and prints one line per model with
+model-steps/s of each, their ratio and the peak memory per model, then a last line with
+the smallest ratio. Models: logistic regression and the MLP (h = 10, dropout 0.2) on
+mnist_binary-sized synthetic rows (d = 50, N ~ 10,400, b = 32, cadence 50), and the CNN on
+the study's 3x32x32 input (size s, 10 classes, b = 32, weights logged only at the first
+and last step). Peak memory is the peak resident-set growth during each trainer's call
+(Linux VmHWM; on CUDA torch's peak allocated GPU memory) divided by the models trained at
+once; memory an earlier call left in the allocator is reused without growing the resident
+set, so figures below about 1 MiB are lower bounds. Usage: python benchmarks/train_throughput.py [--models 1000] [--device auto]
+[--only logreg,mlp,cnn] [--cnn-models 16] [--cnn-size 16] [--cnn-shape 3x32x32] [--threads 2]
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-from sgd_privacy.train.batched import DeviceData, Runs, Schedule, train_many
-from sgd_privacy.train.models import LogReg
+from sgd_privacy.train.batched import DeviceData, Runs, Schedule, chunking, train_many
+from sgd_privacy.train.models import CNN, MLP, LogReg, Model
 from sgd_privacy.train.reference import train_reference
 from sgd_privacy.train.shard import pick_device
 
@@ -29,43 +38,175 @@ def synthetic(n: int = 10_398, d: int = 50, seed: int = 0) -> dict[str, np.ndarr
     return {f"{k}_{s}": (x if k == "x" else y)[sl] for s, sl in split.items() for k in ("x", "y")}
 
 
+def synthetic_images(n: int, shape: tuple[int, int, int], classes: int = 10, seed: int = 0) -> dict[str, np.ndarray]:
+    """Random images in [0, 1] with random labels (throughput does not depend on the values)."""
+    rng = np.random.default_rng(seed)
+    sizes = {"train": n, "val": max(n // 5, 1), "test": max(n // 5, 1)}
+    out = {}
+    for split, size in sizes.items():
+        out[f"x_{split}"] = rng.random((size, *shape), dtype=np.float32)
+        out[f"y_{split}"] = rng.integers(0, classes, size)
+    return out
+
+
+class PeakMemory:
+    """Peak memory above the level at entry: the kernel's peak resident set size (VmHWM, reset on
+    entry) on the CPU, torch's peak allocated memory on CUDA."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device, self.peak, self._base = device, 0, 0
+
+    @staticmethod
+    def _status(key: str) -> int:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) * 1024 for line in f if line.startswith(key + ":"))
+
+    def __enter__(self) -> PeakMemory:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self._base = torch.cuda.memory_allocated(self.device)
+        else:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # reset VmHWM to the current resident set size
+            self._base = self._status("VmRSS")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize()
+            self.peak = torch.cuda.max_memory_allocated(self.device) - self._base
+        else:
+            self.peak = self._status("VmHWM") - self._base
+
+
+@dataclass(frozen=True)
+class Case:
+    """One model to benchmark: its network, data, schedule and how many runs each trainer trains."""
+
+    name: str
+    model: Model
+    arrays: dict[str, np.ndarray]
+    schedule: Schedule
+    models: int
+    reference_models: int
+
+
+def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, int]:
+    """Seconds and peak memory (bytes) of one call."""
+    with PeakMemory(device) as mem:
+        start = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
+    return seconds, mem.peak
+
+
+def run_case(case: Case, device: torch.device, budget_mb: int) -> float:
+    """Benchmark one model with both trainers, print its line and return the ratio."""
+    n_rows = len(case.arrays["x_train"]) - 1
+    steps = case.schedule.epochs * case.schedule.steps_per_epoch(n_rows)
+    few = {k: v[:65] for k, v in case.arrays.items()}  # warm-up: two steps on 64 rows loads the kernels
+    warm = Schedule(case.schedule.lr, case.schedule.batch_size, 1, 100)
+    train_reference(case.model, few, seed=0, replace_index=1, schedule=warm, dtype=torch.float32)
+    ref_s, ref_mem = 0.0, 0
+    for k in range(case.reference_models):
+        s, mem = timed(
+            lambda k=k: train_reference(
+                case.model, case.arrays, seed=k, replace_index=1 + k, schedule=case.schedule, dtype=torch.float32
+            ),
+            torch.device("cpu"),
+        )
+        ref_s, ref_mem = ref_s + s, max(ref_mem, mem)
+    ref_rate = case.reference_models * steps / ref_s
+
+    data = DeviceData.from_arrays(case.arrays, device, torch.float32)
+    runs = Runs(
+        np.arange(case.models) // 10, 1 + np.arange(case.models) % 10 * 97 % n_rows, np.zeros(case.models, bool)
+    )
+    few_data = DeviceData.from_arrays(few, device, torch.float32)
+    train_many(case.model, few_data, Runs(np.arange(2), np.arange(1, 3), np.zeros(2, bool)), warm, progress=None)
+    vec_s, vec_mem = timed(
+        lambda: train_many(case.model, data, runs, case.schedule, budget_mb=budget_mb, progress=None), device
+    )
+    vec_rate = case.models * steps / vec_s
+    at_once = min(case.models, chunking(case.model, case.schedule, n_rows + 1, budget_mb, 4)[0])
+    path = f", {case.model.path_for(device)} conv" if isinstance(case.model, CNN) else ""
+    print(
+        f"{case.name}: reference {ref_rate:.1f} model-steps/s, vectorised {vec_rate:.1f} model-steps/s "
+        f"({case.models} models x {steps} steps, {at_once} at once, {device}{path}), "
+        f"ratio {vec_rate / ref_rate:.2f}; peak MiB/model: reference {ref_mem / 2**20:.1f}, "
+        f"vectorised {vec_mem / 2**20 / at_once:.2f}",
+        flush=True,
+    )
+    return vec_rate / ref_rate
+
+
+def cases(args: argparse.Namespace) -> list[Case]:
+    """The benchmarked models, in the order logreg, mlp, cnn, restricted to --only."""
+    vectors = synthetic()
+    n_rows = len(vectors["x_train"]) - 1
+    epochs = -(-args.steps // (n_rows // 32))
+    dense = Schedule(lr=0.5, batch_size=32, epochs=epochs, cadence=50)
+    shape = tuple(int(v) for v in args.cnn_shape.split("x"))
+    if len(shape) != 3:
+        raise SystemExit(f"--cnn-shape must be CxHxW, e.g. 3x32x32 or 1x28x28; got {args.cnn_shape!r}")
+    images = synthetic_images(args.cnn_rows, (shape[0], shape[1], shape[2]))
+    cnn_epochs = -(-args.cnn_steps // ((args.cnn_rows - 1) // 32))
+    cnn_steps = cnn_epochs * ((args.cnn_rows - 1) // 32)
+    cnn = Schedule(lr=0.1, batch_size=32, epochs=cnn_epochs, cadence=cnn_steps)
+    all_cases = {
+        "logreg": Case("logreg (d=50)", LogReg(50), vectors, dense, args.models, args.reference_models),
+        "mlp": Case(
+            f"mlp (d=50, h={args.hidden}, dropout 0.2)",
+            MLP(50, args.hidden, 0.2),
+            vectors,
+            dense,
+            args.mlp_models,
+            args.reference_models,
+        ),
+        "cnn": Case(
+            f"cnn ({args.cnn_shape}, s={args.cnn_size}, {args.cnn_rows} rows)",
+            CNN((shape[0], shape[1], shape[2]), args.cnn_size, 10, args.conv_path),
+            images,
+            cnn,
+            args.cnn_models,
+            args.cnn_reference_models,
+        ),
+    }
+    unknown = set(args.only) - set(all_cases)
+    if unknown:
+        raise SystemExit(f"--only: unknown model(s) {sorted(unknown)}; choose from {list(all_cases)}")
+    return [all_cases[name] for name in all_cases if name in args.only]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=1000, help="runs for the vectorised trainer")
-    parser.add_argument("--reference-models", type=int, default=3, help="runs for the reference trainer")
-    parser.add_argument("--steps", type=int, default=1900)
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--models", type=int, default=1000, help="logistic-regression runs, vectorised trainer")
+    parser.add_argument("--reference-models", type=int, default=2, help="runs per dense model, reference trainer")
+    parser.add_argument("--steps", type=int, default=1900, help="steps of the dense models (whole epochs)")
+    parser.add_argument("--mlp-models", type=int, default=200, help="MLP runs, vectorised trainer")
+    parser.add_argument("--hidden", type=int, default=10, help="MLP hidden units")
+    parser.add_argument("--cnn-models", type=int, default=16, help="CNN runs, vectorised trainer")
+    parser.add_argument("--cnn-reference-models", type=int, default=2, help="CNN runs, reference trainer")
+    parser.add_argument("--cnn-steps", type=int, default=64, help="CNN steps (whole epochs)")
+    parser.add_argument("--cnn-size", type=int, default=16, help="CNN size s")
+    parser.add_argument("--cnn-shape", default="3x32x32", help="CNN input CxHxW (mnist5k: 1x28x28)")
+    parser.add_argument("--cnn-rows", type=int, default=257, help="CNN training rows (8 steps per epoch)")
+    parser.add_argument("--conv-path", default="auto", choices=["auto", "exact", "fast"], help="CNN convolutions")
+    parser.add_argument("--only", type=lambda s: s.split(","), default=["logreg", "mlp", "cnn"], help="e.g. mlp,cnn")
+    parser.add_argument("--device", default="auto", help="vectorised trainer's device: auto, cpu or cuda")
     parser.add_argument("--budget-mb", type=int, default=4096)
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     args = parser.parse_args()
-    arrays = synthetic()
-    n_rows = len(arrays["x_train"]) - 1
-    epochs = -(-args.steps // (n_rows // 32))
-    schedule = Schedule(lr=0.5, batch_size=32, epochs=epochs, cadence=50)
-    model = LogReg(50)
-    print(
-        f"{args.steps} steps requested, trained {epochs * (n_rows // 32)} ({epochs} epochs of {n_rows // 32}), "
-        f"{len(schedule.log_steps(n_rows))} logs; threads {torch.get_num_threads()}"
-    )
-
-    start = time.perf_counter()
-    for k in range(args.reference_models):
-        train_reference(model, arrays, seed=k, replace_index=1 + k, schedule=schedule, dtype=torch.float32)
-    ref_rate = args.reference_models / (time.perf_counter() - start)
-    print(f"reference trainer: {ref_rate:.3f} models/s ({1 / ref_rate:.2f} s per model, cpu)")
-
+    if args.threads:
+        torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    data = DeviceData.from_arrays(arrays, device, torch.float32)
-    runs = Runs(np.arange(args.models) // 10, 1 + np.arange(args.models) % 10 * 97, np.zeros(args.models, bool))
-    train_many(model, data, runs.take(slice(0, 8)), schedule, progress=None)  # warm-up
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    train_many(model, data, runs, schedule, budget_mb=args.budget_mb, progress=None)
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-    vec_rate = args.models / (time.perf_counter() - start)
-    print(f"vectorised trainer: {vec_rate:.1f} models/s ({1000 / vec_rate:.2f} ms per model, {device})")
-    print(f"ratio vectorised/reference: {vec_rate / ref_rate:.1f}")
+    print(f"threads {torch.get_num_threads()}, vectorised trainer on {device}; reference trainer on cpu", flush=True)
+    ratios = {case.name: run_case(case, device, args.budget_mb) for case in cases(args)}
+    worst = min(ratios, key=ratios.__getitem__)
+    print(f"smallest ratio vectorised/reference: {ratios[worst]:.2f} ({worst})")
 
 
 if __name__ == "__main__":

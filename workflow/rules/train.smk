@@ -45,6 +45,7 @@ rule train_shard:
         mem_mb=config["training"]["memory_budget_mb"] + 2048,
         gpu=training_gpus(),
         runtime=runtime_min(240),
+        conv_path=config["training"]["conv_path"],
     params:
         run=train_params,
     script:

@@ -22,6 +22,7 @@ table = run_shard(
     fixed,
     device=smk.resources.device,
     budget_mb=smk.resources.budget_mb,
+    conv_path=smk.resources.conv_path,
     progress=log.info,
 )
 write_table(table, smk.output[0])

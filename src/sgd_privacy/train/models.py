@@ -2,11 +2,12 @@
 
 Parameters are lists of tensors with a leading model axis. Inputs are either shared by
 all models (B, ...) or per model (M, B, ...). Dense layers use batched matmuls and the
-CNN uses grouped convolutions, so every model's arithmetic is independent of the others.
+CNN trains with one convolution per model (exact path) or one grouped convolution (fast path).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -87,29 +88,65 @@ def dense(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, shared: bool) -> to
     return _Dense.apply(x, w, b)
 
 
+CONV_PATHS = ("auto", "exact", "fast")
+
+
+def _conv_flags() -> contextlib.AbstractContextManager:
+    """cuDNN settings of the fast path: deterministic algorithms (bit-identical reruns of one
+    shard) and full float32 precision (no TF32), so results agree with the exact path to rounding."""
+    return torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True, allow_tf32=False)
+
+
+class _GroupedConv(torch.autograd.Function):
+    """'same' 3x3 convolution with `groups` groups whose forward and backward both run under `_conv_flags`."""
+
+    @staticmethod
+    def forward(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, groups: int) -> torch.Tensor:
+        with _conv_flags():
+            return F.conv2d(x, w, b, padding=1, groups=groups)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+        x, w, _, groups = inputs
+        ctx.groups = groups
+        ctx.save_for_backward(x, w)
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor):  # noqa: ANN001, ANN205
+        x, w = ctx.saved_tensors
+        mask = [ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]]
+        with _conv_flags():
+            gx, gw, gb = torch.ops.aten.convolution_backward(
+                g, x, w, [w.shape[0]], [1, 1], [1, 1], [1, 1], False, [0, 0], ctx.groups, mask
+            )
+        return gx, gw, gb, None
+
+
 def conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, shared: bool) -> torch.Tensor:
-    """Per-model 'same' 3x3 convolution for evaluation: x (B, C, H, W) shared or (B, M*C, H, W);
-    w (M, O, C, 3, 3) -> (B, M*O, H, W). Grouped convolution is fast but its arithmetic depends on M."""
+    """Per-model 'same' 3x3 convolution as one grouped convolution (the fast path): x (B, C, H, W)
+    shared or (B, M*C, H, W); w (M, O, C, 3, 3) -> (B, M*O, H, W). Fast and light (cuDNN on a GPU),
+    but the kernel sees all M models at once, so a model's last bits may depend on M."""
     m, o = w.shape[:2]
-    return F.conv2d(x, w.reshape(m * o, *w.shape[2:]), b.reshape(m * o), padding=1, groups=1 if shared else m)
+    return _GroupedConv.apply(x, w.reshape(m * o, *w.shape[2:]), b.reshape(m * o), 1 if shared else m)
 
 
-def conv3x3_exact(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-model 'same' 3x3 convolution for training, as unfold + per-model product so that a
-    model's arithmetic does not depend on the others: x (M, B, C, H, W) -> (M, B, O, H, W)."""
-    m, bsz, c, h, wd = x.shape
-    o = w.shape[1]
-    cols = F.unfold(x.reshape(m * bsz, c, h, wd), 3, padding=1)  # (M*B, C*9, H*W)
-    cols = cols.reshape(m, bsz, c * 9, h * wd).transpose(2, 3).reshape(m, bsz * h * wd, c * 9)
-    out = _Dense.apply(cols, w.reshape(m, o, c * 9).transpose(1, 2), b)  # (M, B*H*W, O)
-    return out.reshape(m, bsz, h, wd, o).permute(0, 1, 4, 2, 3)
+def _features_one(x: torch.Tensor, convs: tuple[torch.Tensor, ...]) -> torch.Tensor:
+    """One model's convolution stack on images (B, C, H, W) -> flattened features (B, F). The images
+    are stored channels-last: oneDNN's kernels are several times faster that way for few channels."""
+    h = x.contiguous(memory_format=torch.channels_last)
+    for k in range(4):
+        h = F.relu(F.conv2d(h, convs[2 * k], convs[2 * k + 1], padding=1), inplace=True)
+        if k % 2:
+            h = F.max_pool2d(h, 2)
+    return h.flatten(1)  # PyTorch flatten order (C, H, W)
 
 
-def pool2(x: torch.Tensor) -> torch.Tensor:
-    """2x2 max pooling of (M, B, C, H, W)."""
-    m, bsz = x.shape[:2]
-    out = F.max_pool2d(x.reshape(m * bsz, *x.shape[2:]), 2)
-    return out.reshape(m, bsz, *out.shape[1:])
+def cnn_features_exact(x: torch.Tensor, convs: list[torch.Tensor]) -> torch.Tensor:
+    """The CNN's convolution stack for training (the exact path): each model's whole stack runs as
+    ordinary convolutions, model after model, so its arithmetic is the same calls whatever the other
+    models are. x (M, B, C, H, W); convs: the 8 stacked conv parameters -> (M, B, F)."""
+    per_model = zip(x.unbind(0), *(p.unbind(0) for p in convs), strict=True)
+    return torch.stack([_features_one(xm, tuple(pm)) for xm, *pm in per_model])
 
 
 class Model:
@@ -240,13 +277,20 @@ class MLP(Model):
 
 
 class CNN(Model):
-    """conv(s) conv(s) pool conv(2s) conv(2s) pool flatten dense(2s) dense(K); 'same' padding."""
+    """conv(s) conv(s) pool conv(2s) conv(2s) pool flatten dense(2s) dense(K); 'same' padding.
 
-    def __init__(self, in_shape: tuple[int, int, int], size: int, n_classes: int) -> None:
+    `conv_path` picks the training convolutions: 'exact' (one convolution per model, results
+    bit-identical whatever runs share the batch), 'fast' (one grouped convolution for all models,
+    equal to 'exact' to rounding) or 'auto' (fast on a GPU, exact otherwise).
+    """
+
+    def __init__(self, in_shape: tuple[int, int, int], size: int, n_classes: int, conv_path: str = "auto") -> None:
         c, h, w = in_shape
         if h % 4 or w % 4:
             raise ValueError(f"CNN input height and width must be multiples of 4, got {h}x{w}")
-        self.in_shape, self.size, self.n_classes = in_shape, size, n_classes
+        if conv_path not in CONV_PATHS:
+            raise ValueError(f"unknown conv path {conv_path!r}; expected one of {', '.join(CONV_PATHS)}")
+        self.in_shape, self.size, self.n_classes, self.conv_path = in_shape, size, n_classes, conv_path
         s, s2, flat = size, 2 * size, 2 * size * (h // 4) * (w // 4)
         self.specs = (
             ParamSpec("conv1", (s, c, 3, 3), 9 * c, 9 * s, False),
@@ -264,35 +308,38 @@ class CNN(Model):
         )
 
     def activation_size(self) -> int:
-        """Floats of activations per example per model in a training step (im2col buffers included)."""
-        c, h, w = self.in_shape
-        s = self.size
-        im2col = 9 * h * w * (c + s) + 9 * h * w * (s + 2 * s) // 4
-        return 2 * im2col + self.eval_activation_size()
+        """Floats of activations per example per model in a training step: both paths keep about
+        what the plain network keeps (no im2col buffers), so this equals the evaluation size."""
+        return self.eval_activation_size()
 
     def eval_activation_size(self) -> int:
         """Floats of activations per example per model in evaluation."""
         c, h, w = self.in_shape
         return 4 * h * w * (c + 2 * self.size)
 
+    def path_for(self, device: torch.device) -> str:
+        """The convolution path used on `device`: 'auto' is fast on CUDA, exact elsewhere."""
+        if self.conv_path == "auto":
+            return "fast" if device.type == "cuda" else "exact"
+        return self.conv_path
+
     def logits(
         self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Logits (M, B, K): grouped convolutions on shared inputs, the exact per-model path otherwise."""
-        if shared:
-            return self._logits_grouped(params, x)
-        h = torch.relu(conv3x3_exact(x, params[0], params[1]))
-        h = pool2(torch.relu(conv3x3_exact(h, params[2], params[3])))
-        h = torch.relu(conv3x3_exact(h, params[4], params[5]))
-        h = pool2(torch.relu(conv3x3_exact(h, params[6], params[7])))
-        h = h.reshape(h.shape[0], h.shape[1], -1)  # (M, B, C*H*W), PyTorch flatten order
-        h = torch.relu(dense(h, params[8], params[9], False))
+        """Logits (M, B, K) from grouped convolutions (fast path) or per-model ones (exact path)."""
+        if self.path_for(x.device) == "fast":
+            return self._logits_grouped(params, x, shared)
+        if shared:  # every model reads the same images, converted to channels-last once
+            x = x.contiguous(memory_format=torch.channels_last).expand(params[0].shape[0], *x.shape)
+        h = torch.relu(dense(cnn_features_exact(x, params[:8]), params[8], params[9], False))
         return dense(h, params[10], params[11], False)
 
-    def _logits_grouped(self, params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
-        """Evaluation on inputs shared by all models, with grouped convolutions."""
+    def _logits_grouped(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool) -> torch.Tensor:
+        """Grouped convolutions over inputs shared by all models (B, C, H, W) or per model (M, B, C, H, W)."""
         m = params[0].shape[0]
-        h = torch.relu(conv3x3(x, params[0], params[1], True))
+        if not shared:  # (M, B, C, H, W) -> (B, M*C, H, W): model m owns channels m*C .. (m+1)*C - 1
+            x = x.transpose(0, 1).reshape(x.shape[1], m * x.shape[2], *x.shape[3:])
+        h = torch.relu(conv3x3(x, params[0], params[1], shared))
         h = F.max_pool2d(torch.relu(conv3x3(h, params[2], params[3], False)), 2)
         h = torch.relu(conv3x3(h, params[4], params[5], False))
         h = F.max_pool2d(torch.relu(conv3x3(h, params[6], params[7], False)), 2)
@@ -302,14 +349,20 @@ class CNN(Model):
 
 
 def build_model(
-    model: str, x_shape: tuple[int, ...], n_classes: int, hidden: int = 10, dropout: float = 0.2, cnn_size: int = 16
+    model: str,
+    x_shape: tuple[int, ...],
+    n_classes: int,
+    hidden: int = 10,
+    dropout: float = 0.2,
+    cnn_size: int = 16,
+    conv_path: str = "auto",
 ) -> Model:
-    """The model named in the config for inputs of per-example shape `x_shape`."""
+    """The model named in the config for inputs of per-example shape `x_shape` (`conv_path`: see `CNN`)."""
     if model == "cnn":
         if len(x_shape) != 3:
             raise ValueError(f"model 'cnn' needs image inputs (C, H, W), the dataset has shape {x_shape}")
         c, h, w = x_shape
-        return CNN((c, h, w), cnn_size, n_classes)
+        return CNN((c, h, w), cnn_size, n_classes, conv_path)
     if len(x_shape) != 1:
         raise ValueError(f"model {model!r} needs feature vectors, the dataset has shape {x_shape}; use model 'cnn'")
     if n_classes != 2:

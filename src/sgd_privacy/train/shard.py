@@ -13,7 +13,7 @@ import torch
 from ..rng import Purpose
 from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
 from .grid import shard_runs
-from .models import Model, build_model, flatten, unflatten
+from .models import CNN, Model, build_model, flatten, unflatten
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -28,8 +28,8 @@ def pick_device(requested: str) -> torch.device:
     return torch.device(requested)
 
 
-def model_for(slice_: dict, arrays: dict[str, np.ndarray]) -> Model:
-    """Build the experiment's model for the dataset's input shape and classes."""
+def model_for(slice_: dict, arrays: dict[str, np.ndarray], conv_path: str = "auto") -> Model:
+    """Build the experiment's model for the dataset's input shape and classes (`conv_path`: see `CNN`)."""
     n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
     return build_model(
         slice_["model"],
@@ -38,6 +38,7 @@ def model_for(slice_: dict, arrays: dict[str, np.ndarray]) -> Model:
         hidden=slice_.get("hidden", 10),
         dropout=slice_.get("dropout", 0.0),
         cnn_size=slice_.get("cnn_size", 16),
+        conv_path=conv_path,
     )
 
 
@@ -85,10 +86,12 @@ def run_shard(
     device: str = "auto",
     budget_mb: int = 2048,
     progress: Callable[[str], None] | None = log.info,
+    conv_path: str = "auto",
 ) -> pa.Table:
-    """Train every run of a shard and return its history table."""
+    """Train every run of a shard and return its history table (`conv_path`: the CNN's
+    convolutions, see `CNN`; it never changes which runs are computed)."""
     dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
-    model = model_for(slice_, arrays)
+    model = model_for(slice_, arrays, conv_path)
     seeds, replace, fixed = shard_runs(spec, len(arrays["x_train"]))
     runs = Runs(seeds, replace, fixed)
     init = None
@@ -98,7 +101,8 @@ def run_shard(
         init = unflatten(model, torch.as_tensor(fixed_init, dtype=dtype, device=dev).reshape(1, -1))
     data = DeviceData.from_arrays(arrays, dev, dtype)
     if progress:
-        progress(f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev} ({slice_['dtype']})")
+        conv = f", {model.path_for(dev)} convolutions" if isinstance(model, CNN) else ""
+        progress(f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev} ({slice_['dtype']}{conv})")
     result = train_many(model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress)
     if result.diverged.any() and progress:
         progress(
