@@ -111,3 +111,11 @@ def unchecked(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(sources, "verify_checksum", lambda path, checksum: None)
     monkeypatch.setattr(registry, "verify_checksum", lambda path, checksum: None)
+
+
+@pytest.fixture
+def workdir(tmp_path: Path) -> Path:
+    """A copy of the workflow (not of results) to run Snakemake in."""
+    from workflow_helpers import copy_workflow
+
+    return copy_workflow(tmp_path)

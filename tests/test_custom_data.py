@@ -3,9 +3,7 @@
 import copy
 import hashlib
 import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.data import DataError, check_batch_fits, load_prepared, prepare_custom, write_prepared
 from sgd_privacy.data.custom import CUSTOM_DEFAULTS
 from sgd_privacy.data.preprocess import random_split
+from workflow_helpers import copy_workflow, planned, run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
@@ -248,32 +247,13 @@ def test_config_errors_before_any_job(tmp_path, custom, experiments, message):
 
 
 # ---------------------------------------------------------------- the workflow
-SNAKEMAKE = [sys.executable, "-m", "snakemake", "--cores", "2"]
-
-
 def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(SNAKEMAKE + list(args), cwd=workdir, capture_output=True, text=True, timeout=600)
-
-
-def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts of a dry run's 'Job stats' table."""
-    lines = result.stdout.splitlines()
-    start = next((k for k, line in enumerate(lines) if line.startswith("job ")), len(lines))
-    counts = {}
-    for line in lines[start + 2 :]:
-        parts = line.split()
-        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
-            break
-        counts[parts[0]] = int(parts[1])
-    return counts
+    return run_snakemake(workdir, *args, timeout=600)
 
 
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
-    for part in ("Snakefile", "workflow", "config", "envs"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
-    (tmp_path / "src").symlink_to(ROOT / "src")
+    copy_workflow(tmp_path)
     (tmp_path / "mydata").mkdir()
     table(60, seed=1).to_csv(tmp_path / "mydata" / "one.csv", index=False)
     table(40, seed=2).to_parquet(tmp_path / "mydata" / "two.parquet", index=False)

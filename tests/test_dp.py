@@ -3,9 +3,6 @@
 import copy
 import itertools
 import math
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +22,7 @@ from sgd_privacy.dp.sam import sam_perturbation, sam_step
 from sgd_privacy.dp.settings import configurations, resolve, sweep_membership
 from sgd_privacy.dp.summary import dominated, final_runs, outlier_table, summary_table, sweep_table
 from sgd_privacy.dp.train import make_private, stratified_halves, study_split, train_run
+from workflow_helpers import copy_workflow, run_snakemake, write_config
 
 DELTA = 1e-5
 BASE = {
@@ -374,19 +372,11 @@ TINY_DP = {
 }
 
 
-def _snakemake(workdir, *args):
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
-
-
 @pytest.mark.slow
 def test_dp_pipeline_runs_and_a_changed_sweep_value_reruns_only_its_jobs(tmp_path):
-    for part in ("Snakefile", "workflow", "config", "envs"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
-    (tmp_path / "src").symlink_to(ROOT / "src")
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(TINY_DP))
-    done = _snakemake(tmp_path)
+    copy_workflow(tmp_path)
+    write_config(tmp_path, TINY_DP)
+    done = run_snakemake(tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]
     runs = pd.read_parquet(tmp_path / "results/dp/runs/lr-0.1/r0_epochs.parquet")
     assert sorted(runs["epoch"].unique()) == [0, 1] and set(runs["attack"]) == {
@@ -401,7 +391,7 @@ def test_dp_pipeline_runs_and_a_changed_sweep_value_reruns_only_its_jobs(tmp_pat
     changed = copy.deepcopy(TINY_DP)
     changed["dp"]["sweeps"]["lr"]["values"] = [0.05, 0.2]
     (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
-    plan = _snakemake(tmp_path, "-n")
+    plan = run_snakemake(tmp_path, "-n")
     assert plan.returncode == 0, plan.stderr
     assert "lr-0.2" in plan.stdout and "configuration=lr-0.05" not in plan.stdout
     assert "dp_shadow" not in plan.stdout and "prepare_dataset" not in plan.stdout

@@ -319,23 +319,15 @@ TINY_MIA = {
 @pytest.mark.slow
 def test_attack_settings_rerun_no_training(tmp_path):
     """A full run of a tiny config, then: attack settings rerun only attack jobs, never training."""
-    import shutil
     import subprocess
-    import sys
-    from pathlib import Path
 
-    import yaml
+    from workflow_helpers import copy_workflow, run_snakemake, write_config
 
-    root = Path(__file__).resolve().parents[1]
-    for part in ("Snakefile", "workflow", "config", "envs"):
-        src = root / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
-    (tmp_path / "src").symlink_to(root / "src")
+    copy_workflow(tmp_path)
 
     def run(config: dict, *args: str) -> subprocess.CompletedProcess:
-        (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-        cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-        return subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=900)
+        write_config(tmp_path, config)
+        return run_snakemake(tmp_path, *args)
 
     def planned(config: dict) -> set[str]:
         result = run(config, "-n", "--quiet", "rules")

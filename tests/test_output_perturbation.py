@@ -2,9 +2,6 @@
 
 import copy
 import math
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +13,8 @@ from scipy import stats
 from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.perturbation import bolt_on as bo
 from sgd_privacy.perturbation import query_api as qa
+from workflow_helpers import planned, tiny_config
+from workflow_helpers import run_snakemake as snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -275,54 +274,7 @@ def test_config_rejects_non_logreg_perturbation_experiments():
         validate_config(config, schema)
 
 
-TINY = {
-    "prepare": [],
-    "experiments": {
-        "tiny": {
-            "dataset": "digits_binary",
-            "model": "logreg",
-            "lr": 0.5,
-            "batch_size": 16,
-            "epochs": 2,
-            "cadence": 5,
-            "seeds": 4,
-            "replace_indices": 2,
-            "shard": {"seeds": 4, "replace_indices": 2},
-        }
-    },
-    "analysis": {"n_pairs": 50, "bootstrap": 20, "ad_simulations": 200},
-    "perturbation": {"noise_draws": 5, "k_values": [1, 10], "attack_examples": 20, "dp_sgd": {"epochs": 1}},
-}
-
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
-    return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=900)
-
-
-def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts of a dry run's 'Job stats' table."""
-    counts, table = {}, False
-    for line in result.stdout.splitlines():
-        if line.startswith("job "):
-            table = True
-            continue
-        if table:
-            parts = line.split()
-            if parts and parts[0] == "total":
-                break
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
-    return counts
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    for part in ("Snakefile", "workflow", "config", "envs"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
-    (tmp_path / "src").symlink_to(ROOT / "src")
-    return tmp_path
+TINY = tiny_config(perturbation={"noise_draws": 5, "k_values": [1, 10], "attack_examples": 20, "dp_sgd": {"epochs": 1}})
 
 
 def test_default_dry_run_perturbs_only_logreg_experiments(workdir):

@@ -13,6 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from workflow_helpers import TINY_EXPERIMENT, copy_workflow, tiny_config, write_config
+
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "tests" / "slurm" / "setup.sh"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
@@ -24,24 +26,9 @@ SHARD = {"seeds": 2, "replace_indices": 2}
 
 def config(seeds: int) -> dict:
     """A reduced config: one small experiment, variable init only, two seeds per training job."""
-    experiment = {
-        "dataset": "digits_binary",
-        "model": "logreg",
-        "lr": 0.5,
-        "batch_size": 16,
-        "epochs": 2,
-        "cadence": 5,
-        "seeds": seeds,
-        "replace_indices": 2,
-        "init_modes": ["variable"],
-        "shard": SHARD,
-    }
-    return {
-        "prepare": [],
-        "training": {"device": "auto", "dtype": "float32", "memory_budget_mb": 256, "threads": 1},
-        "experiments": {"tiny": experiment},
-        "analysis": {"n_pairs": 50, "bootstrap": 20, "ad_simulations": 200},
-    }
+    experiment = {**TINY_EXPERIMENT, "seeds": seeds, "init_modes": ["variable"], "shard": SHARD}
+    training = {"device": "auto", "dtype": "float32", "memory_budget_mb": 256, "threads": 1}
+    return tiny_config(training=training, experiments={"tiny": experiment})
 
 
 def slurm_up() -> str | None:
@@ -67,12 +54,8 @@ def cluster() -> None:
 
 def workflow_copy(path: Path, seeds: int) -> Path:
     """A copy of the workflow with the reduced config (and the site settings file)."""
-    path.mkdir()
-    for part in ("Snakefile", "workflow", "config", "envs", "slurm"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, path / part)
-    (path / "src").symlink_to(ROOT / "src")
-    (path / "config" / "config.yaml").write_text(yaml.safe_dump(config(seeds)))
+    copy_workflow(path, extra=("slurm",))
+    write_config(path, config(seeds))
     (path / "slurm" / "site.yaml").write_text(yaml.safe_dump(SITE))
     return path
 

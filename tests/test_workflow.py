@@ -2,67 +2,15 @@
 
 import copy
 import shutil
-import subprocess
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-TINY = {
-    "prepare": [],
-    "experiments": {
-        "tiny": {
-            "dataset": "digits_binary",
-            "model": "logreg",
-            "lr": 0.5,
-            "batch_size": 16,
-            "epochs": 2,
-            "cadence": 5,
-            "seeds": 4,
-            "replace_indices": 2,
-            "shard": {"seeds": 4, "replace_indices": 2},
-        }
-    },
-    "analysis": {"n_pairs": 50, "bootstrap": 20, "ad_simulations": 200},
-}
+from workflow_helpers import ROOT, planned, tiny_config, write_config
+from workflow_helpers import run_snakemake as snakemake
 
-
-def snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(SNAKEMAKE + ["--cores", "2", *args], cwd=workdir, capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture
-def workdir(tmp_path: Path) -> Path:
-    """A copy of the workflow (not of results) to run Snakemake in."""
-    for part in ("Snakefile", "workflow", "config", "envs"):
-        src = ROOT / part
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, tmp_path / part)
-    (tmp_path / "src").symlink_to(ROOT / "src")
-    return tmp_path
-
-
-def write_config(workdir: Path, config: dict) -> None:
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(config))
-
-
-def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
-    """Job counts of a dry run's 'Job stats' table."""
-    counts, table = {}, False
-    for line in result.stdout.splitlines():
-        if line.startswith("job "):
-            table = True
-            continue
-        if table:
-            parts = line.split()
-            if len(parts) == 2 and parts[1].isdigit():
-                counts[parts[0]] = int(parts[1])
-            elif parts and parts[0] == "total":
-                break
-    return counts
+TINY = tiny_config()
 
 
 def test_dry_run_of_default_config(workdir):
