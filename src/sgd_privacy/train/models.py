@@ -156,6 +156,10 @@ class Model:
     n_classes: int
     dropout: float = 0.0
 
+    def named(self, params: list[torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The stacked parameter tensors by their spec names (e.g. "w", "conv1_b", "dense2")."""
+        return {spec.name: p for spec, p in zip(self.specs, params, strict=True)}
+
     @property
     def n_params(self) -> int:
         """Scalars per model."""
@@ -243,7 +247,8 @@ class LogReg(Model):
         self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits (M, B)."""
-        return dense(x, params[0], params[1], shared).squeeze(-1)
+        p = self.named(params)
+        return dense(x, p["w"], p["b"], shared).squeeze(-1)
 
 
 class MLP(Model):
@@ -270,10 +275,15 @@ class MLP(Model):
         self, params: list[torch.Tensor], x: torch.Tensor, shared: bool, keep: torch.Tensor | None = None
     ) -> torch.Tensor:
         """Logits (M, B); `keep` holds the dropout multipliers of a training step."""
-        h = torch.relu(dense(x, params[0], params[1], shared))
+        p = self.named(params)
+        h = torch.relu(dense(x, p["w1"], p["b1"], shared))
         if keep is not None:
             h = h * keep
-        return dense(h, params[2], params[3], False).squeeze(-1)
+        return dense(h, p["w2"], p["b2"], False).squeeze(-1)
+
+
+# The CNN's convolution weights and biases in layer order (the exact path's `convs` argument).
+CONV_PARAMS = ("conv1", "conv1_b", "conv2", "conv2_b", "conv3", "conv3_b", "conv4", "conv4_b")
 
 
 class CNN(Model):
@@ -329,23 +339,25 @@ class CNN(Model):
         """Logits (M, B, K) from grouped convolutions (fast path) or per-model ones (exact path)."""
         if self.path_for(x.device) == "fast":
             return self._logits_grouped(params, x, shared)
+        p = self.named(params)
         if shared:  # every model reads the same images, converted to channels-last once
             x = x.contiguous(memory_format=torch.channels_last).expand(params[0].shape[0], *x.shape)
-        h = torch.relu(dense(cnn_features_exact(x, params[:8]), params[8], params[9], False))
-        return dense(h, params[10], params[11], False)
+        h = torch.relu(dense(cnn_features_exact(x, [p[n] for n in CONV_PARAMS]), p["dense1"], p["dense1_b"], False))
+        return dense(h, p["dense2"], p["dense2_b"], False)
 
     def _logits_grouped(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool) -> torch.Tensor:
         """Grouped convolutions over inputs shared by all models (B, C, H, W) or per model (M, B, C, H, W)."""
+        p = self.named(params)
         m = params[0].shape[0]
         if not shared:  # (M, B, C, H, W) -> (B, M*C, H, W): model m owns channels m*C .. (m+1)*C - 1
             x = x.transpose(0, 1).reshape(x.shape[1], m * x.shape[2], *x.shape[3:])
-        h = torch.relu(conv3x3(x, params[0], params[1], shared))
-        h = F.max_pool2d(torch.relu(conv3x3(h, params[2], params[3], False)), 2)
-        h = torch.relu(conv3x3(h, params[4], params[5], False))
-        h = F.max_pool2d(torch.relu(conv3x3(h, params[6], params[7], False)), 2)
+        h = torch.relu(conv3x3(x, p["conv1"], p["conv1_b"], shared))
+        h = F.max_pool2d(torch.relu(conv3x3(h, p["conv2"], p["conv2_b"], False)), 2)
+        h = torch.relu(conv3x3(h, p["conv3"], p["conv3_b"], False))
+        h = F.max_pool2d(torch.relu(conv3x3(h, p["conv4"], p["conv4_b"], False)), 2)
         h = h.reshape(h.shape[0], m, -1).transpose(0, 1)  # (M, B, C*H*W)
-        h = torch.relu(dense(h, params[8], params[9], False))
-        return dense(h, params[10], params[11], False)
+        h = torch.relu(dense(h, p["dense1"], p["dense1_b"], False))
+        return dense(h, p["dense2"], p["dense2_b"], False)
 
 
 def build_model(

@@ -15,7 +15,14 @@ from torch import nn
 from ..data.neighbours import neighbour_index
 from ..rng import Purpose, permutation
 from .batched import Schedule, TrainResult
-from .models import CNN, MLP, LogReg, Model, dropout_keep
+from .models import CNN, CONV_PARAMS, MLP, LogReg, Model, dropout_keep
+
+# Each model's dense layers as (weight, bias) parameter names, in order.
+DENSE_PARAMS: dict[type, tuple[tuple[str, str], ...]] = {
+    LogReg: (("w", "b"),),
+    MLP: (("w1", "b1"), ("w2", "b2")),
+    CNN: (("dense1", "dense1_b"), ("dense2", "dense2_b")),
+}
 
 
 class _Net(nn.Module):
@@ -24,22 +31,18 @@ class _Net(nn.Module):
     def __init__(self, model: Model, params: list[torch.Tensor]) -> None:
         super().__init__()
         self.model = model
-        p = [q.detach().clone() for q in params]
-        if isinstance(model, CNN):
-            self.convs = nn.ModuleList()
-            for k in range(4):
-                w = p[2 * k]
-                conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
-                conv.weight, conv.bias = nn.Parameter(w), nn.Parameter(p[2 * k + 1])
-                self.convs.append(conv)
-            dense_at = 8
-        else:
-            dense_at = 0
+        p = {spec.name: q.detach().clone() for spec, q in zip(model.specs, params, strict=True)}
+        self.convs = nn.ModuleList()
+        for name in CONV_PARAMS[::2] if isinstance(model, CNN) else ():
+            w = p[name]
+            conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1)
+            conv.weight, conv.bias = nn.Parameter(w), nn.Parameter(p[f"{name}_b"])
+            self.convs.append(conv)
         self.denses = nn.ModuleList()
-        for k in range(dense_at, len(p), 2):
-            w = p[k]
+        for name, bias in DENSE_PARAMS[type(model)]:
+            w = p[name]
             lin = nn.Linear(w.shape[0], w.shape[1])
-            lin.weight.data, lin.bias.data = w.T.contiguous(), p[k + 1]
+            lin.weight.data, lin.bias.data = w.T.contiguous(), p[bias]
             self.denses.append(lin)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
@@ -61,13 +64,12 @@ class _Net(nn.Module):
 
     def flat(self) -> torch.Tensor:
         """Parameters in the batched trainer's flattening order."""
-        parts = []
-        for conv in getattr(self, "convs", []):
-            parts += [conv.weight.reshape(-1), conv.bias]
-        for lin in self.denses:
-            if not isinstance(lin, nn.Linear):
-                raise TypeError(f"unexpected layer {lin!r}")
-            parts += [lin.weight.T.reshape(-1), lin.bias]
+        parts: list[torch.Tensor] = []
+        for layer in [*self.convs, *self.denses]:
+            if not isinstance(layer, nn.Conv2d | nn.Linear) or layer.bias is None:
+                raise TypeError(f"unexpected layer {layer!r}")
+            weight = layer.weight.T if isinstance(layer, nn.Linear) else layer.weight  # Linear stores (out, in)
+            parts += [weight.reshape(-1), layer.bias]
         return torch.cat(parts).detach()
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
