@@ -73,7 +73,7 @@ def test_cnn_parameter_count_matches_the_study():
 
 
 def test_flatten_round_trip(digits):
-    model = build_model("mlp", (64,), 2, hidden=5)
+    model = build_model("mlp", (64,), 2, hidden=5, dropout=0.2)
     params = model.init(torch.arange(3), Purpose.INIT, F64)
     back = unflatten(model, flatten(params))
     assert all(torch.equal(a, b) for a, b in zip(params, back, strict=True))
@@ -264,11 +264,11 @@ def test_dropout_masks_rate_and_values():
 
 def test_model_errors_name_the_problem():
     with pytest.raises(ValueError, match="model 'cnn' needs image inputs"):
-        build_model("cnn", (50,), 2)
+        build_model("cnn", (50,), 2, cnn_size=4)
     with pytest.raises(ValueError, match="model 'logreg' needs feature vectors"):
         build_model("logreg", (1, 28, 28), 10)
     with pytest.raises(ValueError, match="model 'mlp' is binary, the dataset has 10 classes"):
-        build_model("mlp", (50,), 10)
+        build_model("mlp", (50,), 10, hidden=4, dropout=0.0)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")

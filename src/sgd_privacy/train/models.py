@@ -364,13 +364,16 @@ def build_model(
     model: str,
     x_shape: tuple[int, ...],
     n_classes: int,
-    hidden: int = 10,
-    dropout: float = 0.2,
-    cnn_size: int = 16,
+    hidden: int | None = None,
+    dropout: float | None = None,
+    cnn_size: int | None = None,
     conv_path: str = "auto",
 ) -> Model:
-    """The model named in the config for inputs of per-example shape `x_shape` (`conv_path`: see `CNN`)."""
+    """The model named in the config for inputs of per-example shape `x_shape` (`conv_path`: see `CNN`);
+    the architecture keys have no defaults here (the config schema holds them)."""
     if model == "cnn":
+        if cnn_size is None:
+            raise ValueError("model 'cnn' needs cnn_size")
         if len(x_shape) != 3:
             raise ValueError(f"model 'cnn' needs image inputs (C, H, W), the dataset has shape {x_shape}")
         c, h, w = x_shape
@@ -382,6 +385,8 @@ def build_model(
     if model == "logreg":
         return LogReg(x_shape[0])
     if model == "mlp":
+        if hidden is None or dropout is None:
+            raise ValueError("model 'mlp' needs hidden and dropout")
         return MLP(x_shape[0], hidden, dropout)
     raise ValueError(f"unknown model {model!r}; expected logreg, mlp or cnn")
 

@@ -14,6 +14,7 @@ from ..rng import Purpose
 from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
 from .grid import shard_runs
 from .models import CNN, Model, build_model, flatten, unflatten
+from .settings import ModelSettings, TrainingSettings
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -29,23 +30,24 @@ def pick_device(requested: str) -> torch.device:
 
 
 def model_for(slice_: dict, arrays: dict[str, np.ndarray], conv_path: str = "auto") -> Model:
-    """Build the experiment's model for the dataset's input shape and classes (`conv_path`: see `CNN`)."""
+    """Build the experiment's model (from a training or architecture slice) for the dataset's input
+    shape and classes (`conv_path`: see `CNN`)."""
+    spec = ModelSettings.from_slice(slice_)
     n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
     return build_model(
-        slice_["model"],
+        spec.model,
         tuple(arrays["x_train"].shape[1:]),
         n_classes,
-        hidden=slice_.get("hidden", 10),
-        dropout=slice_.get("dropout", 0.0),
-        cnn_size=slice_.get("cnn_size", 16),
+        hidden=spec.hidden,
+        dropout=spec.dropout,
+        cnn_size=spec.cnn_size,
         conv_path=conv_path,
     )
 
 
 def schedule_for(slice_: dict) -> Schedule:
     """The SGD schedule of a training slice."""
-    at = slice_.get("log_weights_at")
-    return Schedule(slice_["lr"], slice_["batch_size"], slice_["epochs"], slice_["cadence"], tuple(at) if at else None)
+    return TrainingSettings.from_slice(slice_).schedule
 
 
 def fixed_init_flat(model: Model, seed: int) -> np.ndarray:
