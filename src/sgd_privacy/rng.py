@@ -31,7 +31,7 @@ class Purpose(IntEnum):
     PAIRS = 7
     SUBSET = 8
     BOOTSTRAP = 9
-    # output perturbation (ALGORITHMS.md section 9)
+    # output perturbation (docs/methods.md, section 9)
     OUTPUT_NOISE = 40
     QUERY_NOISE = 41
 

@@ -139,7 +139,7 @@ def analysis_targets():
     return [f"results/analysis/{e}/{n}.parquet" for e in analysed_experiments() for n in names]
 
 
-# --- report (issue 12) ---
+# --- report ---
 def report_targets():
     """The final report page (built from every enabled stage's tables; last thing `rule all` builds)."""
     return ["results/report/index.html"]
@@ -205,7 +205,7 @@ def report_params(wildcards):
     return params
 
 
-# --- perturbation (ALGORITHMS.md section 9; workflow/rules/perturbation.smk) ---
+# --- perturbation (docs/methods.md, section 9; workflow/rules/perturbation.smk) ---
 def perturbed_experiments():
     """Logistic-regression experiments the output-perturbation stage uses (validated at start)."""
     chosen = config["perturbation"]["experiments"]
@@ -406,7 +406,7 @@ def mia_targets():
     return targets
 
 
-# ---- Cluster resources and benchmarks (issues 8 and 13) ----
+# ---- Cluster resources and benchmarks ----
 # Each rule's `benchmark:` is benchmark_file("<rule name>", "<its wildcards>") (Snakemake writes
 # wall time, max RSS and CPU time there) and its `resources:` set runtime=..., mem_mb=... sized
 # from those measurements; the Slurm profile adds only site settings. Runtime grows with the attempt, so a

@@ -1,4 +1,4 @@
-# The final report (issue 12): one self-contained HTML page built from the Parquet of every stage
+# The final report: one self-contained HTML page built from the Parquet of every stage
 # the config enables, plus Snakemake's own report (`snakemake --report report.zip`).
 
 

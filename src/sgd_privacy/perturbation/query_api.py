@@ -1,4 +1,4 @@
-"""A noisy prediction API and the attackers who average its answers (ALGORITHMS.md section 9).
+"""A noisy prediction API and the attackers who average its answers (docs/methods.md, section 9).
 
 The API returns a model's score (logit) plus Gaussian noise, either fresh for every query or
 fixed per input (drawn from a hash of the input's bytes, so repeating a query returns the same
