@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from ..data.neighbours import neighbour_rows
+from ..errors import TrainingError
 from ..rng import Purpose, permutations
 from .models import Model, dropout_keep, flatten
 
@@ -146,7 +147,7 @@ def initial_params(
     fixed = torch.as_tensor(runs.fixed, device=device)
     if fixed.any():
         if fixed_init is None:
-            raise ValueError("runs with fixed init need the experiment's fixed initialisation")
+            raise TrainingError("runs with fixed init need the experiment's fixed initialisation")
         for p, f in zip(params, fixed_init, strict=True):
             p[fixed] = f.to(device=device, dtype=dtype).expand(int(fixed.sum()), *f.shape[1:])
     return params
@@ -167,7 +168,7 @@ def train_batch(
     n_rows = len(data.x_train) - 1 if runs.rows is None else runs.rows.shape[1]  # |D_i| = N - 1
     spe, b = schedule.steps_per_epoch(n_rows), schedule.batch_size
     if spe == 0:
-        raise ValueError(f"batch size {b} exceeds the {n_rows} rows of each neighbouring dataset")
+        raise TrainingError(f"batch size {b} exceeds the {n_rows} rows of each neighbouring dataset")
     params = [p.requires_grad_(True) for p in initial_params(model, runs, fixed_init, device, dtype)]
     replace = torch.as_tensor(runs.replace, dtype=torch.int64, device=device)
     seeds = torch.as_tensor(runs.seeds, dtype=torch.int64, device=device)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import TrainingError
+
 CONVERGENCE_RULES = ("previous", "best")
 
 
@@ -15,7 +17,7 @@ def convergence_index(val_loss: np.ndarray, patience: int = 3, rule: str = "prev
     it does not beat the best value of logs 0..k-1 (stops earlier on noisy curves). NaN never decreases.
     """
     if rule not in CONVERGENCE_RULES:
-        raise ValueError(f"unknown convergence rule {rule!r}; use one of {', '.join(CONVERGENCE_RULES)}")
+        raise TrainingError(f"unknown convergence rule {rule!r}; use one of {', '.join(CONVERGENCE_RULES)}")
     val = np.atleast_2d(np.asarray(val_loss, dtype=np.float64))
     runs, n = val.shape
     if n < 2:
@@ -36,7 +38,7 @@ def experiment_T(run_T: np.ndarray, variable: np.ndarray, diverged: np.ndarray, 
     """Median convergence step over converged, variable-init, non-diverged runs (lower median, so it is a
     logged step); all converged non-diverged runs when no variable-init run converged; None when none did."""
     if diverged.all():
-        raise ValueError("every run diverged: no convergence point; lower the learning rate")
+        raise TrainingError("every run diverged: no convergence point; lower the learning rate")
     usable = converged & ~diverged
     pool = run_T[variable & usable]
     if pool.size == 0:

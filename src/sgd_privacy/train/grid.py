@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..data.neighbours import check_replace_indices
+from ..errors import TrainingError
 from ..rng import Purpose, hash32
 
 MODEL_KEYS = {"logreg": (), "mlp": ("hidden", "dropout"), "cnn": ("cnn_size",)}
@@ -39,7 +40,7 @@ class Shard:
         """Inverse of `name`."""
         match = _SHARD.match(name)
         if not match:
-            raise ValueError(f"not a shard name: {name!r} (expected s<k>_r<k>_variable|fixed)")
+            raise TrainingError(f"not a shard name: {name!r} (expected s<k>_r<k>_variable|fixed)")
         return Shard(int(match[1]), int(match[2]), match[3])
 
 
@@ -97,7 +98,9 @@ def shard_spec(exp: dict, shard: Shard) -> dict:
 def sampled_replace_indices(n_base: int, seed: int, stop: int) -> np.ndarray:
     """The first `stop` replace indices of a reproducible ordering of 1..n_base-1 (prefix-stable)."""
     if stop > n_base - 1:
-        raise ValueError(f"asked for {stop} replace indices but the base set has only {n_base - 1} (1..{n_base - 1})")
+        raise TrainingError(
+            f"asked for {stop} replace indices but the base set has only {n_base - 1} (1..{n_base - 1})"
+        )
     candidates = torch.arange(1, n_base, dtype=torch.int64)
     keys = hash32(seed, Purpose.REPLACE_INDEX, 0, candidates)
     return candidates[torch.argsort(keys)][:stop].numpy()

@@ -11,17 +11,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..errors import TrainingError
+from .batched import METRICS
 from .convergence import convergence_index, experiment_T
 
 log = logging.getLogger(__name__)
 
 RUN_KEYS = ["experiment", "seed", "replace_index", "init"]
-METRIC_COLUMNS = ["train_loss", "train_acc", "val_loss", "val_acc"]
 
 
 def read_histories(paths: Sequence[str], with_weights: bool = False) -> pd.DataFrame:
     """All shards' rows (without weights unless asked), sorted by run and step."""
-    columns = RUN_KEYS + ["t"] + METRIC_COLUMNS + ["diverged"] + (["weights"] if with_weights else [])
+    columns = RUN_KEYS + ["t"] + list(METRICS) + ["diverged"] + (["weights"] if with_weights else [])
     frame = pa.concat_tables([pq.read_table(p, columns=columns) for p in paths]).to_pandas()
     for col in ("experiment", "init"):
         frame[col] = frame[col].astype(str)
@@ -40,7 +41,7 @@ def read_weights(
     table = table.filter(pc.is_valid(table["weights"]))
     if table.num_rows == 0:
         where = "at any step" if t is None else f"at step {t}"
-        raise ValueError(f"no weights were kept {where}; add the step to log_weights_at or choose a logged step")
+        raise TrainingError(f"no weights were kept {where}; add the step to log_weights_at or choose a logged step")
     n_params = table.schema.field("weights").type.list_size
     flat = table["weights"].combine_chunks().flatten().to_numpy(zero_copy_only=False)
     frame = table.drop_columns(["weights"]).to_pandas()
@@ -67,10 +68,10 @@ def convergence_tables(
     runs["T_run"] = steps[index]
     runs["converged"] = converged
     last = history[history["t"] == steps[-1]].set_index(RUN_KEYS)
-    final = last[METRIC_COLUMNS + ["diverged"]].reindex(wide.index).reset_index(drop=True)
+    final = last[list(METRICS) + ["diverged"]].reindex(wide.index).reset_index(drop=True)
     runs = pd.concat([runs, final.add_prefix("final_").rename(columns={"final_diverged": "diverged"})], axis=1)
     if T is not None and T not in set(steps.tolist()):
-        raise ValueError(
+        raise TrainingError(
             f"configured T = {T} is not a logged step; logged steps run {steps[0]}..{steps[-1]} "
             f"every {steps[1] - steps[0] if len(steps) > 1 else 0} (plus log_weights_at)"
         )

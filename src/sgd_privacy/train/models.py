@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..errors import TrainingError
 from ..rng import Purpose, uniform
 from . import exact
 
@@ -297,9 +298,9 @@ class CNN(Model):
     def __init__(self, in_shape: tuple[int, int, int], size: int, n_classes: int, conv_path: str = "auto") -> None:
         c, h, w = in_shape
         if h % 4 or w % 4:
-            raise ValueError(f"CNN input height and width must be multiples of 4, got {h}x{w}")
+            raise TrainingError(f"CNN input height and width must be multiples of 4, got {h}x{w}")
         if conv_path not in CONV_PATHS:
-            raise ValueError(f"unknown conv path {conv_path!r}; expected one of {', '.join(CONV_PATHS)}")
+            raise TrainingError(f"unknown conv path {conv_path!r}; expected one of {', '.join(CONV_PATHS)}")
         self.in_shape, self.size, self.n_classes, self.conv_path = in_shape, size, n_classes, conv_path
         s, s2, flat = size, 2 * size, 2 * size * (h // 4) * (w // 4)
         self.specs = (
@@ -373,22 +374,22 @@ def build_model(
     the architecture keys have no defaults here (the config schema holds them)."""
     if model == "cnn":
         if cnn_size is None:
-            raise ValueError("model 'cnn' needs cnn_size")
+            raise TrainingError("model 'cnn' needs cnn_size")
         if len(x_shape) != 3:
-            raise ValueError(f"model 'cnn' needs image inputs (C, H, W), the dataset has shape {x_shape}")
+            raise TrainingError(f"model 'cnn' needs image inputs (C, H, W), the dataset has shape {x_shape}")
         c, h, w = x_shape
         return CNN((c, h, w), cnn_size, n_classes, conv_path)
     if len(x_shape) != 1:
-        raise ValueError(f"model {model!r} needs feature vectors, the dataset has shape {x_shape}; use model 'cnn'")
+        raise TrainingError(f"model {model!r} needs feature vectors, the dataset has shape {x_shape}; use model 'cnn'")
     if n_classes != 2:
-        raise ValueError(f"model {model!r} is binary, the dataset has {n_classes} classes")
+        raise TrainingError(f"model {model!r} is binary, the dataset has {n_classes} classes")
     if model == "logreg":
         return LogReg(x_shape[0])
     if model == "mlp":
         if hidden is None or dropout is None:
-            raise ValueError("model 'mlp' needs hidden and dropout")
+            raise TrainingError("model 'mlp' needs hidden and dropout")
         return MLP(x_shape[0], hidden, dropout)
-    raise ValueError(f"unknown model {model!r}; expected logreg, mlp or cnn")
+    raise TrainingError(f"unknown model {model!r}; expected logreg, mlp or cnn")
 
 
 def dropout_keep(

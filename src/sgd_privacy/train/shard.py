@@ -10,6 +10,7 @@ import numpy as np
 import pyarrow as pa
 import torch
 
+from ..errors import TrainingError
 from ..rng import Purpose
 from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
 from .grid import shard_runs
@@ -99,7 +100,7 @@ def run_shard(
     init = None
     if spec["init"] == "fixed":
         if fixed_init is None or fixed_init.shape != (model.n_params,):
-            raise ValueError(f"fixed-init shard needs a fixed initialisation of {model.n_params} parameters")
+            raise TrainingError(f"fixed-init shard needs a fixed initialisation of {model.n_params} parameters")
         init = unflatten(model, torch.as_tensor(fixed_init, dtype=dtype, device=dev).reshape(1, -1))
     data = DeviceData.from_arrays(arrays, dev, dtype)
     if progress:
