@@ -125,7 +125,9 @@ def test_other_stage_figures_have_their_axes():
         ("step t", "attack epsilon = ln(acc / (1 - acc))"),
     ]
     acc, eps = figures.visible_axes(fig)
-    assert acc.get_title() == eps.get_title() == "exp_mlp (36 runs per step)" and list(acc.get_xticks()) == [20, 40]
+    assert acc.get_title() == eps.get_title() == "exp_mlp (36 runs per step)" and [
+        x.get_text() for x in acc.get_xticklabels()
+    ] == ["20", "40"]
     assert [c.get_label() for c in acc.containers] == ["seed known", "seed hidden"]  # error-bar containers
     fig = figures.output_perturbation(t["bolt_on"])
     axes = figures.visible_axes(fig)

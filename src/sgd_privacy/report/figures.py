@@ -247,8 +247,9 @@ def _by_setting(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 
 def mia_known_hidden(intervals: pd.DataFrame) -> Figure:
-    """Per attacked experiment: mean attack accuracy (left) and epsilon = ln(acc / (1 - acc)) (right) against
-    the step, seed known and hidden, with 95% Student-t intervals over the attacked runs as error bars."""
+    """Per attacked experiment: mean attack accuracy (left) and epsilon = ln(acc / (1 - acc)) (right) at each
+    attacked step (evenly spaced, labelled), seed known and hidden side by side, with 95% Student-t intervals
+    over the attacked runs as error bars."""
     need = ["experiment", "t", "setting", "n_runs", "accuracy", "accuracy_lo", "accuracy_hi"]
     require(intervals, need + ["epsilon_accuracy", "epsilon_accuracy_lo", "epsilon_accuracy_hi"], "mia_attacks")
     panels = _panels(intervals, "experiment")
@@ -258,9 +259,10 @@ def mia_known_hidden(intervals: pd.DataFrame) -> Figure:
         runs = "/".join(str(n) for n in sorted(frame["n_runs"].unique()))
         for j, (metric, label) in enumerate(labels.items()):
             ax = axes[2 * i + j]
+            steps = sorted(frame["t"].unique())
             for k, (setting, g) in enumerate(_by_setting(frame)):
                 g = g.sort_values("t")
-                x = g["t"].to_numpy(dtype=float) * (1 + 0.01 * (k - 0.5))  # known and hidden side by side
+                x = np.searchsorted(steps, g["t"].to_numpy()) + 0.08 * (2 * k - 1)  # known, hidden side by side
                 mean = g[metric].to_numpy()
                 err = np.vstack([mean - g[f"{metric}_lo"].to_numpy(), g[f"{metric}_hi"].to_numpy() - mean])
                 ax.errorbar(
@@ -273,7 +275,8 @@ def mia_known_hidden(intervals: pd.DataFrame) -> Figure:
                     capsize=3,
                     label=SETTING_LABELS.get(setting, setting),
                 )
-            ax.set_xticks(sorted(frame["t"].unique()))
+            ax.set_xticks(range(len(steps)), [str(t) for t in steps])
+            ax.set_xlim(-0.5, len(steps) - 0.5)
             ax.set(title=f"{name} ({runs} runs per step)", xlabel="step t", ylabel=label)
             _style(ax)
     axes[0].legend()

@@ -445,7 +445,9 @@ def mia_parts(inputs: Inputs) -> list[Block]:
         "Loss-threshold attack (member if loss <= tau); seed known: tau from the attacked run, hidden: from a run "
         "with another seed, the same D_i and init. Means over attacked runs; diff = known - hidden; p: one-sided "
         "paired t-test over runs (known > hidden); epsilon = ln(acc / (1 - acc)); loss_ratio: train / validation "
-        "loss. T_converged: the experiment's convergence step. study_*: the study's Table 6 row at study_T, the "
+        "loss as the stage writes it, val_over_train_loss its inverse (the study's loss ratio grows as the model "
+        "overfits, 1.13 to 5.23, so it compares with val_over_train_loss). T_converged: the experiment's "
+        "convergence step. study_*: the study's Table 6 row at study_T, the "
         "same step, else the study's row at the nearest multiple of the convergence point (study: 2000 = T, 4000 "
         f"= 2T, 8000 = 4T; the study gives one p-value per step, compared with p_value_epsilon_accuracy). "
         f"Study set-up: {study_setup()}. Samples: {sizes}. {slice_text}"
@@ -531,7 +533,8 @@ def roc_parts(inputs: Inputs) -> list[Block]:
             "LiRA ROC curves, seed known vs hidden (log-log)",
             fg.roc_curves(roc),
             "Pooled over target runs; each target's shadows are the other subsets' runs with its own seed (known) or "
-            f"another seed (hidden); online: IN/OUT likelihood ratio, offline: OUT fit only; dashed: chance. AUC: {auc}. "
+            f"another seed (hidden); online: IN/OUT likelihood ratio, offline: OUT fit only; dashed: chance; below FPR = 1 / {int(first['n_nonmembers'])} the "
+            f"curve rests on no false positive. AUC: {auc}. "
             f"Samples: {sizes}. {slice_text}",
         ),
         TableBlock(

@@ -274,6 +274,8 @@ def mia_table(table6: pd.DataFrame, experiments: Mapping[str, Mapping], T: Mappi
     non-members, the train/validation loss ratio, and the study's row compared (`study_step`)."""
     require(table6, TABLE6_COLUMNS, "mia_table6")
     table = table6[TABLE6_COLUMNS].copy()
+    # the stage writes train / validation; the study's ratio grows with overfitting (validation / train)
+    table["val_over_train_loss"] = 1.0 / table["loss_ratio"]
     info = [experiment_info(experiments, e) for e in table["experiment"]]
     table.insert(1, "model", [i["model"] for i in info])
     table.insert(2, "dataset", [i["dataset"] for i in info])
