@@ -476,6 +476,28 @@ def test_report_builds_from_the_real_perturbation_and_dp_tables(tmp_path):
     assert list(ledger.columns) == list(pd.read_parquet(REAL["ledger"][0]).columns)
 
 
+REAL_MIA = {
+    "mia_table6": sorted(map(str, ROOT.glob("results/mia/*/table6.parquet"))),
+    "mia_attacks": sorted(map(str, ROOT.glob("results/mia/*/attacks.parquet"))),
+    "mia_bounds": sorted(map(str, ROOT.glob("results/mia/*/epsilon_bounds.parquet"))),
+    "lira_summary": sorted(map(str, ROOT.glob("results/lira/*/summary.parquet")))[:1],
+    "lira_roc": sorted(map(str, ROOT.glob("results/lira/*/roc.parquet")))[:1],
+    "lira_bounds": sorted(map(str, ROOT.glob("results/lira/*/epsilon_bounds.parquet")))[:1],
+}
+
+
+@pytest.mark.skipif(not all(REAL_MIA.values()), reason="no results/mia and results/lira of a pipeline run here")
+def test_report_builds_from_the_real_mia_tables(tmp_path):
+    summary, page, out = _build(tmp_path, files=REAL_MIA)
+    assert summary.shown == ["mia"]
+    assert "Left out" not in page  # every part found the columns it reads
+    assert summary.figures == ["mia_mia_known_hidden", "mia_lira_roc"]
+    table6 = pd.read_csv(out / "tables" / "mia_mia_table6.csv")
+    assert len(table6) == sum(len(pd.read_parquet(p)) for p in REAL_MIA["mia_table6"])
+    bounds = pd.read_csv(out / "tables" / "mia_epsilon_bounds.csv")
+    assert len(bounds) == sum(len(pd.read_parquet(p)) for p in REAL_MIA["mia_bounds"] + REAL_MIA["lira_bounds"])
+
+
 # ---------------------------------------------------------------- a real browser
 
 
