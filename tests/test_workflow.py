@@ -65,9 +65,9 @@ def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
-def report_inputs(result: subprocess.CompletedProcess) -> list[str]:
+def report_inputs(stdout: str) -> list[str]:
     """The report job's input files in a dry run's output."""
-    lines = result.stdout.splitlines()
+    lines = stdout.splitlines()
     line = lines[lines.index("rule report:") + 1].strip()
     assert line.startswith("input: ")
     return line.removeprefix("input: ").split(", ")
@@ -83,7 +83,7 @@ def test_dry_run_of_default_config(workdir):
     expected += [f"results/mia/{e}/epsilon_bounds.parquet" for e in config["experiments"]]
     lira = config["lira"]["experiment"]
     expected += [f"results/lira/{lira}/{n}.parquet" for n in ("summary", "roc", "epsilon_bounds")]
-    mia_inputs = [p for p in report_inputs(result) if p.startswith(("results/mia/", "results/lira/"))]
+    mia_inputs = [p for p in report_inputs(result.stdout) if p.startswith(("results/mia/", "results/lira/"))]
     assert sorted(mia_inputs) == sorted(expected) and len(expected) == 3 * len(config["experiments"]) + 3
 
 
@@ -91,7 +91,7 @@ def test_report_reads_no_mia_tables_when_the_stage_is_not_configured(workdir):
     write_config(workdir, TINY)
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stderr
-    assert [p for p in report_inputs(result) if p.startswith(("results/mia/", "results/lira/"))] == []
+    assert [p for p in report_inputs(result.stdout) if p.startswith(("results/mia/", "results/lira/"))] == []
 
 
 def test_lint_is_clean(workdir):
