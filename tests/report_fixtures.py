@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 
+from sgd_privacy.attacks import lira, yeom
+from sgd_privacy.attacks.mia import fixed_lists, lira_bounds, yeom_bounds, yeom_tables
 from sgd_privacy.dp import ledger as dp_ledger
 from sgd_privacy.dp import summary as dp_summary
 from sgd_privacy.io import write_json, write_table
@@ -42,6 +47,14 @@ CONFIG = {
         "configurations": {"cmp-sgd": {"algorithm": "sgd", "epochs": 3}, "cmp-dpsgd": {"algorithm": "dpsgd"}},
     },
     "perturbation": {"epsilons": [0.5, 1, 2], "noise_draws": 5, "k_values": [1, 4, 16, 64]},
+    "mia": {
+        "experiments": {"exp_mlp": [20, 40]},
+        "n_members": 30,
+        "n_nonmembers": 30,
+        "n_threshold": None,
+        **{"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50},
+        "lira": {"experiment": "exp_mlp", "seeds": 2, "shadows": 4, "pool_size": 40, "subset_seed": 0, "epochs": 3},
+    },
 }
 T = 20
 SEEDS, REPLACE = range(6), (1, 2, 3)
@@ -247,30 +260,59 @@ def perturbation_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     return {"bolt_on": bolt_on, "query_attack": query}
 
 
+MIA_STEPS = (20, 40)  # T and 2 T of the fixtures' convergence point: the study's rows at 2000 and 4000
+MIA_N, LIRA_SEEDS, LIRA_SUBSETS, LIRA_POOL = 30, 2, 4, 40
+BOUNDS = {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50}
+
+
+def loss_table(rng: np.random.Generator) -> pa.Table:
+    """exp_mlp's per-example losses at MIA_STEPS in the loss job's format: members' losses fall with the
+    step, and each seed shifts its own threshold loss, so knowing the seed helps."""
+    grid = pd.MultiIndex.from_product(
+        [["exp_mlp"], SEEDS, REPLACE, ["variable", "fixed"], MIA_STEPS],
+        names=["experiment", "seed", "replace_index", "init", "t"],
+    ).to_frame(index=False)
+    r = len(grid)
+    shift = 0.05 * grid["seed"].to_numpy()[:, None]
+    member = rng.exponential(1.0, (r, MIA_N)) * (40 / (grid["t"].to_numpy()[:, None] + 20)) + shift
+    nonmember = rng.exponential(1.0, (r, MIA_N)) + shift
+    columns = {k: pa.array(grid[k].to_numpy()) for k in grid}
+    columns |= {
+        "diverged": pa.array(np.zeros(r, dtype=bool)),
+        "train_loss": pa.array(member.mean(axis=1)),
+        "val_loss": pa.array(nonmember.mean(axis=1)),
+        "threshold_loss": pa.array(0.8 + shift[:, 0]),
+        "member_loss": fixed_lists(member.astype(np.float32)),
+        "nonmember_loss": fixed_lists(nonmember.astype(np.float32)),
+    }
+    return pa.table(columns)
+
+
+def mia_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
+    """The membership-inference stage's tables, made by the stage's own functions: Yeom's attacks, Table 6 and
+    bounds from a loss table of exp_mlp, and LiRA's ROC, summary and bounds from synthetic confidences."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = str(Path(tmp) / "losses.parquet")
+        pq.write_table(loss_table(rng), path)
+        attacks = yeom_tables([path])
+        bounds = yeom_bounds([path], BOUNDS)
+    member = lira.membership(lira.subset_rows(0, range(LIRA_SUBSETS), LIRA_POOL), LIRA_POOL)
+    per_seed = rng.normal(0, 1, (LIRA_SEEDS, 1, LIRA_POOL))  # a seed's own offset per example
+    confidence = per_seed + 1.5 * member[None] + rng.normal(0, 0.5, (LIRA_SEEDS, LIRA_SUBSETS, LIRA_POOL))
+    scores = lira.attack_scores(confidence, member, list(range(LIRA_SEEDS)), True)
+    return {
+        "mia_attacks": attacks,
+        "mia_table6": yeom.table6(attacks),
+        "mia_bounds": bounds,
+        "lira_summary": lira.summary_table(scores, [0.1, 0.01], BOUNDS["confidence"]),
+        "lira_roc": lira.roc_table(scores, n_points=50),
+        "lira_bounds": lira_bounds(scores, BOUNDS),
+    }
+
+
 def other_stage_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     """Tables of the membership-inference, DP-SGD / SAM (with the ledger) and output-perturbation stages."""
-    fpr = np.linspace(0, 1, 21)
-    mia = {
-        "mia_summary": pd.DataFrame(
-            {
-                "T": [2000, 4000],
-                "accuracy_known": [0.53, 0.6],
-                "accuracy_hidden": [0.52, 0.59],
-                "epsilon_known": [0.12, 0.4],
-                "epsilon_hidden": [0.08, 0.36],
-                "p_value": [0.01, 0.2],
-                "n_models": [40, 40],
-                "loss_ratio": [1.1, 1.8],
-            }
-        ),
-        "mia_roc": pd.concat(
-            [
-                pd.DataFrame({"attack": a, "fpr": fpr, "tpr": np.sqrt(fpr) ** p, "auc": 0.6})
-                for a, p in (("threshold", 1), ("calibrated", 0.7))
-            ]
-        ),
-    }
-    return mia | dp_tables(rng) | perturbation_tables(rng)
+    return mia_tables(rng) | dp_tables(rng) | perturbation_tables(rng)
 
 
 def write_fixtures(root: Path, kinds: set[str] | None = None) -> dict[str, list[str]]:

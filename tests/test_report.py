@@ -98,10 +98,15 @@ def test_stability_nonnormal_and_sigma_figures():
 
 def test_other_stage_figures_have_their_axes():
     t = other_stage_tables(np.random.default_rng(0))
-    fig = figures.roc_curves(t["mia_roc"])
-    (ax,) = figures.visible_axes(fig)
-    assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
-    assert (ax.get_xlabel(), ax.get_ylabel()) == ("false positive rate", "true positive rate")
+    fig = figures.roc_curves(t["lira_roc"])
+    axes = figures.visible_axes(fig)
+    assert [ax.get_title() for ax in axes] == ["LiRA offline", "LiRA online"]
+    for ax in axes:
+        assert (ax.get_xscale(), ax.get_yscale()) == ("log", "log")
+        assert (ax.get_xlabel(), ax.get_ylabel()) == ("false positive rate", "true positive rate")
+        assert [ln.get_label() for ln in ax.get_lines()] == ["seed known", "seed hidden", "chance"]
+        assert min(ln.get_xdata().min() for ln in ax.get_lines()) > 0  # fpr = 0 cannot be drawn on log axes
+    assert [t.get_text() for t in fig.legends[0].get_texts()] == ["seed known", "seed hidden", "chance"]
     fig = figures.privacy_utility(t["dp_summary"])
     axes = figures.visible_axes(fig)
     assert [ax.get_title() for ax in axes] == ["loss_threshold", "nn_shadow"]  # one panel per attack
@@ -114,9 +119,16 @@ def test_other_stage_figures_have_their_axes():
     assert labels == ["cmp-dpsgd", "cmp-sgd", "eps-1", "eps-3", "first epoch", "last epoch"]
     fig = figures.privacy_utility(t["dp_summary"], "advantage")
     assert figures.visible_axes(fig)[0].get_xlabel() == "privacy: attack advantage"
-    assert figures.axis_labels(figures.mia_known_hidden(t["mia_summary"])) == [
-        ("step T", "attack epsilon = ln(acc / (1 - acc))")
+    fig = figures.mia_known_hidden(tables.run_intervals(t["mia_attacks"]))
+    assert figures.axis_labels(fig) == [
+        ("step t", "attack accuracy"),
+        ("step t", "attack epsilon = ln(acc / (1 - acc))"),
     ]
+    acc, eps = figures.visible_axes(fig)
+    assert acc.get_title() == eps.get_title() == "exp_mlp (36 runs per step)" and [
+        x.get_text() for x in acc.get_xticklabels()
+    ] == ["20", "40"]
+    assert [c.get_label() for c in acc.containers] == ["seed known", "seed hidden"]  # error-bar containers
     fig = figures.output_perturbation(t["bolt_on"])
     axes = figures.visible_axes(fig)
     assert [ax.get_title() for ax in axes] == ["exp_lr, fixed init", "exp_lr, variable init"]
@@ -143,8 +155,8 @@ def test_confidence_crosses_are_clipped_to_the_metrics_range():
 
 
 def test_a_figure_names_the_columns_it_misses():
-    with pytest.raises(MissingColumnsError, match=r"'mia_roc' lacks column\(s\) tpr"):
-        figures.roc_curves(pd.DataFrame({"attack": ["x"], "fpr": [0.1]}))
+    with pytest.raises(MissingColumnsError, match=r"'lira_roc' lacks column\(s\) tpr"):
+        figures.roc_curves(pd.DataFrame({"variant": ["online"], "setting": ["known"], "fpr": [0.1]}))
 
 
 # ---------------------------------------------------------------- tables against hand-computed values
@@ -220,9 +232,12 @@ def test_epsilon_and_sigma_tables_against_table_4_and_5():
 
 def test_mia_and_sweep_tables_match_the_study_rows_by_setting():
     t = other_stage_tables(np.random.default_rng(0))
-    mia = tables.mia_table(t["mia_summary"]).set_index("T")
-    assert mia.loc[4000, "study_epsilon_known"] == 0.3677 and mia.loc[4000, "study_n_models"] == 1000
-    assert mia.loc[2000, "epsilon_difference"] == pytest.approx(0.04)  # computed when the stage omits it
+    mia = tables.mia_table(t["mia_table6"], CONFIG["experiments"], {"exp_mlp": T}).set_index("t")
+    # steps T and 2 T: the study's rows at its convergence point 2000 and at 4000
+    assert mia.loc[20, "study_T"] == 2000 and mia.loc[40, "study_T"] == 4000
+    assert mia.loc[40, "study_epsilon_known"] == 0.3677 and mia.loc[40, "study_n_models"] == 1000
+    assert mia.loc[20, "study_epsilon_diff"] == 0.000366 and mia.loc[20, "model"] == "mlp"
+    assert (mia["n_runs"] == 36).all() and (mia["n_members"] == 30).all()  # 6 seeds x 3 D_i x 2 inits
     sweep = tables.sweep_table(t["dp_sweeps"], "eps").set_index(["target_epsilon", "attack"])
     assert sorted(sweep.index.get_level_values(0).unique()) == [1.0, 3.0] and (sweep["epoch"] == 2).all()
     assert sweep.loc[(3.0, "nn_shadow"), "study_test_accuracy"] == 0.974
@@ -301,13 +316,13 @@ def test_full_report_has_every_section_and_an_image_per_figure(full_report):
         "Agrees with the study: sweep eps: test accuracy against target epsilon has rank correlation 1.00 over 2"
         in page
     )
-    assert "Config slice: the &#x27;mia&#x27; settings were not passed to the report." in page
+    assert "Config slice (mia): experiments = {&#x27;exp_mlp&#x27;: [20, 40]}, n_members = 30" in page
 
 
 def test_report_tables_carry_the_study_values(full_report):
     _, page, out = full_report
-    mia = pd.read_csv(out / "tables" / "mia_mia_seed.csv")
-    assert mia.loc[mia["T"] == 2000, "study_p_value"].item() == pytest.approx(0.0325687)
+    mia = pd.read_csv(out / "tables" / "mia_mia_table6.csv")
+    assert mia.loc[mia["t"] == 20, "study_p_value"].item() == pytest.approx(0.0325687)
     grid = pd.read_csv(out / "tables" / "data_grid.csv").set_index("experiment")
     assert grid.loc["exp_lr", "study_accuracy"] == 0.916 and grid.loc["exp_mlp", "study_accuracy"] == 0.985
     assert '<th class="study">study_accuracy</th>' in page
@@ -321,12 +336,83 @@ def test_findings_that_differ_from_the_study_are_said_plainly_with_sample_sizes(
         "(minimum p = 0.01); the study did not reject for convex models (p 0.14 to 0.25, 800 seeds)." in page
     )
     assert "Agrees with the study: exp_mlp (D_1, 6 seeds, 4 parameters): Henze-Zirkler rejects normality" in page
-    # T = 4000: p = 0.2 is not significant, as the study's was
-    assert (
-        "Differs from the study: T = 4000: hiding the seed lowers the attack epsilon by 0.04 (p = 0.2, 40 models)"
-        in page
-    )
     assert "Agrees with the study: exp_lr: a seed&#x27;s runs span at most 1 of k = 6 clusters" in page
+
+
+def test_mia_section_has_table_6_figures_lira_and_bounds_with_sample_sizes(full_report):
+    summary, page, out = full_report
+    assert {"mia_mia_known_hidden", "mia_lira_roc"} <= set(summary.figures)
+    assert {"mia_mia_table6", "mia_lira_summary", "mia_epsilon_bounds"} <= set(summary.tables)
+    section = page[page.index('<section id="mia">') : page.index('<section id="dp">')]
+    titles = re.findall(r"<h3>([^<]+)</h3>", section)
+    assert titles == [
+        "Loss-threshold attack, seed known vs hidden (study Table 6)",
+        "Attack accuracy and epsilon per step, seed known vs hidden",
+        "LiRA ROC curves, seed known vs hidden (log-log)",
+        "LiRA: AUC and TPR at low FPR, seed known vs hidden",
+        "Epsilon lower bounds from the attacks",
+    ]
+    assert "Not like for like: exp_mlp is a mlp on mnist_binary; the study attacked a cnn on cifar10" in section
+    assert "exp_mlp t = 20: 36 runs x (30 members + 30 non-members)" in section
+    assert "8 target runs, 160 member and 160 non-member (target, example) pairs pooled per setting" in section
+    # every Table 6 row is compared with the study's, with both sample sizes
+    table6 = pd.read_csv(out / "tables" / "mia_mia_table6.csv").set_index("t")
+    for t, study_t, n_models in ((20, 2000, 1500), (40, 4000, 1000)):
+        row = table6.loc[t]
+        # the fixture's Yeom attack gains nothing from the seed (p > 0.05): differs from the study's finding
+        assert row["p_value_epsilon_accuracy"] > 0.05
+        assert (
+            f"Differs from the study: exp_mlp at t = {t} (36 runs, 30 members and 30 non-members each): hiding the "
+            f"seed changes the attack epsilon by {-row['epsilon_accuracy_diff']:+.3g}" in section
+        )
+        assert f"(study at T = {study_t}: " in section and f"{n_models} models)" in section
+    # the fixture's per-seed offsets make LiRA much stronger with the seed known
+    lira = pd.read_csv(out / "tables" / "mia_lira_summary.csv")
+    assert list(lira[["variant", "setting"]].itertuples(index=False, name=None)) == [
+        ("offline", "hidden"),
+        ("offline", "known"),
+        ("online", "hidden"),
+        ("online", "known"),
+    ]
+    assert {"tpr_at_1pct", "tpr_at_1pct_lo", "tpr_at_10pct_hi", "p_value_known_gt_hidden"} <= set(lira.columns)
+    assert "Agrees with the study: LiRA online on exp_mlp: AUC" in section
+    bounds = pd.read_csv(out / "tables" / "mia_epsilon_bounds.csv")
+    assert sorted(bounds["attack"].unique()) == ["lira_offline", "lira_online", "loss_threshold"]
+    assert (bounds["experiment"] == "exp_mlp").all() and bounds["note"].str.len().gt(20).all()
+    assert bounds.loc[bounds["attack"] == "loss_threshold", "t"].tolist() == [20, 20, 40, 40]
+    assert bounds.loc[bounds["attack"] != "loss_threshold", "t"].isna().all()  # LiRA attacks the final runs
+    assert "loss_threshold: members and non-members are fixed, different examples" in section
+    assert "Config slice (mia): delta = 1e-05, confidence = 0.95, bound_candidates = 50." in section
+
+
+def test_study_step_matches_the_same_step_else_the_same_multiple_of_the_convergence_point():
+    assert tables.study_step(4000, None) == 4000 and tables.study_step(4000, 50) == 4000  # the same step
+    assert tables.study_step(56, None) == -1  # no convergence point: no study row
+    # multiples t / T: 1 -> 2000, 2 -> 4000, 4 -> 8000; 0.5 -> 2000; 2.9 is nearer 4 than 2 in log scale
+    assert [tables.study_step(t, 100) for t in (100, 200, 400, 50, 290, 280)] == [2000, 4000, 8000, 2000, 8000, 4000]
+
+
+def test_run_intervals_are_the_student_t_intervals_over_runs():
+    from scipy import stats
+
+    attacks = pd.DataFrame(
+        {
+            "experiment": "e",
+            "t": [5, 5, 5, 5, 9],
+            "diverged": [False, False, False, True, False],
+            "accuracy_known": [0.5, 0.6, 0.7, 0.99, 0.8],
+            "accuracy_hidden": [0.5, 0.5, 0.5, 0.99, 0.7],
+        }
+    )
+    attacks["epsilon_accuracy_known"] = np.log(attacks["accuracy_known"] / (1 - attacks["accuracy_known"]))
+    attacks["epsilon_accuracy_hidden"] = np.log(attacks["accuracy_hidden"] / (1 - attacks["accuracy_hidden"]))
+    out = tables.run_intervals(attacks).set_index(["t", "setting"])
+    row = out.loc[(5, "known")]
+    half = stats.t.ppf(0.975, 2) * 0.1 / np.sqrt(3)  # sd of 0.5, 0.6, 0.7 is 0.1; the diverged run is left out
+    assert row["n_runs"] == 3 and row["accuracy"] == pytest.approx(0.6)
+    assert (row["accuracy_lo"], row["accuracy_hi"]) == (pytest.approx(0.6 - half), pytest.approx(0.6 + half))
+    assert out.loc[(5, "hidden"), "accuracy_lo"] == pytest.approx(0.5)  # no spread: a zero-width interval
+    assert np.isnan(out.loc[(9, "known"), "accuracy_lo"])  # one run: no interval
 
 
 def test_absent_stages_are_left_out_with_a_note(tmp_path):
@@ -336,7 +422,8 @@ def test_absent_stages_are_left_out_with_a_note(tmp_path):
     assert "<h2>Membership inference: seed known vs hidden</h2>" not in page
     assert (
         "Membership inference: seed known vs hidden: not in this config (no membership inference tables: "
-        "mia_summary, mia_roc); enable that stage to add this section." in page
+        "mia_table6, mia_attacks, mia_bounds, lira_summary, lira_roc, lira_bounds); enable that stage to add this "
+        "section." in page
     )
     # a section present in part: the missing table is named, the rest renders
     assert "Left out (stability_figure): no &#x27;stability&#x27; table was given." in page
@@ -344,17 +431,18 @@ def test_absent_stages_are_left_out_with_a_note(tmp_path):
 
 
 def test_a_missing_column_is_named_and_the_rest_of_the_section_renders(tmp_path):
-    files = write_fixtures(tmp_path / "in", {"mia_summary", "mia_roc"})
-    path = files["mia_summary"][0]
-    pd.read_parquet(path).drop(columns=["p_value"]).to_parquet(path)
+    files = write_fixtures(tmp_path / "in", {"mia_table6", "mia_attacks", "lira_roc", "lira_summary"})
+    path = files["mia_table6"][0]
+    pd.read_parquet(path).drop(columns=["p_value_epsilon_accuracy"]).to_parquet(path)
     summary, page, _ = _build(tmp_path, files=files)
-    assert "Left out (mia_parts): table &#x27;mia_summary&#x27; lacks column(s) p_value" in page
-    assert "mia_mia_roc" in summary.figures
+    assert "Left out (mia_parts): table &#x27;mia_table6&#x27; lacks column(s) p_value_epsilon_accuracy" in page
+    assert {"mia_mia_known_hidden", "mia_lira_roc"} <= set(summary.figures)
+    assert "No epsilon lower bounds were given (mia_bounds, lira_bounds)." in page  # a part without its tables
 
 
 def test_unknown_table_kinds_are_rejected(tmp_path):
-    with pytest.raises(ValueError, match="table kinds no section reads: mia_sumary"):
-        build_from_files({"mia_sumary": []}, CONFIG, tmp_path / "i.html", tmp_path / "f", tmp_path / "t")
+    with pytest.raises(ValueError, match="table kinds no section reads: mia_summary"):
+        build_from_files({"mia_summary": []}, CONFIG, tmp_path / "i.html", tmp_path / "f", tmp_path / "t")
 
 
 def test_inputs_concatenate_the_files_of_a_kind(tmp_path):
@@ -386,6 +474,28 @@ def test_report_builds_from_the_real_perturbation_and_dp_tables(tmp_path):
     )
     ledger = pd.read_csv(out / "tables" / "ledger_ledger.csv")
     assert list(ledger.columns) == list(pd.read_parquet(REAL["ledger"][0]).columns)
+
+
+REAL_MIA = {
+    "mia_table6": sorted(map(str, ROOT.glob("results/mia/*/table6.parquet"))),
+    "mia_attacks": sorted(map(str, ROOT.glob("results/mia/*/attacks.parquet"))),
+    "mia_bounds": sorted(map(str, ROOT.glob("results/mia/*/epsilon_bounds.parquet"))),
+    "lira_summary": sorted(map(str, ROOT.glob("results/lira/*/summary.parquet")))[:1],
+    "lira_roc": sorted(map(str, ROOT.glob("results/lira/*/roc.parquet")))[:1],
+    "lira_bounds": sorted(map(str, ROOT.glob("results/lira/*/epsilon_bounds.parquet")))[:1],
+}
+
+
+@pytest.mark.skipif(not all(REAL_MIA.values()), reason="no results/mia and results/lira of a pipeline run here")
+def test_report_builds_from_the_real_mia_tables(tmp_path):
+    summary, page, out = _build(tmp_path, files=REAL_MIA)
+    assert summary.shown == ["mia"]
+    assert "Left out" not in page  # every part found the columns it reads
+    assert summary.figures == ["mia_mia_known_hidden", "mia_lira_roc"]
+    table6 = pd.read_csv(out / "tables" / "mia_mia_table6.csv")
+    assert len(table6) == sum(len(pd.read_parquet(p)) for p in REAL_MIA["mia_table6"])
+    bounds = pd.read_csv(out / "tables" / "mia_epsilon_bounds.csv")
+    assert len(bounds) == sum(len(pd.read_parquet(p)) for p in REAL_MIA["mia_bounds"] + REAL_MIA["lira_bounds"])
 
 
 # ---------------------------------------------------------------- a real browser

@@ -13,10 +13,33 @@ from workflow_helpers import run_snakemake as snakemake
 TINY = tiny_config()
 
 
+def report_inputs(stdout: str) -> list[str]:
+    """The report job's input files in a dry run's output."""
+    lines = stdout.splitlines()
+    line = lines[lines.index("rule report:") + 1].strip()
+    assert line.startswith("input: ")
+    return line.removeprefix("input: ").split(", ")
+
+
 def test_dry_run_of_default_config(workdir):
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stderr
     assert planned(result)["train_shard"] > 0
+    # the report reads each attacked experiment's MIA tables and the configured LiRA experiment's
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())["mia"]
+    expected = [f"results/mia/{e}/{n}.parquet" for e in config["experiments"] for n in ("attacks", "table6")]
+    expected += [f"results/mia/{e}/epsilon_bounds.parquet" for e in config["experiments"]]
+    lira = config["lira"]["experiment"]
+    expected += [f"results/lira/{lira}/{n}.parquet" for n in ("summary", "roc", "epsilon_bounds")]
+    mia_inputs = [p for p in report_inputs(result.stdout) if p.startswith(("results/mia/", "results/lira/"))]
+    assert sorted(mia_inputs) == sorted(expected) and len(expected) == 3 * len(config["experiments"]) + 3
+
+
+def test_report_reads_no_mia_tables_when_the_stage_is_not_configured(workdir):
+    write_config(workdir, TINY)
+    result = snakemake(workdir, "-n")
+    assert result.returncode == 0, result.stderr
+    assert [p for p in report_inputs(result.stdout) if p.startswith(("results/mia/", "results/lira/"))] == []
 
 
 def test_lint_is_clean(workdir):
@@ -54,6 +77,7 @@ def test_run_then_config_change_reruns_only_affected_jobs(workdir):
         assert f'<section id="{section}">' in page, section
     assert "Left out" not in page
     assert '<section id="dp">' not in page and "DP-SGD and SAM: privacy against utility: not in this config" in page
+    assert '<section id="mia">' not in page and "Membership inference: seed known vs hidden: not in this config" in page
     assert planned(snakemake(workdir, "-n")) == {}  # nothing to do
     grown = copy.deepcopy(TINY)
     grown["experiments"]["tiny"]["seeds"] = 8  # adds one seed block per init mode

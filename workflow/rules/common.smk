@@ -170,7 +170,7 @@ def report_inputs(wildcards):
     for kind in REPORT_ANALYSIS_KINDS:
         files[kind] = [f"results/analysis/{e}/{kind}.parquet" for e in analysed_experiments()]
     # Other stages add their tables here (kind -> files; the columns each kind needs are in the
-    # docstrings of sgd_privacy/report/sections.py): mia_summary, mia_roc.
+    # docstrings of sgd_privacy/report/sections.py).
     # -- report: output perturbation (per perturbed experiment) and DP-SGD / SAM (when configured)
     for kind in ("bolt_on", "query_attack"):
         files[kind] = [f"results/perturbation/{e}/{kind}.parquet" for e in perturbed_experiments()]
@@ -178,12 +178,20 @@ def report_inputs(wildcards):
         files |= {f"dp_{n}": [f"results/dp/{n}.parquet"] for n in ("summary", "sweeps", "outliers")}
         files["ledger"] = ["results/dp/ledger.parquet"]
     # -- end report: output perturbation and DP
+    # -- report: membership inference (per attacked experiment) and LiRA (when configured)
+    attacked = list(config["mia"]["experiments"])
+    for kind, name in (("mia_attacks", "attacks"), ("mia_table6", "table6"), ("mia_bounds", "epsilon_bounds")):
+        files[kind] = [f"results/mia/{e}/{name}.parquet" for e in attacked]
+    lira = config["mia"]["lira"]["experiment"]
+    for kind, name in (("lira_summary", "summary"), ("lira_roc", "roc"), ("lira_bounds", "epsilon_bounds")):
+        files[kind] = [f"results/lira/{lira}/{name}.parquet"] if lira is not None else []
+    # -- end report: membership inference
     return files
 
 
 def report_params(wildcards):
-    """The config slices the report states beside its figures and tables (other stages add theirs
-    under the key mia; output perturbation and DP add theirs below when enabled)."""
+    """The config slices the report states beside its figures and tables (membership inference,
+    output perturbation and DP add theirs below when enabled)."""
     experiments = list(config["experiments"])
     params = {
         "experiments": {e: config["experiments"][e] for e in experiments},
@@ -202,6 +210,10 @@ def report_params(wildcards):
             "sweeps": sweep_membership(dp),
         }
     # -- end report: output perturbation and DP
+    # -- report: membership inference slice (only when the stage attacks something)
+    if config["mia"]["experiments"] or config["mia"]["lira"]["experiment"] is not None:
+        params["mia"] = config["mia"]
+    # -- end report: membership inference
     return params
 
 

@@ -235,33 +235,79 @@ def sigma_per_dataset(per_dataset: pd.DataFrame) -> Figure:
     return fig
 
 
-def mia_known_hidden(summary: pd.DataFrame) -> Figure:
-    """Table 6 as a figure: attack epsilon with the seed known and hidden against T."""
-    require(summary, ["T", "epsilon_known", "epsilon_hidden"], "mia_summary")
-    long = summary.melt(
-        id_vars=["T"], value_vars=["epsilon_known", "epsilon_hidden"], var_name="seed", value_name="epsilon"
-    )
-    long["seed"] = long["seed"].map({"epsilon_known": "seed known", "epsilon_hidden": "seed hidden"})
-    fig, axes = new_figure(1, panel=(5.0, 3.4))
-    sns.lineplot(data=long, x="T", y="epsilon", hue="seed", style="seed", markers=True, ax=axes[0])
-    axes[0].set(xlabel="step T", ylabel="attack epsilon = ln(acc / (1 - acc))")
-    _style(axes[0])
+SETTING_COLOURS = {"known": "#b2182b", "hidden": "#2166ac"}
+SETTING_LABELS = {"known": "seed known", "hidden": "seed hidden"}
+
+
+def _by_setting(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """Sub-frames per attack setting, seed known first, then hidden, then any other."""
+    order = {name: i for i, name in enumerate(SETTING_LABELS)}
+    groups = [(str(k), g) for k, g in frame.groupby("setting", sort=False)]
+    return sorted(groups, key=lambda kg: (order.get(kg[0], len(order)), kg[0]))
+
+
+def mia_known_hidden(intervals: pd.DataFrame) -> Figure:
+    """Per attacked experiment: mean attack accuracy (left) and epsilon = ln(acc / (1 - acc)) (right) at each
+    attacked step (evenly spaced, labelled), seed known and hidden side by side, with 95% Student-t intervals
+    over the attacked runs as error bars."""
+    need = ["experiment", "t", "setting", "n_runs", "accuracy", "accuracy_lo", "accuracy_hi"]
+    require(intervals, need + ["epsilon_accuracy", "epsilon_accuracy_lo", "epsilon_accuracy_hi"], "mia_attacks")
+    panels = _panels(intervals, "experiment")
+    fig, axes = new_figure(2 * len(panels), ncols=2, panel=(4.6, 3.2))
+    labels = {"accuracy": "attack accuracy", "epsilon_accuracy": "attack epsilon = ln(acc / (1 - acc))"}
+    for i, (name, frame) in enumerate(panels):
+        runs = "/".join(str(n) for n in sorted(frame["n_runs"].unique()))
+        for j, (metric, label) in enumerate(labels.items()):
+            ax = axes[2 * i + j]
+            steps = sorted(frame["t"].unique())
+            for k, (setting, g) in enumerate(_by_setting(frame)):
+                g = g.sort_values("t")
+                x = np.searchsorted(steps, g["t"].to_numpy()) + 0.08 * (2 * k - 1)  # known, hidden side by side
+                mean = g[metric].to_numpy()
+                err = np.vstack([mean - g[f"{metric}_lo"].to_numpy(), g[f"{metric}_hi"].to_numpy() - mean])
+                ax.errorbar(
+                    x,
+                    mean,
+                    yerr=np.nan_to_num(err),
+                    color=SETTING_COLOURS.get(setting),
+                    marker="o",
+                    ms=4,
+                    capsize=3,
+                    label=SETTING_LABELS.get(setting, setting),
+                )
+            ax.set_xticks(range(len(steps)), [str(t) for t in steps])
+            ax.set_xlim(-0.5, len(steps) - 0.5)
+            ax.set(title=f"{name} ({runs} runs per step)", xlabel="step t", ylabel=label)
+            _style(ax)
+    axes[0].legend()
+    _legend_below(fig, axes)
     return fig
 
 
-def roc_curves(roc: pd.DataFrame, group: str = "attack") -> Figure:
-    """ROC curves of the attacks on log-log axes (low false-positive rates visible), chance dashed."""
-    require(roc, [group, "fpr", "tpr"], "mia_roc")
+def roc_curves(roc: pd.DataFrame) -> Figure:
+    """LiRA's pooled ROC curves on log-log axes (low false-positive rates visible), one panel per variant
+    (online, offline), seed known and hidden, chance dashed."""
+    require(roc, ["variant", "setting", "fpr", "tpr"], "lira_roc")
     positive = roc[(roc["fpr"] > 0) & (roc["tpr"] > 0)]
-    fig, axes = new_figure(1, panel=(4.6, 4.0))
-    ax = axes[0]
-    sns.lineplot(data=positive, x="fpr", y="tpr", hue=group, estimator=None, sort=True, ax=ax)
+    panels = _panels(positive, "variant")
+    fig, axes = new_figure(len(panels), ncols=2, panel=(4.2, 3.8))
     lo = float(positive["fpr"].min()) if len(positive) else 1e-4
-    ax.plot([lo, 1], [lo, 1], color="grey", linestyle="--", lw=0.8, label="chance")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set(xlabel="false positive rate", ylabel="true positive rate")
-    _style(ax)
+    for ax, (name, frame) in zip(axes, panels, strict=True):
+        for setting, g in _by_setting(frame):
+            g = g.sort_values("fpr")
+            ax.plot(
+                g["fpr"],
+                g["tpr"],
+                color=SETTING_COLOURS.get(setting),
+                label=SETTING_LABELS.get(setting, setting),
+            )
+        ax.plot([lo, 1], [lo, 1], color="grey", linestyle="--", lw=0.8, label="chance")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set(title=f"LiRA {name}", xlabel="false positive rate", ylabel="true positive rate")
+        _style(ax)
+    axes[0].legend()
+    _legend_below(fig, axes)
     return fig
 
 

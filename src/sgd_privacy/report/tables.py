@@ -13,6 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from ..attacks.metrics import mean_ci
 from . import study_values as sv
 from .frames import require
 
@@ -239,18 +240,104 @@ def kmeans_table(spans: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def mia_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Table 6: attack accuracy and epsilon with the seed known and hidden, their difference, the
-    one-sided paired t-test p-value, models attacked and loss ratio, beside the study's row at the same T."""
-    cols = ["T", "accuracy_known", "accuracy_hidden", "epsilon_known", "epsilon_hidden", "p_value", "n_models"]
-    require(summary, cols, "mia_summary")
-    table = summary.copy()
-    if "epsilon_difference" not in table:
-        table["epsilon_difference"] = table["epsilon_known"] - table["epsilon_hidden"]
-    study = pd.DataFrame(sv.TABLE6_MIA).add_prefix("study_").rename(columns={"study_T": "T"})
-    keep = ["T", "study_accuracy_known", "study_accuracy_hidden", "study_epsilon_known", "study_epsilon_hidden"]
-    keep += ["study_epsilon_difference", "study_p_value", "study_n_models", "study_loss_ratio"]
-    return table.merge(study[keep], on="T", how="left")
+TABLE6_COLUMNS = ["experiment", "t", "n_runs", "n_members", "n_nonmembers", "accuracy_known", "accuracy_hidden"]
+TABLE6_COLUMNS += ["accuracy_diff", "p_value_accuracy", "epsilon_accuracy_known", "epsilon_accuracy_hidden"]
+TABLE6_COLUMNS += ["epsilon_accuracy_diff", "p_value_epsilon_accuracy", "loss_ratio"]
+# The study's Table 6 columns -> this table's names for them (its epsilon is ln(acc / (1 - acc))).
+STUDY_TABLE6 = {
+    "T": "study_T",
+    "accuracy_known": "study_accuracy_known",
+    "accuracy_hidden": "study_accuracy_hidden",
+    "epsilon_known": "study_epsilon_known",
+    "epsilon_hidden": "study_epsilon_hidden",
+    "epsilon_difference": "study_epsilon_diff",
+    "p_value": "study_p_value",
+    "n_models": "study_n_models",
+    "loss_ratio": "study_loss_ratio",
+}
+
+
+def study_step(t: int, T: int | None) -> int:
+    """The study's Table 6 step to compare with step t: the same step where the study has it, else the
+    study's row at the nearest multiple (log scale) of the convergence point, t / T (T = the experiment's
+    convergence step; the study's rows are at 1, 2 and 4 times its own)."""
+    steps = np.array([row["T"] for row in sv.TABLE6_MIA])
+    if t in steps or not T:
+        return int(t) if t in steps else -1
+    multiples = steps / sv.TABLE6_SETUP["convergence_T"]
+    return int(steps[np.argmin(np.abs(np.log(multiples) - np.log(t / T)))])
+
+
+def mia_table(table6: pd.DataFrame, experiments: Mapping[str, Mapping], T: Mapping[str, int]) -> pd.DataFrame:
+    """The study's Table 6 per attacked experiment and step: mean attack accuracy and epsilon with the seed
+    known and hidden, their differences and one-sided paired t-test p-values, attacked runs, members and
+    non-members, the train/validation loss ratio, and the study's row compared (`study_step`)."""
+    require(table6, TABLE6_COLUMNS, "mia_table6")
+    table = table6[TABLE6_COLUMNS].copy()
+    # the stage writes train / validation; the study's ratio grows with overfitting (validation / train)
+    table["val_over_train_loss"] = 1.0 / table["loss_ratio"]
+    info = [experiment_info(experiments, e) for e in table["experiment"]]
+    table.insert(1, "model", [i["model"] for i in info])
+    table.insert(2, "dataset", [i["dataset"] for i in info])
+    table.insert(4, "T_converged", [T.get(e, np.nan) for e in table["experiment"]])
+    table["study_T"] = [study_step(int(t), T.get(e)) for e, t in zip(table["experiment"], table["t"], strict=True)]
+    study = pd.DataFrame(sv.TABLE6_MIA).rename(columns=STUDY_TABLE6)[list(STUDY_TABLE6.values())]
+    table = table.merge(study, on="study_T", how="left")
+    table["study_T"] = table["study_T"].where(table["study_T"] > 0)
+    return table.sort_values(["experiment", "t"]).reset_index(drop=True)
+
+
+def run_intervals(attacks: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
+    """Per experiment, step and setting: the mean over attacked runs of the attack accuracy and epsilon with
+    its Student-t interval over the non-diverged runs (the figure's data)."""
+    require(attacks, ["experiment", "t", "diverged", "accuracy_known", "accuracy_hidden"], "mia_attacks")
+    require(attacks, ["epsilon_accuracy_known", "epsilon_accuracy_hidden"], "mia_attacks")
+    rows = []
+    for (experiment, _), g in attacks[~attacks["diverged"]].groupby(["experiment", "t"], sort=True):
+        for setting in ("known", "hidden"):
+            row = {"experiment": experiment, "t": int(g["t"].iloc[0]), "setting": setting, "n_runs": len(g)}
+            for name in ("accuracy", "epsilon_accuracy"):
+                row[name], row[f"{name}_lo"], row[f"{name}_hi"] = mean_ci(g[f"{name}_{setting}"].to_numpy(), confidence)
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+LIRA_KEYS = ["variant", "setting", "n_targets", "n_members", "n_nonmembers", "auc", "auc_target_mean"]
+LIRA_KEYS += ["auc_target_lo", "auc_target_hi"]
+
+
+def lira_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """LiRA per variant (online, offline) and setting (seed known, hidden): pooled and per-target AUC, TPR at
+    each reported FPR with its interval, and the paired test over targets that the seed-known AUC is larger."""
+    require(summary, LIRA_KEYS + ["p_value_known_gt_hidden"], "lira_summary")
+    tpr = [c for c in summary.columns if c.startswith("tpr_at_")]
+    return (
+        summary[LIRA_KEYS + tpr + ["p_value_known_gt_hidden"]]
+        .sort_values(["variant", "setting"])
+        .reset_index(drop=True)
+    )
+
+
+BOUND_COLUMNS = ["attack", "setting", "n_members", "n_nonmembers", "false_positives", "false_negatives", "fpr"]
+BOUND_COLUMNS += ["fnr", "threshold", "epsilon_lower_bound", "note"]
+
+
+def bounds_table(yeom: pd.DataFrame | None, lira: pd.DataFrame | None, lira_experiment: str) -> pd.DataFrame:
+    """The epsilon lower bounds of the loss-threshold attack (per experiment and step) and of LiRA (its
+    experiment named by `lira_experiment`; no step), one row per attack and setting with its `note`."""
+    frames = []
+    if yeom is not None:
+        require(yeom, ["experiment", "t", "n_calibration_runs", "n_evaluation_runs", *BOUND_COLUMNS], "mia_bounds")
+        frames.append(yeom)
+    if lira is not None:
+        require(lira, BOUND_COLUMNS, "lira_bounds")
+        frames.append(lira.assign(experiment=lira_experiment))
+    table = pd.concat(frames, ignore_index=True)
+    for col in ("t", "n_calibration_runs", "n_evaluation_runs"):
+        if col not in table:
+            table[col] = np.nan
+    keys = ["experiment", "t", "n_calibration_runs", "n_evaluation_runs"]
+    return table[keys + BOUND_COLUMNS].sort_values(["experiment", "attack", "t", "setting"]).reset_index(drop=True)
 
 
 # The DP study's swept keys the lab report has tables for: config key -> (the study's column, its rows).
