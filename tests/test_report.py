@@ -571,3 +571,13 @@ def test_a_build_failing_while_writing_leaves_no_partial_outputs(tmp_path):
     with pytest.raises(RuntimeError, match="disk full"):
         build_report(Inputs.read(files, CONFIG), out / "index.html", out / "figures", out / "tables", sections)
     assert list(out.rglob("*")) == []  # neither the page nor a figure or table folder, no temporaries
+
+
+def test_a_rebuild_on_the_same_inputs_writes_the_same_bytes(tmp_path):
+    files = write_fixtures(tmp_path / "in")
+    first, second = tmp_path / "a", tmp_path / "b"
+    for out in (first, second):
+        build_from_files(files, CONFIG, out / "index.html", out / "figures", out / "tables")
+    written = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
+    assert any(p.suffix == ".svg" for p in written) and any(p.suffix == ".png" for p in written)
+    assert [p for p in written if (first / p).read_bytes() != (second / p).read_bytes()] == []

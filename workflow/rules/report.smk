@@ -1,5 +1,6 @@
 # The final report: one self-contained HTML page built from the Parquet of every stage
-# the config enables, plus Snakemake's own report (`snakemake --report report.zip`).
+# the config enables, plus Snakemake's own report (`snakemake --report report.zip`). A light
+# aggregation: on a cluster it runs where Snakemake runs (localrule), not as a Slurm job.
 
 
 rule report:
@@ -25,8 +26,14 @@ rule report:
         ),
     log:
         "logs/report/report.log",
+    benchmark:
+        benchmark_file("report", "report")
+    localrule: True
     conda:
         ENV
+    resources:
+        runtime=runtime_min(30),
+        mem_mb=4000,
     params:
         config=report_params,
     script:

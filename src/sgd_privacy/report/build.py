@@ -11,11 +11,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import matplotlib
+
 from ..io import atomic_path
 from .blocks import Block, FigureBlock, Note, Section, TableBlock
 from .frames import Inputs, ReportInputError
 from .html import RenderedSection, page_html
 from .sections import SECTIONS
+
+# Figures carry no creation date, so a rerun on the same inputs writes the same bytes.
+PNG_METADATA: dict[str, str | None] = {"Software": None}
+SVG_METADATA: dict[str, str | None] = {"Date": None, "Creator": None}
 
 TITLE = "How private is SGD? Reproduction report"
 PNG_DPI = 110
@@ -81,10 +87,11 @@ def build_report(
                 stem = f"{sec.key}_{block.name}" if isinstance(block, FigureBlock | TableBlock) else ""
                 if isinstance(block, FigureBlock):
                     buffer = io.BytesIO()
-                    block.figure.savefig(buffer, format="png", dpi=PNG_DPI)
+                    block.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
                     png[id(block)] = buffer.getvalue()
                     (fig_tmp / f"{stem}.png").write_bytes(png[id(block)])
-                    block.figure.savefig(fig_tmp / f"{stem}.svg", format="svg")
+                    with matplotlib.rc_context({"svg.hashsalt": "sgd-privacy"}):  # stable element ids
+                        block.figure.savefig(fig_tmp / f"{stem}.svg", format="svg", metadata=SVG_METADATA)
                     figures.append(stem)
                 elif isinstance(block, TableBlock):
                     block.frame.to_csv(tab_tmp / f"{stem}.csv", index=False)

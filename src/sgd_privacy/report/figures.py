@@ -229,7 +229,13 @@ def sigma_per_dataset(per_dataset: pd.DataFrame) -> Figure:
     """Table 5 as a figure: sigma estimated on each dataset D_i separately, one strip per experiment."""
     require(per_dataset, ["experiment", "replace_index", "sigma"], "sigma_per_dataset")
     fig, axes = new_figure(1, panel=(6.0, 0.5 + 0.6 * per_dataset["experiment"].nunique()))
-    sns.stripplot(data=per_dataset, x="sigma", y="experiment", hue="experiment", legend=False, ax=axes[0], size=5)
+    # seaborn jitters from numpy's global generator: seed it here (same bytes on a rebuild), restore it after
+    state = np.random.get_state()  # noqa: NPY002
+    np.random.seed(0)  # noqa: NPY002
+    try:
+        sns.stripplot(data=per_dataset, x="sigma", y="experiment", hue="experiment", legend=False, ax=axes[0], size=5)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
     axes[0].set(xlabel="sigma on one dataset D_i", ylabel="")
     _style(axes[0])
     return fig
