@@ -7,9 +7,10 @@ mnist_binary-sized synthetic rows (d = 50, N ~ 10,400, b = 32, cadence 50), and 
 the study's 3x32x32 input (size s, 10 classes, b = 32, weights logged only at the first
 and last step). Peak memory is the peak resident-set growth during each trainer's call
 (Linux VmHWM; on CUDA torch's peak allocated GPU memory) divided by the models trained at
-once; memory an earlier call left in the allocator is reused without growing the resident
-set, so figures below about 1 MiB are lower bounds. Usage: python benchmarks/train_throughput.py [--models 1000] [--device auto]
-[--only logreg,mlp,cnn] [--cnn-models 16] [--cnn-size 16] [--cnn-shape 3x32x32] [--threads 2]
+once; freed memory is handed back to the kernel before each call (the benchmark otherwise
+keeps freed memory for reuse, as pipeline jobs do), but glibc keeps small blocks, so figures
+below about 1 MiB are lower bounds. Usage: python benchmarks/train_throughput.py [--models 1000] [--device auto]
+[--only logreg,mlp,cnn] [--cnn-models 16] [--cnn-size 16] [--cnn-shape 3x32x32] [--threads 2] [--malloc-default]
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sgd_privacy.jobs import release_freed_memory, retain_freed_memory
 from sgd_privacy.train.batched import DeviceData, Runs, Schedule, chunking, train_many
 from sgd_privacy.train.models import CNN, MLP, LogReg, Model
 from sgd_privacy.train.reference import train_reference
@@ -67,6 +69,7 @@ class PeakMemory:
             torch.cuda.reset_peak_memory_stats(self.device)
             self._base = torch.cuda.memory_allocated(self.device)
         else:
+            release_freed_memory()  # memory retained for reuse would otherwise hide this call's growth
             with open("/proc/self/clear_refs", "w") as f:
                 f.write("5")  # reset VmHWM to the current resident set size
             self._base = self._status("VmRSS")
@@ -199,11 +202,18 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="vectorised trainer's device: auto, cpu or cuda")
     parser.add_argument("--budget-mb", type=int, default=4096)
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--malloc-default", action="store_true", help="leave glibc's malloc settings as they are")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.malloc_default:
+        retained = "default malloc"
+    else:  # as every pipeline job does (sgd_privacy.jobs.torch_job); both trainers run under it
+        retained = "freed memory retained" if retain_freed_memory() else "default malloc (not glibc)"
     device = pick_device(args.device)
-    print(f"threads {torch.get_num_threads()}, vectorised trainer on {device}; reference trainer on cpu", flush=True)
+    print(
+        f"threads {torch.get_num_threads()}, {retained}, vectorised trainer on {device}; reference on cpu", flush=True
+    )
     ratios = {case.name: run_case(case, device, args.budget_mb) for case in cases(args)}
     worst = min(ratios, key=ratios.__getitem__)
     print(f"smallest ratio vectorised/reference: {ratios[worst]:.2f} ({worst})")

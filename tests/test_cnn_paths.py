@@ -114,6 +114,48 @@ def test_exact_path_is_bit_identical_across_groupings(monkeypatch):
     assert np.array_equal(train_batch(model, data, other, schedule).weights[1], together.weights[4])
 
 
+def test_exact_path_bits_do_not_depend_on_the_thread_count():
+    """A multi-threaded oneDNN weight gradient splits its sum by thread (checked first, so the test
+    can fail); the exact path runs each model's kernels on one thread, so training with 1, 2 or 3
+    threads gives the same bits, and the caller's thread count is restored."""
+    x = torch.rand(4, 3, 8, 8, generator=torch.Generator().manual_seed(0)).contiguous(memory_format=torch.channels_last)
+    w, g = torch.rand(3, 3, 3, 3) - 0.5, torch.rand_like(x) - 0.5
+    args = ([3], [1, 1], [1, 1], [1, 1], False, [0, 0], 1, [False, True, False])
+    arrays = images(seed=5, shape=(3, 8, 8))
+    data = DeviceData.from_arrays(arrays, torch.device("cpu"), F32)
+    schedule = Schedule(lr=0.1, batch_size=4, epochs=2, cadence=5)
+    runs = Runs(np.arange(5), np.arange(1, 6), np.zeros(5, bool))
+    before = torch.get_num_threads()
+    weight_grads, results = [], []
+    try:
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            weight_grads.append(torch.ops.aten.convolution_backward(g, x, w, *args)[1])
+            results.append(train_batch(CNN((3, 8, 8), 3, 4, "exact"), data, runs, schedule))
+            assert torch.get_num_threads() == threads
+    finally:
+        torch.set_num_threads(before)
+    assert not torch.equal(weight_grads[0], weight_grads[1])  # torch's own kernel: bits depend on threads
+    for result in results[1:]:
+        assert np.array_equal(result.weights, results[0].weights)
+        for name, values in results[0].metrics.items():
+            assert np.array_equal(result.metrics[name], values), name
+
+
+def test_map_models_keeps_order_and_runs_single_threaded_kernels():
+    """Results come back in model order, every call sees one kernel thread, and the caller's count returns."""
+    from sgd_privacy.train.convstack import map_models
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        seen = map_models(lambda k: (k, torch.get_num_threads()), 7, torch.device("cpu"))
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [(k, 1) for k in range(7)]
+
+
 def test_conv_path_choice_and_errors():
     model = CNN((1, 8, 8), 2, 3)
     assert model.conv_path == "auto"

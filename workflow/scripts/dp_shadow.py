@@ -1,16 +1,14 @@
 """Train the shadow model of the neural-network attack and write its sorted confidence vectors."""
 
-import torch
-
 from sgd_privacy.data import load_prepared
 from sgd_privacy.dp.study import shadow_features
 from sgd_privacy.io import write_table
-from sgd_privacy.jobs import job_logging
+from sgd_privacy.jobs import job_logging, torch_job
 from sgd_privacy.train.shard import pick_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(smk.log[0])
-torch.set_num_threads(smk.threads)
+torch_job(smk.threads)
 run = smk.params.run
 table = shadow_features(
     run["architecture"],

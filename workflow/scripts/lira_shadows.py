@@ -1,15 +1,13 @@
 """Train one seed's LiRA runs (one per subset of the pool) and store their confidences on the pool."""
 
-import torch
-
 from sgd_privacy.attacks.mia import lira_shadow_table
 from sgd_privacy.data import load_prepared
 from sgd_privacy.io import write_table
-from sgd_privacy.jobs import job_logging
+from sgd_privacy.jobs import job_logging, torch_job
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(smk.log[0])
-torch.set_num_threads(smk.threads)
+torch_job(smk.threads)
 table = lira_shadow_table(
     smk.params.run["training"],
     load_prepared(smk.input.npz, smk.input.meta),

@@ -1,16 +1,15 @@
 """Train one shard of the grid and write its history table."""
 
 import numpy as np
-import torch
 
 from sgd_privacy.data import check_batch_fits, load_prepared
 from sgd_privacy.io import read_json, write_table
-from sgd_privacy.jobs import job_logging
+from sgd_privacy.jobs import job_logging, torch_job
 from sgd_privacy.train.shard import run_shard
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(smk.log[0])
-torch.set_num_threads(smk.threads)
+torch_job(smk.threads)
 run = smk.params.run
 check_batch_fits(read_json(smk.input.meta), run["training"]["batch_size"], smk.wildcards.experiment)
 fixed = np.load(smk.input.fixed_init) if "fixed_init" in smk.input.keys() else None  # noqa: SIM118 - `in` on a Namedlist tests values

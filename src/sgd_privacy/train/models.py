@@ -2,7 +2,8 @@
 
 Parameters are lists of tensors with a leading model axis. Inputs are either shared by
 all models (B, ...) or per model (M, B, ...). Dense layers use batched matmuls and the
-CNN trains with one convolution per model (exact path) or one grouped convolution (fast path).
+CNN trains with each model's convolutions computed on its own, on one thread (exact path,
+`convstack`), or one grouped convolution per layer for all models (fast path).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import torch.nn.functional as F
 from ..errors import TrainingError
 from ..rng import Purpose, uniform
 from . import exact
+from .convstack import cnn_features
 
 
 @dataclass(frozen=True)
@@ -129,25 +131,6 @@ def conv3x3(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, shared: bool) -> 
     but the kernel sees all M models at once, so a model's last bits may depend on M."""
     m, o = w.shape[:2]
     return _GroupedConv.apply(x, w.reshape(m * o, *w.shape[2:]), b.reshape(m * o), 1 if shared else m)
-
-
-def _features_one(x: torch.Tensor, convs: tuple[torch.Tensor, ...]) -> torch.Tensor:
-    """One model's convolution stack on images (B, C, H, W) -> flattened features (B, F). The images
-    are stored channels-last: oneDNN's kernels are several times faster that way for few channels."""
-    h = x.contiguous(memory_format=torch.channels_last)
-    for k in range(4):
-        h = F.relu(F.conv2d(h, convs[2 * k], convs[2 * k + 1], padding=1), inplace=True)
-        if k % 2:
-            h = F.max_pool2d(h, 2)
-    return h.flatten(1)  # PyTorch flatten order (C, H, W)
-
-
-def cnn_features_exact(x: torch.Tensor, convs: list[torch.Tensor]) -> torch.Tensor:
-    """The CNN's convolution stack for training (the exact path): each model's whole stack runs as
-    ordinary convolutions, model after model, so its arithmetic is the same calls whatever the other
-    models are. x (M, B, C, H, W); convs: the 8 stacked conv parameters -> (M, B, F)."""
-    per_model = zip(x.unbind(0), *(p.unbind(0) for p in convs), strict=True)
-    return torch.stack([_features_one(xm, tuple(pm)) for xm, *pm in per_model])
 
 
 class Model:
@@ -290,9 +273,10 @@ CONV_PARAMS = ("conv1", "conv1_b", "conv2", "conv2_b", "conv3", "conv3_b", "conv
 class CNN(Model):
     """conv(s) conv(s) pool conv(2s) conv(2s) pool flatten dense(2s) dense(K); 'same' padding.
 
-    `conv_path` picks the training convolutions: 'exact' (one convolution per model, results
-    bit-identical whatever runs share the batch), 'fast' (one grouped convolution for all models,
-    equal to 'exact' to rounding) or 'auto' (fast on a GPU, exact otherwise).
+    `conv_path` picks the training convolutions: 'exact' (each model's convolutions on their own,
+    single-threaded, so results are bit-identical whatever runs share the batch and whatever the
+    thread count), 'fast' (one grouped convolution for all models, equal to 'exact' to rounding)
+    or 'auto' (fast on a GPU, exact otherwise).
     """
 
     def __init__(self, in_shape: tuple[int, int, int], size: int, n_classes: int, conv_path: str = "auto") -> None:
@@ -341,9 +325,7 @@ class CNN(Model):
         if self.path_for(x.device) == "fast":
             return self._logits_grouped(params, x, shared)
         p = self.named(params)
-        if shared:  # every model reads the same images, converted to channels-last once
-            x = x.contiguous(memory_format=torch.channels_last).expand(params[0].shape[0], *x.shape)
-        h = torch.relu(dense(cnn_features_exact(x, [p[n] for n in CONV_PARAMS]), p["dense1"], p["dense1_b"], False))
+        h = torch.relu(dense(cnn_features(x, [p[n] for n in CONV_PARAMS], shared), p["dense1"], p["dense1_b"], False))
         return dense(h, p["dense2"], p["dense2_b"], False)
 
     def _logits_grouped(self, params: list[torch.Tensor], x: torch.Tensor, shared: bool) -> torch.Tensor:
