@@ -62,10 +62,13 @@ def final_privacy(c, n=64):
 
 # ---------------------------------------------------------------- DP-SGD = SGD without noise and clipping
 def _twins(algorithm, **over):
-    """A plain model/optimizer and an Opacus-wrapped copy (noise 0, C huge) fed the same fixed batches."""
+    """A plain model/optimizer and an Opacus-wrapped copy (noise 0, C huge) fed the same fixed batches,
+    in float64: the two sum per-example gradients in different orders, and in float32 with several
+    threads SAM's ascent step amplifies that rounding beyond the tolerance."""
     torch.manual_seed(0)
     x, y = tiny_data(32)
-    plain = build_model(conf(), (1, 16, 16), 3)
+    x = x.double()
+    plain = build_model(conf(), (1, 16, 16), 3).double()
     private = copy.deepcopy(plain)
     opt = torch.optim.SGD(plain.parameters(), lr=0.1)
     loader = DataLoader(TensorDataset(x, y), batch_size=8)
