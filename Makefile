@@ -11,6 +11,8 @@ TORCH_SPEC ?= torch==2.13.0
 LOCK ?= requirements/lock.txt
 PIP_INSTALL_ARGS ?=
 PYTEST_ARGS ?=
+# pytest workers (pytest-xdist); whole test files go to one worker, the longest files first
+TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
@@ -29,7 +31,7 @@ run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
 test: gate services
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # Test services from Debian packages (root + apt): Chromium renders the report, a one-node Slurm
 # on loopback runs the cluster test. Where one cannot be set up, its test is skipped and says why.

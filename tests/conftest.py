@@ -119,3 +119,14 @@ def workdir(tmp_path: Path) -> Path:
     from workflow_helpers import copy_workflow
 
     return copy_workflow(tmp_path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Longest files first: the real-Slurm test's file, then files with end-to-end Snakemake tests, then the
+    rest, each file kept in one piece (its module fixtures are set up once). With `make test`'s two
+    workers (`-n 2 --dist loadfile`) the long files then overlap with the rest instead of trailing."""
+    rank: dict[Path, int] = {}
+    for item in items:
+        own = 0 if item.get_closest_marker("slurm") else 1 if item.get_closest_marker("slow") else 2
+        rank[item.path] = min(rank.get(item.path, 2), own)
+    items.sort(key=lambda item: rank[item.path])
