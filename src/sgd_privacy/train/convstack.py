@@ -133,12 +133,12 @@ class _ConvStack(torch.autograd.Function):
         m, b = x.shape[:2]
         out = x.new_empty(m, b, feature_size([c[0] for c in convs], *x.shape[-2:]))
         ctx.saved = map_models(lambda k: stack_forward(x[k], [c[k] for c in convs], out[k], True), m, x.device)
-        ctx.convs = convs
+        ctx.save_for_backward(*convs)  # autograd then refuses a backward after an in-place update
         return out
 
     @staticmethod
     def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001
-        convs, saved = ctx.convs, ctx.saved
+        convs, saved = ctx.saved_tensors, ctx.saved
         grads = [torch.empty_like(c, memory_format=torch.contiguous_format) for c in convs]
 
         def one(k: int) -> None:
