@@ -52,21 +52,24 @@ def _conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, w, b, padding=1)
 
 
+def _conv_grads(g: torch.Tensor, x: torch.Tensor, w: torch.Tensor, input_grad: bool) -> tuple[torch.Tensor, ...]:
+    """aten's backward of a 'same' 3x3 convolution: (input or None, weight, bias) gradients."""
+    return torch.ops.aten.convolution_backward(
+        g, x, w, [w.shape[0]], _ONE, _ONE, _ONE, False, [0, 0], 1, [input_grad, True, True]
+    )
+
+
 def _conv_backward(
     g: torch.Tensor, x: torch.Tensor, w: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Gradients of a 'same' 3x3 convolution with respect to its input, weight and bias."""
-    gx, gw, gb = torch.ops.aten.convolution_backward(
-        g, x, w, [w.shape[0]], _ONE, _ONE, _ONE, False, [0, 0], 1, [True, True, True]
-    )
+    gx, gw, gb = _conv_grads(g, x, w, True)
     return gx, gw, gb
 
 
 def _conv_weight_backward(g: torch.Tensor, x: torch.Tensor, w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradients of a 'same' 3x3 convolution with respect to its weight and bias only (first layer)."""
-    _, gw, gb = torch.ops.aten.convolution_backward(
-        g, x, w, [w.shape[0]], _ONE, _ONE, _ONE, False, [0, 0], 1, [False, True, True]
-    )
+    _, gw, gb = _conv_grads(g, x, w, False)
     return gw, gb
 
 
@@ -120,9 +123,17 @@ def stack_backward(saved: Saved | None, convs: Sequence[torch.Tensor], g: torch.
     return [gw1, gb1, gw2, gb2, gw3, gb3, gw4, gb4]
 
 
-def feature_size(convs: Sequence[torch.Tensor], height: int, width: int) -> int:
-    """Features per example: the last convolution's channels times the twice-pooled image."""
-    return convs[6].shape[1] * (height // 4) * (width // 4)
+def feature_size(conv4: torch.Tensor, height: int, width: int) -> int:
+    """Features per example: the last convolution's output channels times the twice-pooled image."""
+    return conv4.shape[-4] * (height // 4) * (width // 4)
+
+
+def _forward_all(x: torch.Tensor, convs: Sequence[torch.Tensor], keep: bool) -> tuple[torch.Tensor, list[Saved | None]]:
+    """Every model's features (M, B, F) from images (M, B, C, H, W), and what each backward needs when `keep`."""
+    m, b = x.shape[:2]
+    out = x.new_empty(m, b, feature_size(convs[6], *x.shape[-2:]))
+    saved = map_models(lambda k: stack_forward(x[k], [c[k] for c in convs], out[k], keep), m, x.device)
+    return out, saved
 
 
 class _ConvStack(torch.autograd.Function):
@@ -130,9 +141,7 @@ class _ConvStack(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, *convs: torch.Tensor) -> torch.Tensor:  # noqa: ANN001
-        m, b = x.shape[:2]
-        out = x.new_empty(m, b, feature_size([c[0] for c in convs], *x.shape[-2:]))
-        ctx.saved = map_models(lambda k: stack_forward(x[k], [c[k] for c in convs], out[k], True), m, x.device)
+        out, ctx.saved = _forward_all(x, convs, True)
         ctx.save_for_backward(*convs)  # autograd then refuses a backward after an in-place update
         return out
 
@@ -153,11 +162,8 @@ class _ConvStack(torch.autograd.Function):
 def cnn_features(x: torch.Tensor, convs: list[torch.Tensor], shared: bool) -> torch.Tensor:
     """Every model's convolution stack: x (B, C, H, W) shared by all models or (M, B, C, H, W);
     convs: the 8 stacked conv parameters (M, ...) -> features (M, B, F)."""
-    m = convs[0].shape[0]
     if shared:  # evaluation: every model reads the same images, converted to channels-last once
-        x = x.contiguous(memory_format=_CL).expand(m, *x.shape)
+        x = x.contiguous(memory_format=_CL).expand(convs[0].shape[0], *x.shape)
     if torch.is_grad_enabled() and any(c.requires_grad for c in convs):
         return _ConvStack.apply(x, *convs)
-    out = x.new_empty(m, x.shape[1], feature_size([c[0] for c in convs], *x.shape[-2:]))
-    map_models(lambda k: stack_forward(x[k], [c[k] for c in convs], out[k], False), m, x.device)
-    return out
+    return _forward_all(x, convs, False)[0]
