@@ -164,13 +164,16 @@ def test_chunking_hand_computed():
     from sgd_privacy.train.batched import chunking
 
     # logistic regression on 12 features, b = 32, float32, 1 MiB: half of it (524,288 bytes) for training;
-    # a model takes 4 bytes x (6 x 13 parameters + 3 x 16 activations x 32 examples) = 6,456 bytes,
-    # so 81 models (522,936 bytes; 82 would need 529,392); evaluation: 524,288 // (4 x 16 x 81) = 101 rows
+    # a model takes 4 bytes x (6 x 13 parameters + 3 x 16 activations x 32 examples) = 6,456 bytes, plus
+    # 4 int64 permutation rows of 1000 entries (32,000 bytes) = 38,456 bytes, so 13 models (499,928 bytes;
+    # 14 would need 538,384); evaluation: 524,288 // (4 x 16 x 13) = 630 rows
     model = build_model("logreg", (12,), 2)
     schedule = Schedule(lr=0.1, batch_size=32, epochs=1, cadence=10)
-    assert chunking(model, schedule, 1000, budget_mb=1, itemsize=4) == (81, 101)
-    assert chunking(model, schedule, 50, budget_mb=1, itemsize=4) == (81, 50)  # never more rows than exist
-    assert chunking(model, schedule, 1000, budget_mb=1, itemsize=8) == (40, 102)  # 12,912 bytes a model
+    assert chunking(model, schedule, 1000, budget_mb=1, itemsize=4) == (13, 630)
+    # 50 rows: 6,456 + 1,600 = 8,056 bytes a model, 65 models; never more evaluation rows than exist
+    assert chunking(model, schedule, 50, budget_mb=1, itemsize=4) == (65, 50)
+    # float64: 12,912 + 32,000 = 44,912 bytes a model, 11 models; 524,288 // (8 x 16 x 11) = 372 rows
+    assert chunking(model, schedule, 1000, budget_mb=1, itemsize=8) == (11, 372)
     cnn = CNN((3, 32, 32), 16, 10)
     assert chunking(cnn, schedule, 13_500, budget_mb=1, itemsize=4) == (1, 16)  # floors: one model, 16 rows
 

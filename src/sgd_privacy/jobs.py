@@ -49,12 +49,60 @@ def release_freed_memory() -> None:
         libc.malloc_trim(0)
 
 
+# cuBLAS's deterministic workspace settings (NVIDIA's cuBLAS docs, "Results reproducibility")
+CUBLAS_WORKSPACES = (":4096:8", ":16:8")
+
+
+def cuda_determinism() -> dict[str, object]:
+    """Set what the determinism contract needs on CUDA and return the settings as now in force.
+
+    Before CUDA is initialised: cuBLAS's fixed workspace (CUBLAS_WORKSPACE_CONFIG, else its
+    reductions may differ between runs), TF32 off for matmuls and cuDNN (full float32 precision, so
+    GPU results equal CPU ones to float32 rounding), cuDNN's deterministic algorithms without
+    benchmarking (autotuning may pick a different algorithm per run), and torch's deterministic
+    algorithms where a GPU is present (warn_only: an op with no deterministic CUDA kernel warns, naming
+    itself in the job log, instead of stopping it: torch lists e.g. the CUDA nll_loss, which the CNN's
+    evaluation takes per example, with no reduction to reorder). The CPU is unaffected: none of these
+    change CPU kernels, and deterministic algorithms are switched on only where CUDA is available."""
+    import torch  # here, so that scripts that do not use torch do not import it
+
+    if os.environ.get("CUBLAS_WORKSPACE_CONFIG") not in CUBLAS_WORKSPACES:
+        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_WORKSPACES[0]
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.set_float32_matmul_precision("highest")
+    if torch.cuda.is_available():
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    return determinism_settings()
+
+
+def determinism_settings() -> dict[str, object]:
+    """The settings `cuda_determinism` controls, as currently in force (for job logs and the smoke test)."""
+    import torch
+
+    return {
+        "CUBLAS_WORKSPACE_CONFIG": os.environ.get("CUBLAS_WORKSPACE_CONFIG", "unset"),
+        "matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+        "cudnn.allow_tf32": torch.backends.cudnn.allow_tf32,
+        "cudnn.deterministic": torch.backends.cudnn.deterministic,
+        "cudnn.benchmark": torch.backends.cudnn.benchmark,
+        "float32_matmul_precision": torch.get_float32_matmul_precision(),
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+    }
+
+
 def torch_job(threads: int) -> None:
-    """A compute job's torch set-up: `threads` CPU threads (the rule's), freed memory kept for reuse."""
+    """A compute job's torch set-up: `threads` CPU threads (the rule's), freed memory kept for reuse,
+    and the CUDA settings of the determinism contract (`cuda_determinism`), logged."""
     import torch  # here, so that scripts that do not use torch do not import it
 
     torch.set_num_threads(threads)
     retain_freed_memory()
+    settings = cuda_determinism()
+    logging.getLogger(__name__).info("determinism: %s", " ".join(f"{k}={v}" for k, v in settings.items()))
 
 
 def attempt_header() -> str:

@@ -182,6 +182,9 @@ def train_batch(
     weights = np.zeros((m, len(wsteps), model.n_params), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
     diverged = torch.zeros(m, dtype=torch.bool, device=device)
     units = model.dropout_units()
+    # each step's counter for the dropout hash, on the device once: a Python step number would be
+    # copied host-to-device (a blocking transfer on a GPU) at every hash call
+    step_keys = torch.arange(schedule.epochs * spe + 1, dtype=torch.int64, device=device) if units else None
 
     def record(t: int) -> None:
         with torch.no_grad():
@@ -203,7 +206,7 @@ def train_batch(
                 record(t)
             positions = perm[:, s * b : (s + 1) * b]
             rows = neighbour_rows(positions, replace) if row_map is None else row_map.gather(1, positions)
-            keep = dropout_keep(seeds, t, b, units, model.dropout, dtype) if units else None
+            keep = dropout_keep(seeds, step_keys[t], b, units, model.dropout, dtype) if step_keys is not None else None
             flat_rows = rows.reshape(-1)
             xb = data.x_train.index_select(0, flat_rows).reshape(*rows.shape, *data.x_train.shape[1:])
             yb = data.y_train.index_select(0, flat_rows).reshape(rows.shape)
@@ -220,14 +223,41 @@ def train_batch(
     return TrainResult(steps, wsteps, weights, metrics, diverged.cpu().numpy())
 
 
-def chunking(model: Model, schedule: Schedule, n_eval_rows: int, budget_mb: int, itemsize: int) -> tuple[int, int]:
-    """(models per chunk, evaluation rows per chunk): half the budget for training steps
-    (parameters, gradients, batch activations), half for evaluating the chunk's models."""
+def training_bytes(model: Model, schedule: Schedule, n_rows: int, itemsize: int) -> int:
+    """Bytes one model needs in a training step: parameters, gradients and update temporaries
+    (6 x P), batch activations kept for the backward pass (3 x activations x b), and its share of
+    the epochs' permutations (int64: the previous epoch's, and the new one's hash keys, argsort output
+    and gathered copy, 4 x 8 bytes a row; measured peak 3.0 x 8 bytes a row for the new one)."""
+    return itemsize * (6 * model.n_params + 3 * model.activation_size() * schedule.batch_size) + 4 * 8 * n_rows
+
+
+def eval_rows(model: Model, models: int, n_eval_rows: int, budget_mb: float, itemsize: int) -> int:
+    """Evaluation rows per chunk for a chunk of `models` models (its real size): the half of the
+    budget given to evaluation over their activations, at least 16 rows, never more rows than exist."""
     half = budget_mb * 2**20 / 2
-    per_model = itemsize * (6 * model.n_params + 3 * model.activation_size() * schedule.batch_size)
-    models = max(1, int(half // per_model))
-    rows = int(half // (itemsize * model.eval_activation_size() * models))
-    return models, max(16, min(rows, max(n_eval_rows, 16)))
+    rows = int(half // (itemsize * model.eval_activation_size() * max(models, 1)))
+    return max(16, min(rows, max(n_eval_rows, 16)))
+
+
+def chunking(model: Model, schedule: Schedule, n_eval_rows: int, budget_mb: float, itemsize: int) -> tuple[int, int]:
+    """(models per chunk, evaluation rows per chunk of that many models): half the budget for training
+    steps (`training_bytes`, the permutations over the n_eval_rows training rows included), half for
+    evaluating the chunk's models (`eval_rows`; `train_many` sizes each chunk's from its real size)."""
+    half = budget_mb * 2**20 / 2
+    models = max(1, int(half // training_bytes(model, schedule, n_eval_rows, itemsize)))
+    return models, eval_rows(model, models, n_eval_rows, budget_mb, itemsize)
+
+
+def device_budget_mb(budget_mb: float, device: torch.device, free_fraction: float = 0.9) -> float:
+    """The memory budget to size chunks by: `budget_mb`, and on CUDA at most `free_fraction` of the GPU
+    memory free now (torch.cuda.mem_get_info), which other processes or this job's data may have taken."""
+    if device.type != "cuda":
+        return budget_mb
+    free, _ = torch.cuda.mem_get_info(device)
+    return min(budget_mb, free_fraction * free / 2**20)
+
+
+OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 
 
 def train_many(
@@ -239,11 +269,15 @@ def train_many(
     budget_mb: int = 2048,
     progress: Callable[[str], None] | None = log.info,
 ) -> TrainResult:
-    """Train `runs` in chunks that fit `budget_mb`, reporting models done, models/s and ETA."""
-    chunk, rows_per_chunk = chunking(model, schedule, len(data.x_train), budget_mb, data.x_train.element_size())
-    parts, start_time = [], time.perf_counter()
-    for start in range(0, len(runs), chunk):
+    """Train `runs` in chunks that fit `budget_mb` (on CUDA also the free GPU memory), reporting models
+    done, models/s and ETA. A chunk that runs out of memory is retried at half its size, and later
+    chunks keep the smaller size (logged): grouping does not change a run's weights (the contract)."""
+    budget = device_budget_mb(budget_mb, data.x_train.device)
+    chunk, _ = chunking(model, schedule, len(data.x_train), budget, data.x_train.element_size())
+    parts, start_time, start = [], time.perf_counter(), 0
+    while start < len(runs):
         size = min(chunk, len(runs) - start)
+        rows_per_chunk = eval_rows(model, size, len(data.x_train), budget, data.x_train.element_size())
 
         def report(
             epoch: int, start: int = start, size: int = size, say: Callable[[str], None] = progress or log.info
@@ -255,8 +289,8 @@ def train_many(
                 f"{start + 1}-{start + size}), {rate:.1f} models/s, ETA {(len(runs) - done) / rate:.0f} s"
             )
 
-        parts.append(
-            train_batch(
+        try:
+            part = train_batch(
                 model,
                 data,
                 runs.take(slice(start, start + size)),
@@ -265,5 +299,17 @@ def train_many(
                 rows_per_chunk,
                 report if progress else None,
             )
-        )
+        except OOM_ERRORS as err:
+            if size == 1:
+                raise TrainingError(
+                    f"one model does not fit in the device's memory ({err}); lower training.batch_size "
+                    "or train on a device with more memory"
+                ) from err
+            chunk = size // 2
+            if data.x_train.device.type == "cuda":
+                torch.cuda.empty_cache()
+            log.warning("out of memory training %d models at once; retrying them %d at a time", size, chunk)
+            continue
+        parts.append(part)
+        start += size
     return TrainResult.concat(parts)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..errors import TrainingError
+from ..errors import ConfigError, TrainingError
 from ..rng import Purpose, uniform
 from . import exact
 from .convstack import cnn_features
@@ -313,9 +313,18 @@ class CNN(Model):
         return 4 * h * w * (c + 2 * self.size)
 
     def path_for(self, device: torch.device) -> str:
-        """The convolution path used on `device`: 'auto' is fast on CUDA, exact elsewhere."""
+        """The convolution path used on `device`: 'auto' is fast on CUDA, exact elsewhere; 'exact' is
+        refused on CUDA, where its per-model Python loop would run outside the fast path's
+        deterministic, TF32-off cuDNN settings (and at a fraction of its speed)."""
         if self.conv_path == "auto":
             return "fast" if device.type == "cuda" else "exact"
+        if self.conv_path == "exact" and device.type == "cuda":
+            raise ConfigError(
+                "training.conv_path is 'exact', which runs on the CPU only (its bit-identity across groupings "
+                "and thread counts is a CPU property; on CUDA it would loop over models outside the "
+                "deterministic cuDNN settings); set training.conv_path to 'fast' or 'auto' for a GPU "
+                "(equal to 'exact' to float32 rounding), or training.device to 'cpu'"
+            )
         return self.conv_path
 
     def logits(
@@ -375,9 +384,11 @@ def build_model(
 
 
 def dropout_keep(
-    seeds: torch.Tensor, step: int, batch: int, units: int, rate: float, dtype: torch.dtype
+    seeds: torch.Tensor, step: int | torch.Tensor, batch: int, units: int, rate: float, dtype: torch.dtype
 ) -> torch.Tensor:
-    """Inverted-dropout multipliers (M, batch, units) for one step: 0 or 1/(1-rate), drawn from each seed."""
+    """Inverted-dropout multipliers (M, batch, units) for one step: 0 or 1/(1-rate), drawn from each seed
+    (`step`: the step number, or a 0-d int64 tensor on the seeds' device holding it, which the trainer
+    passes so that no Python number is copied to the device each step; both give the same bits)."""
     idx = torch.arange(batch * units, device=seeds.device).reshape(1, -1)
     u = uniform(seeds.reshape(-1, 1), Purpose.DROPOUT, step, idx, torch.float64)
     keep = (u >= rate).to(dtype) / (1.0 - rate)

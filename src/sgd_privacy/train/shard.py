@@ -13,21 +13,14 @@ import torch
 from ..errors import TrainingError
 from ..rng import Purpose
 from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
+from .device import device_info, pick_device
 from .grid import shard_runs
 from .models import CNN, Model, build_model, flatten, unflatten
 from .settings import ModelSettings, TrainingSettings
 
 log = logging.getLogger(__name__)
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def pick_device(requested: str) -> torch.device:
-    """auto -> cuda when available, else cpu; cuda without a GPU is an error."""
-    if requested == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but PyTorch sees no GPU; use 'auto' or 'cpu'")
-    if requested == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(requested)
+__all__ = ["DTYPES", "device_info", "model_for", "pick_device", "run_shard", "schedule_for"]
 
 
 def model_for(slice_: dict, arrays: dict[str, np.ndarray], conv_path: str = "auto") -> Model:
@@ -80,6 +73,12 @@ def history_table(experiment: str, runs: Runs, init: str, result: TrainResult, n
     return pa.table(columns, metadata={"n_params": str(n_params)})
 
 
+def shard_device(table: pa.Table) -> dict[str, str]:
+    """The device record (`device_info`) a shard's history table carries in its metadata ({} for older shards)."""
+    raw = (table.schema.metadata or {}).get(b"device")
+    return json.loads(raw) if raw else {}
+
+
 def run_shard(
     experiment: str,
     slice_: dict,
@@ -95,6 +94,7 @@ def run_shard(
     convolutions, see `CNN`; it never changes which runs are computed)."""
     dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
     model = model_for(slice_, arrays, conv_path)
+    conv = f", {model.path_for(dev)} convolutions" if isinstance(model, CNN) else ""  # refuses exact on CUDA
     seeds, replace, fixed = shard_runs(spec, len(arrays["x_train"]))
     runs = Runs(seeds, replace, fixed)
     init = None
@@ -103,13 +103,17 @@ def run_shard(
             raise TrainingError(f"fixed-init shard needs a fixed initialisation of {model.n_params} parameters")
         init = unflatten(model, torch.as_tensor(fixed_init, dtype=dtype, device=dev).reshape(1, -1))
     data = DeviceData.from_arrays(arrays, dev, dtype)
+    info = device_info(dev)
     if progress:
-        conv = f", {model.path_for(dev)} convolutions" if isinstance(model, CNN) else ""
-        progress(f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev} ({slice_['dtype']}{conv})")
+        gpu = f", {info['gpu']}, CUDA {info['cuda']}, cuDNN {info['cudnn']}" if dev.type == "cuda" else ""
+        progress(
+            f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev}{gpu} ({slice_['dtype']}{conv})"
+        )
     result = train_many(model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress)
     if result.diverged.any() and progress:
         progress(
             f"{int(result.diverged.sum())} of {len(runs)} runs diverged (non-finite weights or loss); kept and flagged"
         )
     table = history_table(experiment, runs, spec["init"], result, model.n_params)
-    return table.replace_schema_metadata({**table.schema.metadata, b"training": json.dumps(slice_).encode()})
+    metadata = {b"training": json.dumps(slice_).encode(), b"device": json.dumps(info).encode()}
+    return table.replace_schema_metadata({**table.schema.metadata, **metadata})
