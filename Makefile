@@ -4,9 +4,15 @@
 PYTHON ?= python3
 VENV ?= .venv
 CORES ?= 8
-# A CPU build of PyTorch is installed first so that nothing pulls a multi-GB CUDA
-# build. On a GPU machine use e.g. `make TORCH_SPEC='torch==2.13.0' TORCH_INDEX=... run`.
+# PyTorch build: TORCH=cpu (default; nothing pulls a multi-GB CUDA build) or TORCH=cuda (for a GPU
+# node). TORCH_SPEC pins the version for both. TORCH_CPU_INDEX / TORCH_CUDA_INDEX: the package index
+# serving that build, passed to pip as --index-url (empty: pip's configured index); for cuda set
+# TORCH_CUDA_INDEX to your site's or PyTorch's CUDA wheel index (README, "Installing for a GPU").
+# The venv's stamp is keyed on TORCH, TORCH_SPEC and PIP_INSTALL_ARGS: changing any of them reinstalls torch.
+TORCH ?= cpu
 TORCH_SPEC ?= torch==2.13.0
+TORCH_CPU_INDEX ?=
+TORCH_CUDA_INDEX ?=
 # Every other package is pinned by the lock (refresh it with `make lock`).
 LOCK ?= requirements/lock.txt
 PIP_INSTALL_ARGS ?=
@@ -15,7 +21,17 @@ PYTEST_ARGS ?=
 TEST_WORKERS ?= 2
 
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+ifeq ($(filter $(TORCH),cpu cuda),)
+$(error TORCH must be cpu or cuda, got '$(TORCH)')
+endif
+TORCH_INDEX := $(if $(filter cuda,$(TORCH)),$(TORCH_CUDA_INDEX),$(TORCH_CPU_INDEX))
+TORCH_INDEX_ARGS := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
+TORCH_KEY := $(shell printf '%s' '$(TORCH) $(TORCH_SPEC) $(PIP_INSTALL_ARGS) $(TORCH_INDEX_ARGS)' | cksum | cut -d' ' -f1)
+STAMP := $(VENV)/.installed-$(TORCH)-$(TORCH_KEY)
+# stamps of other torch choices (and the unkeyed stamp of older Makefiles): their torch is replaced
+OTHER_STAMPS := $(filter-out $(STAMP),$(wildcard $(VENV)/.installed $(VENV)/.installed-*))
+# after a TORCH=cuda install: stop if pip still installed a CPU-only build
+CUDA_BUILD_CHECK := $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'TORCH=cuda installed torch ' + torch.__version__ + ', a CPU-only build: set TORCH_CUDA_INDEX to a CUDA wheel index (README, Installing for a GPU)')"
 FORMATTED := Snakefile workflow/rules
 
 .PHONY: run test gate services fmt lint dryrun bench lock clean-venv
@@ -23,8 +39,11 @@ FORMATTED := Snakefile workflow/rules
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) "$(TORCH_SPEC)"
+	$(if $(OTHER_STAMPS),$(BIN)/python -m pip uninstall -q -y torch)
+	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) $(TORCH_INDEX_ARGS) "$(TORCH_SPEC)"
+	$(if $(filter cuda,$(TORCH)),$(CUDA_BUILD_CHECK))
 	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) -c $(LOCK) -e ".[test,dev,slurm]"
+	rm -f $(OTHER_STAMPS)
 	touch $(STAMP)
 
 run: $(STAMP)

@@ -162,7 +162,7 @@ def test_conv_path_choice_and_errors():
     assert model.path_for(torch.device("cpu")) == "exact"
     assert model.path_for(torch.device("cuda")) == "fast"
     assert CNN((1, 8, 8), 2, 3, "fast").path_for(torch.device("cpu")) == "fast"
-    assert build_model("cnn", (1, 8, 8), 3, cnn_size=2, conv_path="exact").path_for(torch.device("cuda")) == "exact"
+    assert build_model("cnn", (1, 8, 8), 3, cnn_size=2, conv_path="exact").path_for(torch.device("cpu")) == "exact"
     slice_ = {"model": "cnn", "cnn_size": 2}
     assert model_for(slice_, images(shape=(1, 8, 8)), "fast").conv_path == "fast"
     with pytest.raises(ValueError, match="unknown conv path 'grouped'; expected one of auto, exact, fast"):

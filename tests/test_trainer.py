@@ -6,6 +6,7 @@ import torch
 from scipy import stats
 
 from sgd_privacy.data import SourceContext, prepare_dataset
+from sgd_privacy.errors import TrainingError
 from sgd_privacy.rng import Purpose, permutation
 from sgd_privacy.train.batched import DeviceData, Runs, Schedule, train_batch, train_many
 from sgd_privacy.train.models import CNN, build_model, flatten, unflatten
@@ -278,6 +279,6 @@ def test_model_errors_name_the_problem():
 def test_cuda_without_gpu_is_explained():
     from sgd_privacy.train.shard import pick_device
 
-    with pytest.raises(RuntimeError, match="training.device is 'cuda' but PyTorch sees no GPU"):
+    with pytest.raises(TrainingError, match="training.device is 'cuda' but PyTorch sees no GPU"):
         pick_device("cuda")
-    assert pick_device("auto").type == "cpu"
+    assert pick_device("auto", {}).type == "cpu"

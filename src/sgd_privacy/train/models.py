@@ -180,7 +180,8 @@ class Model:
         """Gradient of each model's mean batch loss with respect to its logits (position-independent)."""
         if self.n_classes == 2:
             return (exact.sigmoid(logits) - y.to(logits.dtype)) / logits.shape[1]
-        onehot = F.one_hot(y, self.n_classes).to(logits.dtype)
+        # y == class as a comparison, not F.one_hot, which reads y's min and max on the host (a sync)
+        onehot = (y.unsqueeze(-1) == torch.arange(self.n_classes, device=y.device)).to(logits.dtype)
         return (exact.softmax(logits) - onehot) / logits.shape[1]
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
