@@ -64,7 +64,9 @@ def test_a_driver_too_old_is_named(monkeypatch):
     """A CUDA build whose CUDA cannot start: the job names torch's own reason (here, a simulated warning)."""
 
     def unavailable() -> bool:
-        warnings.warn("CUDA initialization: The NVIDIA driver on your system is too old (found version 11040)")
+        warnings.warn(
+            "CUDA initialization: The NVIDIA driver on your system is too old (found version 11040)", stacklevel=2
+        )
         return False
 
     monkeypatch.setattr(torch.version, "cuda", "12.6")
