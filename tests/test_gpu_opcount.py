@@ -91,7 +91,7 @@ def test_an_evaluation_is_one_chunk_when_the_real_chunk_fits():
         steps = (n - 1) // 64
         # cadence = steps logs at 0 and at the last step, cadence 10**6 at 0 only: one evaluation apart
         logged = [
-            counted(lambda c=c: train_many(model, data, runs, Schedule(0.3, 64, 1, c), budget_mb=1, progress=None))
+            counted(lambda c=c, d=data: train_many(model, d, runs, Schedule(0.3, 64, 1, c), budget_mb=1, progress=None))
             for c in (steps, 10**6)
         ]
         per_log.append(logged[0].total - logged[1].total)
