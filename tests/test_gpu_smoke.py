@@ -1,0 +1,33 @@
+"""The GPU smoke test (benchmarks/gpu_smoke.py) runs on the CPU at tiny sizes and reports what the contract
+says there: reruns, groupings and the device-vs-CPU comparison all 0."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_smoke_test_runs_on_the_cpu_and_reports_zero_differences():
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src"), "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "gpu_smoke.py"), "--device", "cpu", "--tiny", "--threads", "1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith(f"torch {__import__('torch').__version__}, CUDA ")
+    assert any(
+        line.startswith("determinism: CUBLAS_WORKSPACE_CONFIG=:4096:8 matmul.allow_tf32=False") for line in lines
+    )
+    for model in ("logreg", "mlp", "cnn"):
+        assert f"{model}: rerun max|diff| 0 (must be 0)" in lines
+        assert f"{model}: groupings (1 batch vs 2 halves) max|diff| 0, relative 0 (expected 0)" in lines
+        assert f"{model}: cpu vs cpu max|diff| 0, relative 0 (expected 0)" in lines
+        assert any(line.startswith(f"{model}: per step ") and "host-device syncs" in line for line in lines)
+        assert any(line.startswith(f"{model}: ") and "model-steps/s" in line for line in lines)
+    assert lines[-1] == "smoke test passed"
