@@ -22,7 +22,7 @@ from ..data.neighbours import neighbour_rows
 from ..train.batched import DeviceData, Runs, Schedule, train_many
 from ..train.history import RUN_KEYS, read_histories, read_weights
 from ..train.shard import DTYPES, model_for, pick_device
-from .bounds import TRIAL_SEED, pooled_score, unit_bound
+from .bounds import TRIAL_SEED, pooled_score, trial_bound, unit_bound
 from .lira import VARIANTS, membership, subset_rows, target_scores
 from .outputs import example_outputs
 from .yeom import SETTINGS, attack_table, partner_rows
@@ -312,8 +312,8 @@ def lira_design(
 def lira_unit_scores(
     confidence: np.ndarray, member: np.ndarray, fixed_variance: bool, rng: np.random.Generator
 ) -> dict[tuple[str, str], dict[str, np.ndarray]]:
-    """Per (variant, setting): calibration member and non-member scores, and the (U, n_in), (U, n_out)
-    scores of the one target run of each evaluated seed. Every shadow and calibration run is a run of a
+    """Per (variant, setting): calibration member and non-member scores, and the scores (U,) of one member
+    and one non-member example, drawn at random, of the one target run of each evaluated seed. Every shadow and calibration run is a run of a
     calibration seed on a subset other than the evaluated ones, so the evaluated targets are independent
     given them (docs/methods.md, section 6)."""
     cal, evaluated, eval_subsets, rest = lira_design(confidence.shape[0], confidence.shape[1], rng)
@@ -334,7 +334,9 @@ def lira_unit_scores(
                     out[(v, setting)]["cal_m"].append(scored[v][member[k]])
                     out[(v, setting)]["cal_n"].append(scored[v][~member[k]])
     shadows = np.array(rest)
+    picks = []
     for i, k in zip(evaluated, eval_subsets, strict=True):
+        picks.append((rng.choice(np.flatnonzero(member[k])), rng.choice(np.flatnonzero(~member[k]))))
         slots = {
             "known": np.full(len(shadows), i),
             "hidden": np.array([cal[j % len(cal)] for j in range(len(shadows))]),
@@ -342,14 +344,14 @@ def lira_unit_scores(
         for setting, seed_slots in slots.items():
             scored = target_scores(confidence, member, i, k, shadows, seed_slots, fixed_variance)
             for v in VARIANTS:
-                out[(v, setting)]["m"].append(scored[v][member[k]])
-                out[(v, setting)]["n"].append(scored[v][~member[k]])
+                out[(v, setting)]["m"].append(scored[v][picks[-1][0]])
+                out[(v, setting)]["n"].append(scored[v][picks[-1][1]])
     return {
         key: {
             "cal_m": np.concatenate(d["cal_m"]),
             "cal_n": np.concatenate(d["cal_n"]),
-            "m": np.stack(d["m"]),
-            "n": np.stack(d["n"]),
+            "m": np.array(d["m"]),
+            "n": np.array(d["n"]),
         }
         for key, d in out.items()
     }
@@ -377,7 +379,7 @@ def lira_bounds(
                 return s[mask & m], s[mask & ~m]
 
             u = units[(variant, setting)]
-            bound = unit_bound((u["cal_m"], u["cal_n"]), u["m"], u["n"], *args)
+            bound = trial_bound((u["cal_m"], u["cal_n"]), u["m"], u["n"], *args)
             pooled = pooled_score(part(pick & cal), part(pick & ~cal), *args)
             rows.append({"attack": f"lira_{variant}", "setting": setting, **bound, **pooled, "note": LIRA_BOUND_NOTE})
     return pd.DataFrame(rows)
