@@ -427,3 +427,31 @@ def test_attack_settings_rerun_no_training(tmp_path):
             target = target[k]
         target[keys[-1]] = value
         assert planned(config) == want, keys
+
+
+def test_models_that_learned_nothing_give_no_bound(tmp_path):
+    """Forty seeds of an MLP trained at lr 1e-7 (no membership signal, true epsilon 0), attacked by the
+    stage's own functions: the loss tables, Yeom's bounds with one counted member and non-member per
+    evaluation seed, all 0; the pooled score is kept beside them."""
+    arrays = random_task(201, 100)
+    slice_ = {
+        "dtype": "float32",
+        "dataset": "random",
+        "model": "mlp",
+        "lr": 1e-7,
+        "batch_size": 20,
+        "epochs": 1,
+        "cadence": 10,
+        "log_weights_at": [0, 10],
+        "hidden": 16,
+        "dropout": 0.0,
+    }
+    spec = {"seeds": list(range(40)), "replace": {"list": [3]}, "init": "variable"}
+    path = tmp_path / "s0_r0_variable.parquet"
+    write_table(run_shard("toy", slice_, spec, arrays, None, device="cpu", progress=None), path)
+    losses = tmp_path / "losses.parquet"
+    settings = {"n_members": 100, "n_nonmembers": 100, "n_threshold": None}
+    write_table(shard_losses(str(path), arrays, [10], settings, device="cpu"), losses)
+    bounds = yeom_bounds([str(losses)], BOUNDS)
+    assert len(bounds) == 2 and (bounds["n_units"] == 20).all() and (bounds["n_members_pooled"] == 2000).all()
+    assert (bounds["epsilon_lower_bound"] == 0).all()
