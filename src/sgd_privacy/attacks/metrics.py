@@ -102,9 +102,9 @@ def clopper_pearson_upper(k: np.ndarray | int, n: np.ndarray | int, confidence: 
 
 
 def epsilon_lower_bounds(
-    false_positives: np.ndarray,
+    false_positives: np.ndarray | int,
     n_nonmembers: int,
-    false_negatives: np.ndarray,
+    false_negatives: np.ndarray | int,
     n_members: int,
     delta: float,
     confidence: float = 0.95,

@@ -192,7 +192,7 @@ def yeom_bounds(paths: Sequence[str], settings: dict) -> pd.DataFrame:
     partner = partner_rows(frame)
     args = (settings["delta"], settings["confidence"], settings["bound_candidates"])
     rows = []
-    for (experiment, t, init), g in frame.groupby(["experiment", "t", "init"], sort=True):
+    for (experiment, _t, init), g in frame.groupby(["experiment", "t", "init"], sort=True):
         idx = g.index.to_numpy()
         c, e = idx[cal[idx]], idx[~cal[idx]]
         if not len(c) or not len(e):
@@ -223,7 +223,7 @@ def yeom_bounds(paths: Sequence[str], settings: dict) -> pd.DataFrame:
             rows.append(
                 {
                     "experiment": experiment,
-                    "t": int(t),
+                    "t": int(g["t"].iloc[0]),
                     "init": init,
                     "attack": "loss_threshold",
                     "setting": setting,

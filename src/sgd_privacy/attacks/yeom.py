@@ -73,8 +73,8 @@ def table6(attacks: pd.DataFrame) -> pd.DataFrame:
     model shares the attacked run's initialisation (the study's Table 6 is variable init). Diverged runs are
     left out."""
     rows = []
-    for (experiment, t, init), g in attacks[~attacks["diverged"]].groupby(["experiment", "t", "init"], sort=True):
-        row: dict = {"experiment": experiment, "t": int(t), "init": init, "n_runs": len(g)}
+    for (experiment, _t, init), g in attacks[~attacks["diverged"]].groupby(["experiment", "t", "init"], sort=True):
+        row: dict = {"experiment": experiment, "t": int(g["t"].iloc[0]), "init": init, "n_runs": len(g)}
         for name in ("accuracy", "epsilon_accuracy", "advantage", "epsilon_advantage"):
             known, hidden = g[f"{name}_known"].to_numpy(), g[f"{name}_hidden"].to_numpy()
             row[f"{name}_known"] = float(known.mean())
