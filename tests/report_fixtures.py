@@ -306,7 +306,7 @@ def mia_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
         "mia_bounds": bounds,
         "lira_summary": lira.summary_table(scores, [0.1, 0.01], BOUNDS["confidence"]),
         "lira_roc": lira.roc_table(scores, n_points=50),
-        "lira_bounds": lira_bounds(scores, BOUNDS),
+        "lira_bounds": lira_bounds(scores, BOUNDS, (np.arange(LIRA_SEEDS), confidence, member), True),
     }
 
 

@@ -50,21 +50,22 @@ def test_tpr_at_low_fpr() -> None:
     assert M.tpr_at_fpr(mem, non, 10 / 150) == pytest.approx(60 / 100)
 
 
-def test_clopper_pearson_matches_beta_quantiles() -> None:
-    lo, hi = M.clopper_pearson(7, 20, 0.95)
-    assert lo == pytest.approx(stats.beta.ppf(0.025, 7, 14))
-    assert hi == pytest.approx(stats.beta.ppf(0.975, 8, 13))
-    lo0, hi0 = M.clopper_pearson(0, 20, 0.95)
-    assert lo0 == 0.0 and hi0 == pytest.approx(1 - 0.025 ** (1 / 20))
-    assert M.clopper_pearson_upper(20, 20) == 1.0
+def test_epsilon_lower_bound_is_the_edge_of_the_dp_test_region() -> None:
+    """An (epsilon, delta)-DP test satisfies FPR + e^eps FNR >= 1 - delta and FNR + e^eps FPR >= 1 - delta
+    (Kairouz et al. 2015): the bound is the smallest epsilon whose region holds the exact upper limits
+    (scipy's binomial test), found by root search rather than by the closed form."""
+    from scipy import optimize
 
+    delta = 1e-5
+    for fp, n_non, fn, n_mem in ((10, 1000, 500, 1000), (300, 1000, 0, 1000), (2, 50, 30, 60), (0, 20, 0, 20)):
+        fpr = stats.binomtest(fp, n_non).proportion_ci(0.95, method="exact").high
+        fnr = stats.binomtest(fn, n_mem).proportion_ci(0.95, method="exact").high
 
-def test_epsilon_lower_bound_by_hand() -> None:
-    fp, n_non, fn, n_mem, delta = 10, 1000, 500, 1000, 1e-5
-    fpr_hi = stats.beta.ppf(0.975, fp + 1, n_non - fp)
-    fnr_hi = stats.beta.ppf(0.975, fn + 1, n_mem - fn)
-    expected = max(math.log((1 - delta - fnr_hi) / fpr_hi), math.log((1 - delta - fpr_hi) / fnr_hi))
-    assert M.epsilon_lower_bound(fp, n_non, fn, n_mem, delta) == pytest.approx(expected)
+        def slack(eps: float, fpr: float = fpr, fnr: float = fnr) -> float:
+            return min(fpr + math.exp(eps) * fnr, fnr + math.exp(eps) * fpr) - (1 - delta)
+
+        expected = 0.0 if slack(0.0) >= 0 else optimize.brentq(slack, 0.0, 50.0, xtol=1e-13)
+        assert M.epsilon_lower_bound(fp, n_non, fn, n_mem, delta) == pytest.approx(expected, abs=1e-9)
     assert M.epsilon_lower_bound(500, 1000, 500, 1000, delta) == 0.0  # a coin-flip attack proves nothing
 
 

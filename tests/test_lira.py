@@ -1,6 +1,7 @@
 """The per-run subset hook of the trainer and the calibrated (LiRA) attack."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from scipy import stats
@@ -23,6 +24,7 @@ from sgd_privacy.train.models import build_model
 from sgd_privacy.train.reference import train_reference
 
 F64 = torch.float64
+BOUNDS = {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50}
 
 
 @pytest.fixture(scope="module")
@@ -150,14 +152,15 @@ def test_known_seed_shadows_beat_hidden_ones_when_the_seed_moves_the_scores():
         set(roc["setting"]) == {"known", "hidden"}
         and roc.groupby(["variant", "setting"])["tpr"].is_monotonic_increasing.all()
     )
-    bounds = lira_bounds(scores, {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50}).set_index(
-        ["attack", "setting"]
-    )
+    bounds = lira_bounds(scores, BOUNDS, (np.arange(4), conf, member), True).set_index(["attack", "setting"])
     assert (
-        bounds.loc[("lira_online", "known"), "epsilon_lower_bound"]
-        > bounds.loc[("lira_online", "hidden"), "epsilon_lower_bound"]
+        bounds.loc[("lira_online", "known"), "epsilon_score_pooled"]
+        > bounds.loc[("lira_online", "hidden"), "epsilon_score_pooled"]
     )
-    assert (bounds["n_members"] + bounds["n_nonmembers"] == 2 * 16 * 300).all()  # evaluated on the 2 held-out seeds
+    pooled = bounds["n_members_pooled"] + bounds["n_nonmembers_pooled"]
+    assert (pooled == 2 * 16 * 300).all()  # every (target, example) pair of the 2 held-out seeds
+    # the bound: one member and one non-member trial per evaluated seed; 2 seeds prove nothing
+    assert (bounds["n_units"] == 2).all() and bounds["low_n"].all() and (bounds["epsilon_lower_bound"] == 0).all()
 
 
 def test_without_signal_the_attack_is_at_chance():
@@ -168,11 +171,57 @@ def test_without_signal_the_attack_is_at_chance():
     assert (
         np.abs(summary["auc"] - 0.5) < 4 * np.sqrt(1 / (6 * n))
     ).all()  # AUC null sd ~ sqrt((n_m+n_n+1)/(12 n_m n_n))
-    bounds = lira_bounds(scores, {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 50})
-    assert (bounds["epsilon_lower_bound"] < 0.2).all()
+    bounds = lira_bounds(scores, BOUNDS, (np.arange(4), conf, member), True)
+    assert (bounds["epsilon_lower_bound"] == 0).all()
 
 
 def test_too_few_seeds_or_subsets_is_an_error():
     conf, member = synthetic_confidences(n_seeds=1, n_subsets=4, n=20)
     with pytest.raises(ValueError, match="at least 2 seeds and 2 subsets"):
         attack_scores(conf, member, [0], fixed_variance=True)
+
+
+def gaussian_score_frame(mu, sigma, n, rng):
+    """A scores table (both settings, both variants) whose member scores are N(mu, sigma^2) and non-member
+    scores N(0, sigma^2)."""
+    member = np.r_[np.ones(n, bool), np.zeros(n, bool)]
+    frames = []
+    for setting in ("known", "hidden"):
+        s = np.where(member, mu, 0.0) + sigma * rng.standard_normal(2 * n)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "target_seed": np.arange(2 * n) % 40,
+                    "target_subset": 0,
+                    "setting": setting,
+                    "example": np.arange(2 * n),
+                    "member": member,
+                    "online": s,
+                    "offline": s,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_tpr_at_fixed_fpr_on_gaussian_scores_is_the_known_curve():
+    """For member scores N(mu, sigma^2) against N(0, sigma^2), TPR at FPR f is Phi(Phi^-1(f) + mu / sigma)."""
+    rng = np.random.default_rng(8)
+    mu, sigma, n = 1.5, 2.0, 200_000
+    summary = summary_table(gaussian_score_frame(mu, sigma, n, rng), [0.01, 0.001], 0.95)
+    for f, col in ((0.01, "tpr_at_1pct"), (0.001, "tpr_at_0.1pct")):
+        expected = stats.norm.cdf(stats.norm.ppf(f) + mu / sigma)
+        # sampling error of an empirical ROC at n = 200,000: well under 0.01 at these FPRs
+        np.testing.assert_allclose(summary[col], expected, atol=0.01)
+        assert ((summary[f"{col}_lo"] <= summary[col]) & (summary[col] <= summary[f"{col}_hi"])).all()
+    assert (summary["low_n"] == (summary["n_targets"] < 30)).all() and (summary["n_units"] == 40).all()
+
+
+def test_lira_bound_with_many_seeds_is_positive_with_signal_and_zero_without():
+    """64 seeds: 32 evaluated seeds, each one target run on its own subset, one member and one non-member."""
+    for signal, positive in ((4.0, True), (0.0, False)):
+        conf, member = synthetic_confidences(n_seeds=64, n_subsets=36, n=60, seed_effect=0.0, signal=signal)
+        scores = attack_scores(conf[:4], member, [0, 1, 2, 3], fixed_variance=True)
+        bounds = lira_bounds(scores, BOUNDS, (np.arange(64), conf, member), True)
+        assert (bounds["n_units"] == 32).all() and not bounds["low_n"].any()
+        assert ((bounds["epsilon_lower_bound"] > 0.8) if positive else (bounds["epsilon_lower_bound"] == 0)).all()

@@ -20,6 +20,7 @@ import torch
 from scipy import stats
 
 from ..rng import Purpose, hash32
+from .bounds import low_n
 from .metrics import auc, clopper_pearson, mean_ci, roc_curve
 from .yeom import paired_one_sided_p
 
@@ -81,6 +82,28 @@ def offline_scores(target: np.ndarray, mu_out: np.ndarray, var_out: np.ndarray) 
     return stats.norm.logcdf(np.asarray(target, dtype=np.float64), mu_out, np.sqrt(var_out))
 
 
+def target_scores(
+    confidence: np.ndarray,
+    member: np.ndarray,
+    slot: int,
+    subset: int,
+    shadow_subsets: np.ndarray,
+    shadow_slots: np.ndarray,
+    fixed_variance: bool,
+) -> dict[str, np.ndarray]:
+    """Online and offline scores (n,) of the target run (seed slot, subset) of the (S, K, n) confidences,
+    with the runs (shadow_slots[j], shadow_subsets[j]) as its shadows."""
+    shadows, mask = confidence[shadow_slots, shadow_subsets], member[shadow_subsets]
+    mu_in, var_in = gaussian_fits(shadows, mask, fixed_variance)
+    mu_out, var_out = gaussian_fits(shadows, ~mask, fixed_variance)
+    mu_in, mu_out = fill_missing(mu_in, mu_out)
+    target = confidence[slot, subset]
+    return {
+        "online": online_scores(target, mu_in, var_in, mu_out, var_out),
+        "offline": offline_scores(target, mu_out, var_out),
+    }
+
+
 def hidden_seed_slot(slot: int, subset: int, n_seeds: int) -> int:
     """The seed (as a slot in the sorted seeds) of the seed-hidden shadow for subset `subset` of the
     target with seed slot `slot`: never the target's own, cycling through the others."""
@@ -105,11 +128,7 @@ def attack_scores(
                 "hidden": np.array([hidden_seed_slot(i, j, n_seeds) for j in others]),
             }
             for setting, seed_slots in slots.items():
-                shadows, mask = confidence[seed_slots, others], member[others]
-                mu_in, var_in = gaussian_fits(shadows, mask, fixed_variance)
-                mu_out, var_out = gaussian_fits(shadows, ~mask, fixed_variance)
-                mu_in, mu_out = fill_missing(mu_in, mu_out)
-                target = confidence[i, k]
+                scored = target_scores(confidence, member, i, k, others, seed_slots, fixed_variance)
                 frames.append(
                     pd.DataFrame(
                         {
@@ -118,8 +137,7 @@ def attack_scores(
                             "setting": setting,
                             "example": np.arange(n),
                             "member": member[k],
-                            "online": online_scores(target, mu_in, var_in, mu_out, var_out),
-                            "offline": offline_scores(target, mu_out, var_out),
+                            **scored,
                         }
                     )
                 )
@@ -171,6 +189,8 @@ def summary_table(scores: pd.DataFrame, fprs: Sequence[float], confidence: float
                 "variant": variant,
                 "setting": setting,
                 "n_targets": len(per_target[setting]),
+                "n_units": len(per_target[setting]),
+                "low_n": low_n(len(per_target[setting])),
                 "n_members": int(m.sum()),
                 "n_nonmembers": int((~m).sum()),
                 "auc": float(auc(s[m], s[~m])),

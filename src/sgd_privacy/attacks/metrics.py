@@ -101,6 +101,24 @@ def clopper_pearson_upper(k: np.ndarray | int, n: np.ndarray | int, confidence: 
     return np.where(k < n, stats.beta.ppf(confidence, k + 1, n - k), 1.0)
 
 
+def epsilon_lower_bounds(
+    false_positives: np.ndarray | int,
+    n_nonmembers: int,
+    false_negatives: np.ndarray | int,
+    n_members: int,
+    delta: float,
+    confidence: float = 0.95,
+) -> np.ndarray:
+    """`epsilon_lower_bound` for arrays of error counts (one bound per element)."""
+    level = 1.0 - (1.0 - confidence) / 2.0
+    fpr = np.asarray(clopper_pearson_upper(false_positives, n_nonmembers, level), dtype=np.float64)
+    fnr = np.asarray(clopper_pearson_upper(false_negatives, n_members, level), dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        one = np.where((fnr > 0) & (1.0 - delta - fpr > 0), np.log((1.0 - delta - fpr) / fnr), 0.0)
+        two = np.where((fpr > 0) & (1.0 - delta - fnr > 0), np.log((1.0 - delta - fnr) / fpr), 0.0)
+    return np.maximum(np.maximum(one, two), 0.0)
+
+
 def epsilon_lower_bound(
     false_positives: int,
     n_nonmembers: int,
@@ -110,19 +128,13 @@ def epsilon_lower_bound(
     confidence: float = 0.95,
 ) -> float:
     """Lower bound on epsilon of an (epsilon, delta)-DP training algorithm implied by one attack's errors,
-    holding with probability `confidence`: upper Clopper-Pearson bounds on FPR and FNR (each at level
-    1 - (1 - confidence) / 2), then max(ln((1 - delta - FPR) / FNR), ln((1 - delta - FNR) / FPR)), floored at 0.
+    holding with probability `confidence` when the counted trials are independent: upper Clopper-Pearson
+    bounds on FPR and FNR (each at level 1 - (1 - confidence) / 2), then
+    max(ln((1 - delta - FPR) / FNR), ln((1 - delta - FNR) / FPR)), floored at 0.
 
     The threshold must be chosen on data independent of the counted examples, or the bound is inflated.
     """
-    level = 1.0 - (1.0 - confidence) / 2.0
-    fpr = float(clopper_pearson_upper(false_positives, n_nonmembers, level))
-    fnr = float(clopper_pearson_upper(false_negatives, n_members, level))
-    candidates = [0.0]
-    for a, b in ((fpr, fnr), (fnr, fpr)):
-        if b > 0 and 1.0 - delta - a > 0:
-            candidates.append(math.log((1.0 - delta - a) / b))
-    return max(candidates)
+    return float(epsilon_lower_bounds(false_positives, n_nonmembers, false_negatives, n_members, delta, confidence))
 
 
 def p_err_floor(epsilon: np.ndarray | float, delta: float) -> np.ndarray:

@@ -22,17 +22,24 @@ from ..data.neighbours import neighbour_rows
 from ..train.batched import DeviceData, Runs, Schedule, train_many
 from ..train.history import RUN_KEYS, read_histories, read_weights
 from ..train.shard import DTYPES, model_for, pick_device
-from .bounds import heldout_bound
-from .lira import VARIANTS, membership, subset_rows
+from .bounds import TRIAL_SEED, pooled_score, trial_bound, unit_bound
+from .lira import VARIANTS, membership, subset_rows, target_scores
 from .outputs import example_outputs
 from .yeom import SETTINGS, attack_table, partner_rows
 
 LOSS_COLUMNS = ["member_loss", "nonmember_loss"]
 YEOM_BOUND_NOTE = (
-    "members and non-members are fixed, different examples repeated in every run, counted as independent "
-    "trials: an optimistic, nominal bound (not a randomised DP audit)"
+    "epsilon_lower_bound: one member and one non-member example drawn at random from one run of each evaluation "
+    "seed, independent trials given the calibration runs; it bounds epsilon when members and non-members are "
+    "exchangeable (a random split of one distribution). epsilon_score_pooled counts every (run, example) pair of "
+    "the evaluation runs, which share seeds and examples: a score without a confidence level"
 )
-LIRA_BOUND_NOTE = "randomised membership per run; (run, example) trials counted as independent: nominal confidence"
+LIRA_BOUND_NOTE = (
+    "epsilon_lower_bound: one target run per evaluation seed on its own random subset, shadows and threshold from "
+    "calibration seeds on other subsets, one member and one non-member example drawn at random: independent "
+    "trials; seed known bounds the release of a model with its seed. epsilon_score_pooled counts every "
+    "(target, example) pair of the evaluation seeds, which share shadows, seeds and examples: a score"
+)
 
 
 def fixed_lists(matrix: np.ndarray) -> pa.FixedSizeListArray:
@@ -147,40 +154,86 @@ def calibration_seeds(seeds: np.ndarray) -> np.ndarray:
     return distinct[: len(distinct) // 2]
 
 
+def calibration_partners(frame: pd.DataFrame, cal_idx: np.ndarray) -> np.ndarray:
+    """For each calibration run (rows `cal_idx` of `frame`), the row of its seed-hidden threshold model among
+    the calibration runs alone; the run itself where it has none (a single calibration seed)."""
+    pos = partner_rows(frame.loc[cal_idx])
+    return np.where(pos >= 0, cal_idx[np.maximum(pos, 0)], cal_idx)
+
+
+def yeom_unit_runs(
+    frame: pd.DataFrame, eval_idx: np.ndarray, cal_idx: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """One evaluated run per evaluation seed, drawn at random among the seed's runs in the group, and the
+    calibration run with the same replace index that serves as its seed-hidden threshold model (the
+    calibration seeds taken in turn); seeds whose replace indices have no calibration run are dropped."""
+    seeds = frame["seed"].to_numpy()
+    replace = frame["replace_index"].to_numpy()
+    runs, partners = [], []
+    for u, s in enumerate(np.unique(seeds[eval_idx])):
+        own = eval_idx[seeds[eval_idx] == s]
+        run = int(own[rng.integers(0, len(own))])
+        same = cal_idx[replace[cal_idx] == replace[run]]
+        if len(same):
+            runs.append(run)
+            partners.append(int(same[np.argsort(seeds[same], kind="stable")][u % len(same)]))
+    return np.array(runs, dtype=np.int64), np.array(partners, dtype=np.int64)
+
+
 def yeom_bounds(paths: Sequence[str], settings: dict) -> pd.DataFrame:
-    """Epsilon lower bounds of the loss-threshold attack, seed known and hidden, per step: the offset c of
-    the rule "member if loss <= tau - c" is chosen on the runs of the calibration seeds, errors are
-    counted on the other runs."""
+    """Epsilon lower bounds of the loss-threshold attack per experiment, step and init mode, seed known and
+    hidden: the offset c of the rule "member if loss <= tau - c" is chosen on the runs of the calibration
+    seeds; `epsilon_lower_bound` counts one member and one non-member example of one run per evaluation
+    seed (independent trials, `bounds.unit_bound`), `epsilon_score_pooled` every (run, example) pair of
+    the evaluation runs (not independent: a score)."""
     frame, member, nonmember, threshold = read_losses(paths)
+    seeds = frame["seed"].to_numpy()
+    cal = np.isin(seeds, calibration_seeds(seeds))
     partner = partner_rows(frame)
-    cal = np.isin(frame["seed"].to_numpy(), calibration_seeds(frame["seed"].to_numpy()))
+    args = (settings["delta"], settings["confidence"], settings["bound_candidates"])
     rows = []
-    for setting in SETTINGS:
-        tau = threshold if setting == "known" else threshold[np.maximum(partner, 0)]
-        mem_scores, non_scores = tau[:, None] - member, tau[:, None] - nonmember
-        for (experiment, _), g in frame[partner >= 0].groupby(["experiment", "t"], sort=True):
-            idx = g.index.to_numpy()
-            c, e = idx[cal[idx]], idx[~cal[idx]]
-            if len(c) and len(e):
-                bound = heldout_bound(
-                    (mem_scores[c], non_scores[c]),
-                    (mem_scores[e], non_scores[e]),
-                    settings["delta"],
-                    settings["confidence"],
-                    settings["bound_candidates"],
-                )
-                rows.append(
-                    {
-                        "experiment": experiment,
-                        "t": int(g["t"].iloc[0]),
-                        "attack": "loss_threshold",
-                        "setting": setting,
-                        "n_calibration_runs": len(c),
-                        "n_evaluation_runs": len(e),
-                        **bound,
-                        "note": YEOM_BOUND_NOTE,
-                    }
-                )
+    for (experiment, _t, init), g in frame.groupby(["experiment", "t", "init"], sort=True):
+        idx = g.index.to_numpy()
+        c, e = idx[cal[idx]], idx[~cal[idx]]
+        if not len(c) or not len(e):
+            continue
+        units, unit_partners = yeom_unit_runs(frame, e, c, np.random.default_rng([TRIAL_SEED, 1]))
+        if not len(units):
+            continue
+        cal_partner = calibration_partners(frame, c)
+        paired = idx[partner[idx] >= 0]
+        pc_, pe = paired[cal[paired]], paired[~cal[paired]]
+        for setting in SETTINGS:
+            known = setting == "known"
+            tau_c = threshold[c] if known else threshold[cal_partner]
+            tau_u = threshold[units] if known else threshold[unit_partners]
+            bound = unit_bound(
+                (tau_c[:, None] - member[c], tau_c[:, None] - nonmember[c]),
+                tau_u[:, None] - member[units],
+                tau_u[:, None] - nonmember[units],
+                *args,
+            )
+            tau = threshold if known else threshold[np.maximum(partner, 0)]
+            mem_scores, non_scores = tau[:, None] - member, tau[:, None] - nonmember
+            pooled = (
+                pooled_score((mem_scores[pc_], non_scores[pc_]), (mem_scores[pe], non_scores[pe]), *args)
+                if len(pc_) and len(pe)
+                else {"epsilon_score_pooled": np.nan}
+            )
+            rows.append(
+                {
+                    "experiment": experiment,
+                    "t": int(g["t"].iloc[0]),
+                    "init": init,
+                    "attack": "loss_threshold",
+                    "setting": setting,
+                    "n_calibration_runs": len(c),
+                    "n_evaluation_runs": len(e),
+                    **bound,
+                    **pooled,
+                    "note": YEOM_BOUND_NOTE,
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -238,9 +291,83 @@ def read_shadows(paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray, np.ndarr
     return seeds, confidence, member
 
 
-def lira_bounds(scores: pd.DataFrame, settings: dict) -> pd.DataFrame:
-    """Epsilon lower bounds of each LiRA variant and setting: threshold chosen on the targets of the
-    calibration seeds, errors counted on the other targets."""
+def lira_design(
+    n_seeds: int, n_subsets: int, rng: np.random.Generator
+) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Seed slots that calibrate (the first half) and that are evaluated (the rest), one distinct evaluation
+    subset per evaluated slot (drawn at random), and the other subsets (calibration targets and shadows)."""
+    cal = list(range(n_seeds // 2))
+    evaluated = list(range(n_seeds // 2, n_seeds))
+    if n_seeds < 2 or n_subsets < len(evaluated) + 2:
+        raise ValueError(
+            f"the LiRA bound needs at least 2 seeds and {len(evaluated) + 2} subsets (one evaluation subset per "
+            f"evaluated seed and two for shadows), got {n_seeds} seeds and {n_subsets} subsets; raise "
+            "mia.lira.seeds or mia.lira.shadows"
+        )
+    chosen = rng.choice(n_subsets, size=len(evaluated), replace=False)
+    rest = [k for k in range(n_subsets) if k not in set(chosen.tolist())]
+    return cal, evaluated, [int(k) for k in chosen], rest
+
+
+def lira_unit_scores(
+    confidence: np.ndarray, member: np.ndarray, fixed_variance: bool, rng: np.random.Generator
+) -> dict[tuple[str, str], dict[str, np.ndarray]]:
+    """Per (variant, setting): calibration member and non-member scores, and the scores (U,) of one member
+    and one non-member example, drawn at random, of the one target run of each evaluated seed. Every shadow and calibration run is a run of a
+    calibration seed on a subset other than the evaluated ones, so the evaluated targets are independent
+    given them (docs/methods.md, section 6)."""
+    cal, evaluated, eval_subsets, rest = lira_design(confidence.shape[0], confidence.shape[1], rng)
+    out: dict[tuple[str, str], dict[str, list]] = {
+        (v, s): {"cal_m": [], "cal_n": [], "m": [], "n": []} for v in VARIANTS for s in SETTINGS
+    }
+    for c in cal:
+        others = [s for s in cal if s != c] or [c]  # a single calibration seed: hidden calibrated as known
+        for k in rest:
+            shadows = np.array([j for j in rest if j != k])
+            slots = {
+                "known": np.full(len(shadows), c),
+                "hidden": np.array([others[j % len(others)] for j in range(len(shadows))]),
+            }
+            for setting, seed_slots in slots.items():
+                scored = target_scores(confidence, member, c, k, shadows, seed_slots, fixed_variance)
+                for v in VARIANTS:
+                    out[(v, setting)]["cal_m"].append(scored[v][member[k]])
+                    out[(v, setting)]["cal_n"].append(scored[v][~member[k]])
+    shadows = np.array(rest)
+    picks = []
+    for i, k in zip(evaluated, eval_subsets, strict=True):
+        picks.append((rng.choice(np.flatnonzero(member[k])), rng.choice(np.flatnonzero(~member[k]))))
+        slots = {
+            "known": np.full(len(shadows), i),
+            "hidden": np.array([cal[j % len(cal)] for j in range(len(shadows))]),
+        }
+        for setting, seed_slots in slots.items():
+            scored = target_scores(confidence, member, i, k, shadows, seed_slots, fixed_variance)
+            for v in VARIANTS:
+                out[(v, setting)]["m"].append(scored[v][picks[-1][0]])
+                out[(v, setting)]["n"].append(scored[v][picks[-1][1]])
+    return {
+        key: {
+            "cal_m": np.concatenate(d["cal_m"]),
+            "cal_n": np.concatenate(d["cal_n"]),
+            "m": np.array(d["m"]),
+            "n": np.array(d["n"]),
+        }
+        for key, d in out.items()
+    }
+
+
+def lira_bounds(
+    scores: pd.DataFrame, settings: dict, shadows: tuple[np.ndarray, np.ndarray, np.ndarray], fixed_variance: bool
+) -> pd.DataFrame:
+    """Epsilon lower bounds of each LiRA variant and setting. `epsilon_lower_bound`: one target run per
+    evaluated seed (its own subset, shadows and threshold from calibration seeds on other subsets), one
+    member and one non-member example drawn at random from it; `epsilon_score_pooled`: the threshold chosen
+    on the calibration seeds' targets in `scores` and every (target, example) pair of the others counted
+    (not independent: a score). `shadows` is (seeds, confidences, membership) as `read_shadows` gives them."""
+    args = (settings["delta"], settings["confidence"], settings["bound_candidates"])
+    _, confidence, member = shadows
+    units = lira_unit_scores(confidence, member, fixed_variance, np.random.default_rng([TRIAL_SEED, 2]))
     cal = np.isin(scores["target_seed"].to_numpy(), calibration_seeds(scores["target_seed"].to_numpy()))
     rows = []
     for variant in VARIANTS:
@@ -251,14 +378,10 @@ def lira_bounds(scores: pd.DataFrame, settings: dict) -> pd.DataFrame:
             def part(mask: np.ndarray, s: np.ndarray = s, m: np.ndarray = m) -> tuple[np.ndarray, np.ndarray]:
                 return s[mask & m], s[mask & ~m]
 
-            bound = heldout_bound(
-                part(pick & cal),
-                part(pick & ~cal),
-                settings["delta"],
-                settings["confidence"],
-                settings["bound_candidates"],
-            )
-            rows.append({"attack": f"lira_{variant}", "setting": setting, **bound, "note": LIRA_BOUND_NOTE})
+            u = units[(variant, setting)]
+            bound = trial_bound((u["cal_m"], u["cal_n"]), u["m"], u["n"], *args)
+            pooled = pooled_score(part(pick & cal), part(pick & ~cal), *args)
+            rows.append({"attack": f"lira_{variant}", "setting": setting, **bound, **pooled, "note": LIRA_BOUND_NOTE})
     return pd.DataFrame(rows)
 
 
