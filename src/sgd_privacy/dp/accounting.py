@@ -47,7 +47,7 @@ def calibrated_noise_multiplier(
             f"reached in {steps} steps at sampling rate {sample_rate:.4g} ({exc}); raise target_epsilon or lower "
             "epochs"
         ) from exc
-    return float(effective) * math.sqrt(releases)
+    return float(effective) / effective_noise_multiplier(1.0, releases)  # the inverse of the booking's sigma
 
 
 class BatchAccountant:
