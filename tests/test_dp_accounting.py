@@ -5,19 +5,21 @@ Poisson batches, the noise standard deviation of a real step and the Poisson sam
 import copy
 import math
 import warnings
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from opacus.accountants.analysis import rdp as rdp_analysis
+from opacus.accountants.rdp import RDPAccountant
 from scipy import stats
 from scipy.special import logsumexp
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from sgd_privacy.config import ConfigError, load_schema, validate_config
-from sgd_privacy.dp.accounting import calibrated_noise_multiplier
+from sgd_privacy.dp.accounting import BatchAccountant, calibrated_noise_multiplier
 from sgd_privacy.dp.ledger import ORDERS, ledger_table, rdp_epsilon
 from sgd_privacy.dp.settings import configurations, resolve
 from sgd_privacy.dp.study import run_job, shadow_features
@@ -141,6 +143,19 @@ def test_study_configs_dpsam_epsilon_is_the_issues_corrected_value():
     assert corrected == pytest.approx(10.9, rel=0.02)
     final = final_runs_from(noise=0.651 / math.sqrt(2), rate=q, steps=steps)
     assert ledger_table(final, DELTA)["rdp_epsilon"].iloc[0] == pytest.approx(corrected, rel=0.02)
+
+
+def test_batch_accountant_books_each_batchs_releases_once_and_catches_a_half_step():
+    accountant = RDPAccountant()
+    booking = BatchAccountant(accountant, 0.1, releases=2)
+    optimizer = SimpleNamespace(noise_multiplier=1.5)
+    for _ in range(3):  # one batch booked at its first release
+        booking(optimizer)
+    assert accountant.history == [(pytest.approx(1.5 / math.sqrt(2)), 0.1, 2)] and booking.releases == 3
+    with pytest.raises(RuntimeError, match="3 noisy releases for 2 booked batches of 2 releases each"):
+        booking.check()
+    booking(optimizer)
+    booking.check()
 
 
 def final_runs_from(noise, rate, steps):

@@ -33,7 +33,6 @@ def summary_table(runs: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
             dataset=first["dataset"],
             algorithm=first["algorithm"],
             noise_multiplier=first["noise_multiplier"],
-            accounted_noise_multiplier=first["accounted_noise_multiplier"],
             repeats=len(group),
         )
         for metric in METRICS:
