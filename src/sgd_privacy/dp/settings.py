@@ -52,15 +52,25 @@ def value_label(value: object) -> str:
 
 
 def sweep_points(sweep: str, spec: dict) -> dict[str, dict]:
-    """A sweep's points as {label: overrides}: one per value of `key`, or its named `variants`."""
+    """A sweep's points as {label: overrides}: one per value of `key` (plus that label's `overrides`), or its
+    named `variants`."""
     has_key, has_variants = "key" in spec or "values" in spec, "variants" in spec
     if has_key == has_variants or (has_key and not ("key" in spec and "values" in spec)):
         raise ConfigError(
             f"config key 'dp.sweeps.{sweep}': give either `key` with `values`, or `variants` (not both, not neither)"
         )
     if has_variants:
+        if "overrides" in spec:
+            raise ConfigError(f"config key 'dp.sweeps.{sweep}.overrides': only a sweep with `key` and `values` has it")
         return dict(spec["variants"])
-    return {value_label(v): {spec["key"]: v} for v in spec["values"]}
+    points = {value_label(v): {spec["key"]: v} for v in spec["values"]}
+    unknown = sorted(set(spec.get("overrides", {})) - set(points))
+    if unknown:
+        raise ConfigError(
+            f"config key 'dp.sweeps.{sweep}.overrides': {', '.join(unknown)} is not a point label of the sweep "
+            f"(labels: {', '.join(points)})"
+        )
+    return {label: {**over, **spec.get("overrides", {}).get(label, {})} for label, over in points.items()}
 
 
 def configurations(dp: dict) -> dict[str, dict]:
