@@ -342,3 +342,55 @@ def test_table_parser_reads_backticked_names_of_the_first_cell():
     text = f"{DIFF_HEADING}\n\n| what | s | p | why |\n|---|---|---|---|\n| `a_*.lr`, `b.T` x | `no.dot.ignored?` |\n"
     assert listed_differences(text) == ["a_*.lr", "b.T"]
     assert unlisted([("a_mlp.lr", 1, 2), ("c.T", 1, 2)], ["a_*.lr"]) == ["c.T: study 1, config 2"]
+
+
+# ---- the cost header (benchmarks/study_cost.py, sgd_privacy.cost)
+BENCH_CPU = """threads 2, freed memory retained, vectorised trainer on cpu; reference on cpu
+logreg (d=50): reference 2247.0 model-steps/s, vectorised 126751.3 model-steps/s (1000 models x 1944 steps, 1000 at once, cpu), ratio 56.41; peak MiB/model: reference 3.2, vectorised 0.27
+cnn (3x32x32, s=16, 257 rows): reference 54.3 model-steps/s, vectorised 65.2 model-steps/s (16 models x 64 steps, 16 at once, cpu, exact conv), ratio 1.20; peak MiB/model: reference 68.7, vectorised 9.58
+"""
+BENCH_GPU = """threads 2, freed memory retained, vectorised trainer on cuda; reference on cpu
+logreg (d=50): reference 2000.0 model-steps/s, vectorised 5000000.0 model-steps/s (100000 models x 1944 steps, 100000 at once, cuda), ratio 2500.00; peak MiB/model: reference 3.2, vectorised 0.01
+"""
+
+
+def test_cost_of_a_benchmark_sized_grid_is_its_models_steps_over_the_measured_rate():
+    from sgd_privacy.cost import experiment_cost, parse_bench
+
+    bench = parse_bench(BENCH_CPU + BENCH_GPU)
+    exp = {"dataset": "mnist_binary", "model": "logreg", "batch_size": 32, "cadence": 50, "epochs": 6}
+    exp |= {"seeds": 100, "replace_indices": 10, "shard": {"seeds": 50, "replace_indices": 10}}
+    est = experiment_cost("x", exp, bench)
+    steps = 6 * (10_396 // 32)  # 1,944: the benchmark's own run length and work per step
+    assert est.models == 2000 and est.jobs == 4
+    assert est.cpu_hours == pytest.approx(2000 * steps / 126751.3 * 2 / 3600, rel=1e-3)  # 2 threads: core-hours
+    assert est.gpu_hours == pytest.approx(2000 * steps / 5_000_000 / 3600, rel=1e-3)
+    assert est.disk_gb == pytest.approx(2000 * (steps // 50 + 1) * (51 * 4 + 40) / 1e9)
+
+
+def test_cost_without_a_gpu_benchmark_says_not_measured_and_the_cnn_has_the_studys_size():
+    from sgd_privacy.cost import cnn_params, cost_table, parse_bench, study_costs
+
+    assert cnn_params(3, 16) == 82_554  # [IP] section 8: "The model has 82,554 parameters in total"
+    cfg = study_config()
+    table = cost_table(study_costs(cfg, parse_bench(BENCH_CPU)), 2)
+    cnn = next(line for line in table.splitlines() if line.startswith("cifar10_cnn"))
+    assert "not measured" in cnn  # the GPU column
+    assert next(line for line in table.splitlines() if line.startswith("mnist_mlp")).count("not measured") == 3
+
+
+def test_cost_rejects_output_without_benchmark_lines():
+    from sgd_privacy.cost import CostError, parse_bench
+
+    with pytest.raises(CostError, match="no benchmark lines found"):
+        parse_bench("threads 2\nsomething else\n")
+
+
+def test_config_readme_holds_the_cost_scripts_current_output():
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "study_cost.py")], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() in (ROOT / "config" / "README.md").read_text()
