@@ -28,7 +28,10 @@ def main() -> None:
     args = parser.parse_args()
     texts = [Path(p).read_text() for p in args.bench] or [readme_bench((ROOT / "README.md").read_text())]
     bench = parse_bench("\n".join(texts))
-    cfg = validate_config(yaml.safe_load(Path(args.config).read_text()) or {}, load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
+    cfg = validate_config(
+        yaml.safe_load(Path(args.config).read_text()) or {},
+        load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml"),
+    )
     print(cost_table(study_costs(cfg, bench, configurations(cfg["dp"])), bench.threads))
 
 

@@ -251,7 +251,9 @@ def _fmt(value: float | None, digits: int = 1) -> str:
 
 def cost_table(estimates: list[Estimate], threads: int) -> str:
     """A fixed-width table of the estimates with a total row (totals of hours only over measured parts)."""
-    head = f"{'experiment':<22}{'jobs':>6}{'models':>9}{'CPU core-h':>13}{'GPU h':>14}{'disk GB':>9}{'peak MiB/job':>14}"
+    head = (
+        f"{'experiment':<22}{'jobs':>6}{'models':>9}{'CPU core-h':>13}{'GPU h':>14}{'disk GB':>9}{'peak MiB/job':>14}"
+    )
     lines = [head]
     for e in estimates:
         lines.append(
