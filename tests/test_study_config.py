@@ -264,7 +264,7 @@ def dp_checks(cfg: dict, check: Checker) -> None:
         check.same(f"{sweep}.epochs", DG["epochs"], conf["epochs"])
         check.same(f"{sweep}.batch_size", DG["batch_size"], conf["batch_size"])
         check.same(f"{sweep}.lr", lr, conf["lr"])
-        check.same(f"{sweep}.model", "resnet50_gn", conf["model"])
+        check.same(f"{sweep}.model", "resnet50", conf["model"])  # GroupNorm: the only ResNets the DP study has
         check.same(f"{sweep}.lr_schedule", "step_decay", conf.get("lr_schedule", "constant"))
         check.same(f"{sweep}.l2", DG_REGULARISERS["l2"] if label == "l2" else DG["l2"], conf["l2"])
         if label == "dropout":
@@ -394,3 +394,56 @@ def test_config_readme_holds_the_cost_scripts_current_output():
         [sys.executable, str(ROOT / "benchmarks" / "study_cost.py")], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() in (ROOT / "config" / "README.md").read_text()
+
+
+# ---- [DG]'s model and learning-rate schedule (sgd_privacy.dp)
+def test_step_decay_is_the_studys_schedule_over_15_epochs():
+    from sgd_privacy.dp.settings import lr_factor
+
+    # [DG] IV.c: lambda for the first five epochs, 0.2 lambda for four, 0.2^2 for three, 0.2^3 for the last three
+    expected = [1.0] * 5 + [0.2] * 4 + [0.04] * 3 + [0.008] * 3
+    assert [lr_factor("step_decay", e, 15) for e in range(1, 16)] == pytest.approx(expected)
+    assert {lr_factor("constant", e, 15) for e in range(1, 16)} == {1.0}
+
+
+def test_resnet50_gn_has_resnet50s_parameters_and_can_be_clipped(tmp_path):
+    import torch
+
+    from sgd_privacy.dp.models import DPSettingError, ResNet50GN, build_model, check_clippable
+
+    model = ResNet50GN(3, 1000)
+    assert sum(p.numel() for p in model.parameters()) == 25_557_032  # torchvision's ResNet-50 (BatchNorm: same count)
+    check_clippable(model, "resnet50")  # no BatchNorm: Opacus can clip per example
+    torch.save(ResNet50GN(3, 7).state_dict(), tmp_path / "gn.pt")  # another head: fc is not loaded
+    conf = {"dataset": "cifar100", "model": "resnet50", "dropout": 0.0, "backbone_weights": str(tmp_path / "gn.pt")}
+    built = build_model(conf, (3, 32, 32), 100)
+    assert built(torch.zeros(2, 3, 32, 32)).shape == (2, 100)
+    saved = torch.load(tmp_path / "gn.pt", weights_only=True)
+    assert torch.equal(built.state_dict()["layer4.2.conv3.weight"], saved["layer4.2.conv3.weight"])
+    torch.save({**saved, "bn1.running_mean": torch.zeros(64)}, tmp_path / "bn.pt")
+    with pytest.raises(DPSettingError, match="BatchNorm checkpoint"):
+        build_model({**conf, "backbone_weights": str(tmp_path / "bn.pt")}, (3, 32, 32), 100)
+    with pytest.raises(DPSettingError, match="GroupNorm ResNet-50"):
+        build_model({**conf, "backbone_weights": str(tmp_path / "missing.pt")}, (3, 32, 32), 100)
+
+
+def test_step_decay_changes_training_only_after_the_first_step():
+    import torch
+
+    from sgd_privacy.dp.train import train_run
+
+    gen = torch.Generator().manual_seed(0)
+    x, y = torch.rand(64, 1, 28, 28, generator=gen), torch.randint(0, 10, (64,), generator=gen)
+    base = {"dataset": "mnist5k", "model": "cnn", "algorithm": "sgd", "epochs": 2, "batch_size": 32, "lr": 0.5}
+    base |= {"momentum": 0.0, "l2": 0.0, "dropout": 0.0}
+    weights: dict[str, list] = {}
+    for schedule in ("constant", "step_decay"):
+        out = weights.setdefault(schedule, [])
+        conf = {**base, "lr_schedule": schedule}
+        train_run(conf, schedule, x, y, 10, 3, 1e-5, lambda e, m, p: out.append(m.fc2.weight.detach().clone()))
+    # epoch 1 at the full rate in both; in epoch 2 of 2 the decayed run steps 0.2 as far (no momentum)
+    assert torch.equal(weights["constant"][1], weights["step_decay"][1])
+    step_c = weights["constant"][2] - weights["constant"][1]
+    step_d = weights["step_decay"][2] - weights["step_decay"][1]
+    assert not torch.equal(step_c, step_d)
+    assert step_d.norm() < 0.5 * step_c.norm()

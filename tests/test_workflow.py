@@ -122,9 +122,9 @@ def test_slurm_profile_dry_run(workdir):
 
 def test_study_config_plans_the_full_grid(workdir):
     study = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
-    weights = workdir / "resources" / "weights" / "resnet18_gn_imagenet.pt"  # the DP study's local backbone
+    weights = workdir / "resources" / "weights" / "resnet50_gn_imagenet.pt"  # the DP study's local backbone
     missing = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))
-    assert missing.returncode != 0 and "resnet18_gn_imagenet.pt" in missing.stdout + missing.stderr
+    assert missing.returncode != 0 and "resnet50_gn_imagenet.pt" in missing.stdout + missing.stderr
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"")
     result = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))

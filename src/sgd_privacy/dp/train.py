@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from .models import build_model, check_clippable
 from .sam import sam_step
-from .settings import CLIPPED, SAM
+from .settings import CLIPPED, SAM, lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,8 @@ def train_run(
         loss_fn = nn.CrossEntropyLoss()
         on_epoch(0, model, privacy)
         for epoch in range(1, conf["epochs"] + 1):
+            for group in optimizer.param_groups:  # lr step decay ([DG]); constant: factor 1
+                group["lr"] = conf["lr"] * lr_factor(conf.get("lr_schedule", "constant"), epoch, conf["epochs"])
             model.train()
             for xb, yb in loader:
                 if conf["algorithm"] in SAM:
