@@ -440,7 +440,7 @@ def test_step_decay_changes_training_only_after_the_first_step():
     for schedule in ("constant", "step_decay"):
         out = weights.setdefault(schedule, [])
         conf = {**base, "lr_schedule": schedule}
-        train_run(conf, schedule, x, y, 10, 3, 1e-5, lambda e, m, p: out.append(m.fc2.weight.detach().clone()))
+        train_run(conf, schedule, x, y, 10, 3, 1e-5, lambda e, m, p, out=out: out.append(m.fc2.weight.detach().clone()))
     # epoch 1 at the full rate in both; in epoch 2 of 2 the decayed run steps 0.2 as far (no momentum)
     assert torch.equal(weights["constant"][1], weights["step_decay"][1])
     step_c = weights["constant"][2] - weights["constant"][1]
