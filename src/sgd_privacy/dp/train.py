@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from .accounting import BatchAccountant, calibrated_noise_multiplier, effective_noise_multiplier
 from .models import build_model, check_clippable
 from .sam import sam_step
-from .settings import CLIPPED, SAM
+from .settings import CLIPPED, SAM, lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -202,6 +202,8 @@ def train_run(
             model, optimizer, loader, privacy = make_private(model, optimizer, loader, conf, delta, name)
         on_epoch(0, model, privacy)
         for epoch in range(1, conf["epochs"] + 1):
+            for group in optimizer.param_groups:  # lr step decay ([DG]); constant: factor 1
+                group["lr"] = conf["lr"] * lr_factor(conf.get("lr_schedule", "constant"), epoch, conf["epochs"])
             model.train()
             for xb, yb in loader:
                 train_step(model, optimizer, xb, yb, conf)
