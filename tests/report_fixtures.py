@@ -211,6 +211,7 @@ def dp_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
             final.append(
                 {"dataset": "mnist5k", "epsilon": eps, "delta": 1e-5, "noise_multiplier": noise}
                 | {"sample_rate": 0.01, "noisy_releases": 300}
+                | {"accounted_noise_multiplier": noise, "accounted_steps": 300}
             )
     summary = dp_summary.summary_table(pd.DataFrame(runs))
     membership = [

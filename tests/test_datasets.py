@@ -123,3 +123,75 @@ def test_written_dataset_round_trips_with_hash(tmp_path):
     np.savez(tmp_path / "d.npz", **{**arrays, "x_test": arrays["x_test"] + 1})
     with pytest.raises(DataError, match="content differs from its sidecar"):
         load_prepared(tmp_path / "d.npz", tmp_path / "d.json")
+
+
+def write_cifar100(path, n_train=30, n_test=12, seed=0):
+    """Tiny cifar-100-python.tar.gz in the real layout: train, test and meta pickles with fine and coarse labels."""
+    import io
+    import pickle
+    import tarfile
+
+    rng = np.random.default_rng(seed)
+    parts = {}
+    for name, n in (("train", n_train), ("test", n_test)):
+        images = rng.integers(0, 256, size=(n, 3, 32, 32), dtype=np.uint8)
+        fine = (np.arange(n) * 7 + 3) % 100
+        parts[name] = (images, fine)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, (images, fine) in parts.items():
+            blob = pickle.dumps(
+                {
+                    b"data": images.reshape(len(images), -1),
+                    b"fine_labels": fine.tolist(),
+                    b"coarse_labels": (fine // 5).tolist(),  # 20 superclasses: must not be read
+                    b"filenames": [b"x.png"] * len(fine),
+                    b"batch_label": name.encode(),
+                }
+            )
+            info = tarfile.TarInfo(f"cifar-100-python/{name}")
+            info.size = len(blob)
+            tar.addfile(info, io.BytesIO(blob))
+        meta = pickle.dumps({b"fine_label_names": [b"c"] * 100, b"coarse_label_names": [b"s"] * 20})
+        info = tarfile.TarInfo("cifar-100-python/meta")
+        info.size = len(meta)
+        tar.addfile(info, io.BytesIO(meta))
+    return parts
+
+
+def test_cifar100_reads_fine_labels_and_all_rows_from_the_archive(tmp_path, unchecked):
+    parts = write_cifar100(tmp_path / "raw" / "cifar100" / "cifar-100-python.tar.gz")
+    ctx = SourceContext(data_dir=str(tmp_path / "raw"), cache_dir=str(tmp_path / "cache"))
+    arrays = prepare_dataset("cifar100", None, ctx).arrays
+    assert arrays["x_train"].shape == (30, 3, 32, 32) and arrays["x_test"].shape == (12, 3, 32, 32)
+    assert len(arrays["y_val"]) == 0  # the DP study uses every training image (members and shadow halves)
+    assert arrays["y_train"].tolist() == parts["train"][1].tolist()  # fine labels, in file order
+    assert arrays["y_test"].tolist() == parts["test"][1].tolist()
+    np.testing.assert_allclose(arrays["x_train"], parts["train"][0] / 255.0, rtol=1e-6)
+
+
+def test_cifar100_extracted_folder_is_checksummed(tmp_path):
+    import tarfile
+
+    write_cifar100(tmp_path / "cifar-100-python.tar.gz")
+    with tarfile.open(tmp_path / "cifar-100-python.tar.gz") as tar:
+        tar.extractall(tmp_path / "raw" / "cifar100", filter="data")
+    ctx = SourceContext(data_dir=str(tmp_path / "raw"), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError, match=r"cifar-100-python/train: md5 checksum mismatch .*expected 16019d7e3df5f24257"):
+        prepare_dataset("cifar100", None, ctx)
+
+
+def test_cifar100_offline_without_files_names_the_archive_and_folder(tmp_path):
+    ctx = SourceContext(data_dir=str(tmp_path / "raw"), cache_dir=str(tmp_path / "cache"))
+    with pytest.raises(DataError) as err:
+        prepare_dataset("cifar100", None, ctx)
+    assert "cifar-100-python.tar.gz" in str(err.value) and str(tmp_path / "raw" / "cifar100") in str(err.value)
+
+
+def test_cifar10_full_keeps_every_training_and_test_image(raw_dir, unchecked):
+    ctx = SourceContext(data_dir=str(raw_dir), cache_dir=str(raw_dir / "cache"))
+    arrays = prepare_dataset("cifar10_full", None, ctx).arrays
+    assert arrays["x_train"].shape == (100, 3, 32, 32) and arrays["x_test"].shape == (20, 3, 32, 32)  # 5 x 20 rows
+    assert len(arrays["y_val"]) == 0
+    subset = prepare_dataset("cifar10", {"n_train": 100, "validation_fraction": 0.0}, ctx).arrays
+    assert sorted(map(bytes, subset["x_train"])) == sorted(map(bytes, arrays["x_train"]))  # the same images

@@ -122,15 +122,16 @@ def test_slurm_profile_dry_run(workdir):
 
 def test_study_config_plans_the_full_grid(workdir):
     study = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
-    weights = workdir / "resources" / "weights" / "resnet18_gn_imagenet.pt"  # the DP study's local backbone
+    weights = workdir / "resources" / "weights" / "resnet50_gn_imagenet.pt"  # the DP study's local backbone
     missing = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))
-    assert missing.returncode != 0 and "resnet18_gn_imagenet.pt" in missing.stdout + missing.stderr
+    assert missing.returncode != 0 and "resnet50_gn_imagenet.pt" in missing.stdout + missing.stderr
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"")
     result = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))
     assert result.returncode == 0, result.stderr
     counts = planned(result)
-    assert counts["prepare_dataset"] == 6 and counts["convergence"] == 12 and counts["train_shard"] > 100
+    assert counts["prepare_dataset"] == 8 and counts["convergence"] == 17 and counts["train_shard"] > 100
     n_dp = sum(len(s.get("values", s.get("variants", []))) for s in study["dp"]["sweeps"].values())
-    assert counts["dp_train"] == n_dp * study["dp"]["repeats"] and counts["dp_shadow"] == 2
-    assert counts["mia_losses"] == 100 and counts["lira_shadows"] == 4  # CIFAR-10 CNN (8 shards) + 4 attacked grids
+    n_dp += len(study["dp"].get("configurations", {}))
+    assert counts["dp_train"] == n_dp * study["dp"]["repeats"] and counts["dp_shadow"] == 3
+    assert counts["mia_losses"] == 122 and counts["lira_shadows"] == 4  # CIFAR-10 CNN (30 shards) + 4 attacked grids

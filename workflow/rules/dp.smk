@@ -12,7 +12,7 @@ rule dp_shadow:
     benchmark:
         benchmark_file("dp_shadow", "{dataset}/{model}")
     wildcard_constraints:
-        model="cnn|resnet18",
+        model="cnn|resnet18|resnet50",
     conda:
         ENV
     threads: config["training"]["threads"]

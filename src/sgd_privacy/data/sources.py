@@ -89,6 +89,17 @@ SOURCES: dict[str, Source] = {
         ),
         "https://www.cs.toronto.edu/~kriz/cifar.html",
     ),
+    "cifar100": Source(
+        "cifar100",
+        (
+            RawFile(
+                "cifar-100-python.tar.gz",
+                "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+                ("md5", "eb9058c3a382ffc7106e4002c42a8d85"),
+            ),
+        ),
+        "https://www.cs.toronto.edu/~kriz/cifar.html",
+    ),
     "adult": Source(
         "adult",
         (
@@ -120,6 +131,8 @@ CIFAR10_BATCH_MD5 = {
     "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
     "test_batch": "40351d587109b95175f43aff81a1287e",
 }
+# Per-file checksums of an extracted CIFAR-100 archive (cifar-100-python/).
+CIFAR100_FILE_MD5 = {"train": "16019d7e3df5f24257cddd939b257f8d", "test": "f0ef6b0ae62326f3e7ffdfab6717acfc"}
 
 
 def verify_checksum(path: Path, checksum: tuple[str, str] | None) -> None:

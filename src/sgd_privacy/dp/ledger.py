@@ -1,8 +1,10 @@
 """The privacy ledger: cumulative epsilon per dataset over every DP run (basic and RDP composition).
 
 Basic composition: k runs at (eps_i, delta_i) are (sum eps_i, sum delta_i)-DP. RDP composition:
-the RDP curves of the runs' sampled Gaussian mechanisms (noise, sampling rate, noisy releases)
-add up order by order, and the sum is converted once to epsilon at the ledger's delta.
+the RDP curves of the runs' sampled Gaussian mechanisms add up order by order, and the sum is
+converted once to epsilon at the ledger's delta. Each run enters as what its accountant booked:
+`accounted_steps` sampled steps at `accounted_noise_multiplier` (sigma for DP-SGD, sigma / sqrt(2)
+for DP-SAM, whose two releases per batch are one sampled mechanism; see `accounting`).
 Runs without noise (plain SGD, SAM, noise 0) have epsilon = inf: they are counted, and any one of
 them makes the dataset's overall epsilon infinite.
 """
@@ -36,21 +38,27 @@ def composed_rdp_epsilon(runs: Iterable[tuple[float, float, int]], delta: float)
 
 
 def rdp_epsilon(noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
-    """Epsilon at `delta` of one run: `steps` noisy releases at (noise_multiplier, sample_rate)."""
+    """Epsilon at `delta` of one run: `steps` sampled Gaussian steps at (noise_multiplier, sample_rate)."""
     return composed_rdp_epsilon([(noise_multiplier, sample_rate, steps)], delta)
 
 
 def ledger_table(final: pd.DataFrame, delta: float) -> pd.DataFrame:
     """Per dataset: runs, DP runs, basic composition (sum of epsilons and deltas) and RDP composition at `delta`.
 
-    `final` has one row per run (its last epoch) with dataset, epsilon, delta, noise_multiplier,
-    sample_rate and noisy_releases."""
+    `final` has one row per run (its last epoch) with dataset, epsilon, delta, accounted_noise_multiplier,
+    sample_rate and accounted_steps."""
+    missing = sorted({"accounted_noise_multiplier", "accounted_steps"} - set(final.columns))
+    if missing:
+        raise ValueError(
+            f"the DP runs' tables lack {', '.join(missing)} (written before DP-SAM was booked as one sampled step "
+            "per batch); rerun the dp_train jobs (e.g. snakemake --forcerun dp_train)"
+        )
     rows = []
     for dataset, runs in final.groupby("dataset", sort=True):
-        dp = runs[np.isfinite(runs["epsilon"]) & (runs["noise_multiplier"] > 0)]
+        dp = runs[np.isfinite(runs["epsilon"]) & (runs["accounted_noise_multiplier"] > 0)]
         non_private = len(runs) - len(dp)
         rdp = composed_rdp_epsilon(
-            zip(dp["noise_multiplier"], dp["sample_rate"], dp["noisy_releases"], strict=True), delta
+            zip(dp["accounted_noise_multiplier"], dp["sample_rate"], dp["accounted_steps"], strict=True), delta
         )
         rows.append(
             {

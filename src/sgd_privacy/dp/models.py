@@ -1,4 +1,4 @@
-"""Models of the DP study: the Opacus-report MNIST CNN and a GroupNorm ResNet-18 with a pretrained backbone.
+"""Models of the DP study: the Opacus-report MNIST CNN and GroupNorm ResNet-18 / -50 with a pretrained backbone.
 
 Both take an optional dropout before the last layer. Pretrained weights are only read from a
 local file (never downloaded at run time).
@@ -90,15 +90,70 @@ class ResNet18GN(nn.Module):
         return self.fc(self.drop(x.mean(dim=(2, 3))))
 
 
-def load_backbone(model: ResNet18GN, path: str | None) -> None:
-    """Load a local GroupNorm ResNet-18 state dict (torchvision key layout) into everything but the head `fc`."""
+class Bottleneck(nn.Module):
+    """ResNet bottleneck block (1x1, 3x3, 1x1, expansion 4) with GroupNorm (torchvision's parameter names)."""
+
+    def __init__(self, c_in: int, width: int, stride: int) -> None:
+        super().__init__()
+        c_out = 4 * width
+        self.conv1 = nn.Conv2d(c_in, width, 1, bias=False)
+        self.bn1 = nn.GroupNorm(GROUPS, width)
+        self.conv2 = nn.Conv2d(width, width, 3, stride, 1, bias=False)
+        self.bn2 = nn.GroupNorm(GROUPS, width)
+        self.conv3 = nn.Conv2d(width, c_out, 1, bias=False)
+        self.bn3 = nn.GroupNorm(GROUPS, c_out)
+        self.downsample = (
+            nn.Sequential(nn.Conv2d(c_in, c_out, 1, stride, bias=False), nn.GroupNorm(GROUPS, c_out))
+            if stride != 1 or c_in != c_out
+            else None
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Residual output."""
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = torch.relu(self.bn2(self.conv2(out)))
+        out = self.bn3(self.conv3(out))
+        return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+
+class ResNet50GN(nn.Module):
+    """ResNet-50 with GroupNorm ([DG]'s model) in torchvision's key layout, dropout before `fc`."""
+
+    def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
+        self.bn1 = nn.GroupNorm(GROUPS, 64)
+        self.maxpool = nn.MaxPool2d(3, 2, 1)
+        c_in, layers = 64, []
+        for i, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+            stage = [Bottleneck(c_in, width, 1 if i == 0 else 2)]
+            stage += [Bottleneck(4 * width, width, 1) for _ in range(blocks - 1)]
+            layers.append(nn.Sequential(*stage))
+            c_in = 4 * width
+        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.drop = nn.Dropout(dropout)
+        self.fc = nn.Linear(2048, n_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Logits."""
+        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.drop(x.mean(dim=(2, 3))))
+
+
+RESNETS = {"resnet18": ResNet18GN, "resnet50": ResNet50GN}
+
+
+def load_backbone(model: nn.Module, path: str | None, name: str = "resnet18") -> None:
+    """Load a local GroupNorm ResNet state dict (torchvision key layout) into everything but the head `fc`."""
+    depth = name.removeprefix("resnet")
     hint = (
-        "set dp backbone_weights to a local state-dict file of a GroupNorm ResNet-18 in torchvision's key "
+        f"set dp backbone_weights to a local state-dict file of a GroupNorm ResNet-{depth} in torchvision's key "
         "layout (conv1.weight, bn1.weight, layer1.0.conv1.weight, ...; e.g. the GN-ResNet ImageNet weights "
         "converted with torch.save(model.state_dict(), path)); weights are never downloaded at run time"
     )
     if not path:
-        raise DPSettingError(f"model resnet18 needs pretrained weights: {hint}")
+        raise DPSettingError(f"model {name} needs pretrained weights: {hint}")
     if not Path(path).is_file():
         raise DPSettingError(f"pretrained backbone weights not found at {path!r}: {hint}")
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -112,7 +167,7 @@ def load_backbone(model: ResNet18GN, path: str | None) -> None:
     missing = [k for k in result.missing_keys if not k.startswith("fc.")]
     if missing or result.unexpected_keys:
         raise DPSettingError(
-            f"{path}: keys do not match a GroupNorm ResNet-18 (missing {missing[:5]}, "
+            f"{path}: keys do not match a GroupNorm ResNet-{depth} (missing {missing[:5]}, "
             f"unexpected {result.unexpected_keys[:5]}); {hint}"
         )
 
@@ -125,8 +180,8 @@ def build_model(conf: dict, in_shape: tuple[int, ...], n_classes: int) -> nn.Mod
         )
     if conf["model"] == "cnn":
         return MnistCNN(in_shape, n_classes, conf["dropout"])
-    model = ResNet18GN(in_shape[0], n_classes, conf["dropout"])
-    load_backbone(model, conf.get("backbone_weights"))
+    model = RESNETS[conf["model"]](in_shape[0], n_classes, conf["dropout"])
+    load_backbone(model, conf.get("backbone_weights"), conf["model"])
     return model
 
 

@@ -3,8 +3,9 @@
 One SAM step: the gradient g at w gives the ascent e = rho g / ||g|| (global L2 norm over all
 trainable parameters); the gradient at w + e is then applied at w by the base optimizer.
 With a DPOptimizer both gradients are clipped per example and noised (DP-SAM): the ascent
-direction is a released, private gradient, so each SAM step is two noisy releases and the
-accountant records both.
+direction is a released, private gradient, so each SAM step is two noisy releases of the same
+Poisson batch. Each release calls the optimizer's step hook; `accounting.BatchAccountant` books
+the pair as one sampled Gaussian step at sigma / sqrt(2).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def sam_step(
     loss = batch_loss()
     loss.backward()
     if isinstance(optimizer, DPOptimizer):
-        optimizer.pre_step()  # clip, noise and account for the ascent gradient
+        optimizer.pre_step()  # clip and noise the ascent gradient (the step hook sees this release)
     e = sam_perturbation(_gradients(params), rho)
     with torch.no_grad():
         for p, d in zip(params, e, strict=True):

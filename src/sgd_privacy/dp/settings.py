@@ -10,6 +10,7 @@ ALGORITHMS = ("sgd", "dpsgd", "sam", "sam_clip", "dpsam")
 CLIPPED = frozenset({"dpsgd", "sam_clip", "dpsam"})  # per-example clipping through Opacus
 NOISY = frozenset({"dpsgd", "dpsam"})  # Gaussian noise (a noise multiplier or a target epsilon)
 SAM = frozenset({"sam", "sam_clip", "dpsam"})
+LR_SCHEDULES = ("constant", "step_decay")
 COMMON_KEYS = ("dataset", "model", "algorithm", "epochs", "batch_size", "lr", "momentum", "l2", "dropout", "seed")
 
 
@@ -34,14 +35,33 @@ def resolve(name: str, settings: dict) -> dict:
                 f"(got noise_multiplier={noise!r}, target_epsilon={target!r})"
             )
         out["noise_multiplier" if noise is not None else "target_epsilon"] = noise if noise is not None else target
-    if settings["model"] == "resnet18":
+    if settings["model"] in ("resnet18", "resnet50"):
         out["backbone_weights"] = settings["backbone_weights"]
         if not out["backbone_weights"]:
             raise ConfigError(
-                f"{where}: model 'resnet18' needs backbone_weights, a local state-dict file of a GroupNorm "
-                "ResNet-18 pretrained backbone (never downloaded; see config/README.md, section dp)"
+                f"{where}: model {settings['model']!r} needs backbone_weights, a local state-dict file of a GroupNorm "
+                f"ResNet-{settings['model'][6:]} pretrained backbone (never downloaded; see config/README.md, section dp)"
             )
+    schedule = settings.get("lr_schedule", "constant")
+    if schedule not in LR_SCHEDULES:
+        raise ConfigError(f"{where}: lr_schedule {schedule!r} is unknown; allowed: {', '.join(LR_SCHEDULES)}")
+    if schedule != "constant":  # kept only when used, so constant-rate configurations keep their params
+        out["lr_schedule"] = schedule
     return out
+
+
+def lr_factor(schedule: str, epoch: int, epochs: int) -> float:
+    """The learning rate's multiplier in (1-based) `epoch` of `epochs`.
+
+    `step_decay` is the SAM implementation's StepLR that [DG] used: 1 for the first 30% of the epochs,
+    then 0.2, 0.2^2 from 60% and 0.2^3 from 80% (for 15 epochs: 5, 4, 3 and 3 epochs)."""
+    if schedule == "constant":
+        return 1.0
+    done = epoch - 1  # epochs completed before this one
+    for k, fraction in enumerate((0.3, 0.6, 0.8)):
+        if done < epochs * fraction:
+            return 0.2**k
+    return 0.2**3
 
 
 def value_label(value: object) -> str:
@@ -52,15 +72,25 @@ def value_label(value: object) -> str:
 
 
 def sweep_points(sweep: str, spec: dict) -> dict[str, dict]:
-    """A sweep's points as {label: overrides}: one per value of `key`, or its named `variants`."""
+    """A sweep's points as {label: overrides}: one per value of `key` (plus that label's `overrides`), or its
+    named `variants`."""
     has_key, has_variants = "key" in spec or "values" in spec, "variants" in spec
     if has_key == has_variants or (has_key and not ("key" in spec and "values" in spec)):
         raise ConfigError(
             f"config key 'dp.sweeps.{sweep}': give either `key` with `values`, or `variants` (not both, not neither)"
         )
     if has_variants:
+        if "overrides" in spec:
+            raise ConfigError(f"config key 'dp.sweeps.{sweep}.overrides': only a sweep with `key` and `values` has it")
         return dict(spec["variants"])
-    return {value_label(v): {spec["key"]: v} for v in spec["values"]}
+    points = {value_label(v): {spec["key"]: v} for v in spec["values"]}
+    unknown = sorted(set(spec.get("overrides", {})) - set(points))
+    if unknown:
+        raise ConfigError(
+            f"config key 'dp.sweeps.{sweep}.overrides': {', '.join(unknown)} is not a point label of the sweep "
+            f"(labels: {', '.join(points)})"
+        )
+    return {label: {**over, **spec.get("overrides", {}).get(label, {})} for label, over in points.items()}
 
 
 def configurations(dp: dict) -> dict[str, dict]:

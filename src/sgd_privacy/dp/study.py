@@ -71,7 +71,9 @@ def run_job(
 
     `settings` holds delta, split_seed and the attack's top_k, hidden, epochs and lr. Returns the
     per-epoch table (one row per epoch and attack: utility, attack metrics, accountant epsilon and the
-    P_err floor) and the per-example table (whether each attack identified each member/non-member)."""
+    P_err floor, and what the accountant booked: `accounted_steps` batches, each one sampled Gaussian
+    step at `accounted_noise_multiplier` = noise_multiplier / sqrt(releases_per_step)) and the per-example
+    table (whether each attack identified each member/non-member)."""
     split = study_split(arrays["y_train"], arrays["y_test"], settings["split_seed"])
     x, y = _tensors(arrays, "train", split.members, device)
     xo, yo = _tensors(arrays, "test", split.nonmembers, device)
@@ -109,7 +111,10 @@ def run_job(
             "p_err_floor": float(p_err_floor(eps, delta)),
             "noise_multiplier": privacy.noise_multiplier,
             "sample_rate": privacy.sample_rate,
+            "releases_per_step": privacy.releases_per_step,
             "noisy_releases": privacy.releases(),
+            "accounted_noise_multiplier": privacy.accounted_noise_multiplier,
+            "accounted_steps": privacy.steps(),
         }
         for attack_name in ATTACKS:
             rows.append({**base, "attack": attack_name, **metrics[attack_name]})

@@ -4,6 +4,11 @@ Algorithms: `sgd` (plain minibatch SGD, shuffled batches), `sam`, and through Op
 sampling, per-example clipping to `max_grad_norm`, Gaussian noise `noise_multiplier * C` on the
 sum, RDP accountant): `dpsgd`, `sam_clip` (noise 0) and `dpsam`. `l2` is the optimizer's weight
 decay and `dropout` sits before the last layer of every model.
+
+Accounting (see `accounting`): every Poisson batch is one sampled Gaussian step, at the noise
+multiplier sigma for DP-SGD and sigma / sqrt(2) for DP-SAM (two releases of the same batch). An
+empty Poisson batch is a step like any other: the optimizer adds the noise alone (the clipped sum
+is zero) and the accountant books it.
 """
 
 from __future__ import annotations
@@ -17,13 +22,13 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from opacus import PrivacyEngine
-from opacus.accountants.utils import get_noise_multiplier
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from .accounting import BatchAccountant, calibrated_noise_multiplier, effective_noise_multiplier
 from .models import build_model, check_clippable
 from .sam import sam_step
-from .settings import CLIPPED, SAM
+from .settings import CLIPPED, SAM, lr_factor
 
 log = logging.getLogger(__name__)
 
@@ -62,14 +67,28 @@ def run_seed(seed: int, repeat: int) -> int:
     return int(np.random.SeedSequence([seed, repeat]).generate_state(1)[0])
 
 
+def releases_per_step(algorithm: str) -> int:
+    """Noisy gradient releases per batch: 2 for the SAM algorithms (ascent and descent), else 1."""
+    return 2 if algorithm in SAM else 1
+
+
 @dataclass
 class Privacy:
-    """What the accountant needs: noise multiplier, sampling rate, noisy releases per step (2 for DP-SAM)."""
+    """What the accountant needs: the noise multiplier of each release, the sampling rate, the noisy releases
+    per batch (2 for DP-SAM) and the hook that books each batch as one sampled Gaussian step."""
 
     noise_multiplier: float
     sample_rate: float
     releases_per_step: int
     engine: PrivacyEngine | None
+    booking: BatchAccountant | None = None
+
+    @property
+    def accounted_noise_multiplier(self) -> float:
+        """The noise multiplier of the one sampled Gaussian step each batch is booked as (sigma / sqrt(releases))."""
+        if self.releases_per_step == 0:
+            return self.noise_multiplier
+        return effective_noise_multiplier(self.noise_multiplier, self.releases_per_step)
 
     def epsilon(self, delta: float) -> float:
         """The RDP accountant's epsilon so far (inf without noise)."""
@@ -77,9 +96,13 @@ class Privacy:
             return math.inf
         return float(self.engine.get_epsilon(delta))
 
+    def steps(self) -> int:
+        """Batches booked so far (the accountant's steps; empty Poisson batches included)."""
+        return 0 if self.booking is None else self.booking.steps()
+
     def releases(self) -> int:
-        """Noisy gradient releases so far (the accountant's steps)."""
-        return 0 if self.engine is None else sum(n for _, _, n in self.engine.accountant.history)
+        """Noisy gradient releases so far (releases_per_step per booked batch)."""
+        return 0 if self.booking is None else self.booking.releases
 
 
 def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 1024) -> dict[str, np.ndarray]:
@@ -96,8 +119,10 @@ def predict(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 102
     return {"loss": loss.cpu().numpy(), "probs": lp.exp().cpu().numpy(), "y": y.cpu().numpy()}
 
 
-def _noise_for(conf: dict, delta: float, sample_rate: float, steps: int, releases: int) -> float | None:
-    """The noise multiplier of a clipped configuration (None: calibrated by make_private_with_epsilon)."""
+def _noise_for(conf: dict, name: str, delta: float, sample_rate: float, steps: int, releases: int) -> float:
+    """The per-release noise multiplier of a clipped configuration: given, 0 for `sam_clip` or an infinite
+    target, else calibrated so that the run's `steps` batches (each one sampled step at sigma / sqrt(releases))
+    spend `target_epsilon`."""
     if conf["algorithm"] == "sam_clip":
         return 0.0
     if "noise_multiplier" in conf:
@@ -105,28 +130,45 @@ def _noise_for(conf: dict, delta: float, sample_rate: float, steps: int, release
     target = float(conf["target_epsilon"])
     if math.isinf(target):
         return 0.0
-    if releases == 1:
-        return None
-    return float(get_noise_multiplier(target_epsilon=target, target_delta=delta, sample_rate=sample_rate, steps=steps))
+    return calibrated_noise_multiplier(target, delta, sample_rate, steps, releases, name)
 
 
 def make_private(
-    model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, conf: dict, delta: float
+    model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, conf: dict, delta: float, name: str = ""
 ) -> tuple[nn.Module, torch.optim.Optimizer, DataLoader, Privacy]:
-    """Wrap a clipped configuration's model, optimizer and loader with Opacus (Poisson sampling, RDP)."""
-    releases = 2 if conf["algorithm"] in SAM else 1
+    """Wrap a clipped configuration's model, optimizer and loader with Opacus (Poisson sampling, RDP), with
+    each batch booked once (`BatchAccountant`) in place of Opacus's one booking per release."""
+    releases = releases_per_step(conf["algorithm"])
     sample_rate = 1.0 / len(loader)
-    noise = _noise_for(conf, delta, sample_rate, releases * conf["epochs"] * len(loader), releases)
+    noise = _noise_for(conf, name, delta, sample_rate, conf["epochs"] * len(loader), releases)
     engine = PrivacyEngine(accountant="rdp")
-    common = {"module": model, "optimizer": optimizer, "data_loader": loader, "max_grad_norm": conf["max_grad_norm"]}
-    if noise is None:
-        model, optimizer, loader = engine.make_private_with_epsilon(
-            **common, target_epsilon=float(conf["target_epsilon"]), target_delta=delta, epochs=conf["epochs"]
-        )
-        noise = float(optimizer.noise_multiplier)  # type: ignore[attr-defined]
+    model, optimizer, loader = engine.make_private(
+        module=model,
+        optimizer=optimizer,
+        data_loader=loader,
+        max_grad_norm=conf["max_grad_norm"],
+        noise_multiplier=noise,
+        poisson_sampling=True,
+    )
+    booking = BatchAccountant(engine.accountant, sample_rate, releases)
+    optimizer.attach_step_hook(booking)  # type: ignore[attr-defined]  # replaces Opacus's per-release hook
+    return model, optimizer, loader, Privacy(noise, sample_rate, releases, engine, booking)
+
+
+def train_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, conf: dict
+) -> None:
+    """One update on the batch (xb, yb): a SAM step (radius `rho`) for the SAM algorithms, else an optimizer
+    step. An empty Poisson batch is not skipped: the DP optimizer clips nothing, adds the noise alone and
+    books the step."""
+    loss_fn = nn.CrossEntropyLoss()
+    if conf["algorithm"] in SAM:
+        params = [p for p in model.parameters() if p.requires_grad]
+        sam_step(params, optimizer, lambda: loss_fn(model(xb), yb), conf["rho"])
     else:
-        model, optimizer, loader = engine.make_private(**common, noise_multiplier=noise, poisson_sampling=True)
-    return model, optimizer, loader, Privacy(noise, sample_rate, releases, engine)
+        optimizer.zero_grad()
+        loss_fn(model(xb), yb).backward()
+        optimizer.step()
 
 
 EpochCallback = Callable[[int, nn.Module, Privacy], None]
@@ -157,21 +199,14 @@ def train_run(
         privacy = Privacy(0.0, conf["batch_size"] / len(x), 0, None)
         if conf["algorithm"] in CLIPPED:
             check_clippable(model, name)
-            model, optimizer, loader, privacy = make_private(model, optimizer, loader, conf, delta)
-        params = [p for p in model.parameters() if p.requires_grad]
-        loss_fn = nn.CrossEntropyLoss()
+            model, optimizer, loader, privacy = make_private(model, optimizer, loader, conf, delta, name)
         on_epoch(0, model, privacy)
         for epoch in range(1, conf["epochs"] + 1):
+            for group in optimizer.param_groups:  # lr step decay ([DG]); constant: factor 1
+                group["lr"] = conf["lr"] * lr_factor(conf.get("lr_schedule", "constant"), epoch, conf["epochs"])
             model.train()
             for xb, yb in loader:
-                if conf["algorithm"] in SAM:
-
-                    def batch_loss(xb: torch.Tensor = xb, yb: torch.Tensor = yb) -> torch.Tensor:
-                        return loss_fn(model(xb), yb)
-
-                    sam_step(params, optimizer, batch_loss, conf["rho"])
-                else:
-                    optimizer.zero_grad()
-                    loss_fn(model(xb), yb).backward()
-                    optimizer.step()
+                train_step(model, optimizer, xb, yb, conf)
+            if privacy.booking is not None:
+                privacy.booking.check()
             on_epoch(epoch, model, privacy)
