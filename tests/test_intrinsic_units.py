@@ -9,10 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from scipy import stats
 
+from gaussian_reference import integrated_delta
 from sgd_privacy.analysis.clusters import kmeans_spans
 from sgd_privacy.analysis.intrinsic import embedding_tables, empirical_sensitivity, epsilon_tables, stability_table
 from sgd_privacy.analysis.pairs import max_distance_within_groups
-from gaussian_reference import integrated_delta
 from sgd_privacy.analysis.privacy import (
     bolt_on_sensitivity,
     bootstrap_over_seeds,

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from scipy import stats
 
+from gaussian_reference import integrated_delta, monte_carlo_delta
 from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.perturbation import bolt_on as bo
 from sgd_privacy.perturbation import query_api as qa
-from gaussian_reference import integrated_delta, monte_carlo_delta
 from workflow_helpers import planned, tiny_config
 from workflow_helpers import run_snakemake as snakemake
 
@@ -90,7 +90,9 @@ def test_guarantee_labels_and_the_epsilon_the_added_noise_proves():
     assert others["note"].str.startswith("heuristic").all()
     aug = table[(table["mechanism"] == "augmented") & (table["sensitivity"] == "theory")]
     some = aug[~aug["no_extra_noise"]]
-    assert len(some) and (some["provable_epsilon"] > some["epsilon"]).all() and np.isfinite(some["provable_epsilon"]).all()
+    assert (
+        len(some) and (some["provable_epsilon"] > some["epsilon"]).all() and np.isfinite(some["provable_epsilon"]).all()
+    )
     for r in some.itertuples():  # the added noise alone does not reach the target, and proves provable_epsilon
         assert integrated_delta(worst, r.noise_added, r.epsilon) > delta * (1 + 1e-6)
         assert integrated_delta(worst, r.noise_added, r.provable_epsilon) == pytest.approx(delta, rel=1e-6)
@@ -312,13 +314,16 @@ def test_dp_sgd_model_answers_do_not_change_with_k():
     w = g.normal(size=5)
     table = qa.dp_table(w, 2.0, 1e-5, (xm, ym), (xn, yn), [1, 10, 100])
     assert (table["rmse"] < 1e-12).all() and table["advantage"].nunique() == 1 and table["auc"].nunique() == 1
+
     # the answers are the model's exact scores: the AUC of the exact losses, by a plain pairwise count
     def loss(x, y):
         z = x @ w[:-1] + w[-1]
         return np.logaddexp(0.0, z) - y * z
 
     lm, ln = loss(xm, ym), loss(xn, yn)
-    assert table["auc"].iloc[0] == pytest.approx(((lm[:, None] < ln[None, :]) + 0.5 * (lm[:, None] == ln[None, :])).mean())
+    assert table["auc"].iloc[0] == pytest.approx(
+        ((lm[:, None] < ln[None, :]) + 0.5 * (lm[:, None] == ln[None, :])).mean()
+    )
     # the ceiling is the best advantage any test can have against an (epsilon, delta)-DP mechanism
     for eps, delta in ((2.0, 1e-5), (0.5, 0.01), (5.0, 1e-3)):
         bound = qa.dp_table(w, eps, delta, (xm, ym), (xn, yn), [1])["advantage_bound"].iloc[0]
