@@ -394,6 +394,18 @@ def test_perturbation_settings_rerun_no_training(workdir):
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(workdir / "results/perturbation/tiny/bolt_on.parquet")
     assert set(table["mechanism"]) == {"bolt_on", "augmented"} and set(table["init"]) == {"variable", "fixed"}
+    # every row says what its added noise proves; only standard bolt-on rows on the worst-case bound are DP
+    done = table[table["scale"].notna()]
+    assert set(done["calibration"]) == {"analytic"} and set(done["guarantee"]) <= {"dp", "heuristic"}
+    dp = done[done["guarantee"] == "dp"]
+    assert len(dp) and (dp["mechanism"] == "bolt_on").all() and (dp["sensitivity"] == "theory").all()
+    aug = done[done["mechanism"] == "augmented"]
+    assert (aug["guarantee"] == "heuristic").all() and (aug["provable_epsilon"] >= aug["epsilon"] * (1 - 1e-9)).all()
+    less = aug[aug["noise_added"] < aug["scale"]]  # the seed's spread stood in for part of the noise
+    assert len(less) and (less["provable_epsilon"] > less["epsilon"]).all()
+    assert (aug.loc[aug["no_extra_noise"], "provable_epsilon"] == math.inf).all()
+    eps = pd.read_parquet(workdir / "results/analysis/tiny/epsilon.parquet").iloc[0]
+    assert eps["delta_theory_worst_case"] >= eps["delta_theory"] and eps["epsilon_theory_analytic"] > 0
     attack = pd.read_parquet(workdir / "results/perturbation/tiny/query_attack.parquet")
     assert set(attack["api"]) == {"exact", "fresh", "fixed", "dp_sgd"}
     for key, value, rule in (("epsilons", [1, 3], "bolt_on_utility"), ("query_noise", 0.5, "query_attack")):
