@@ -10,6 +10,7 @@ import pytest
 import yaml
 from scipy import stats
 
+from gaussian_reference import integrated_delta, monte_carlo_delta
 from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.perturbation import bolt_on as bo
 from sgd_privacy.perturbation import query_api as qa
@@ -22,12 +23,18 @@ ROOT = Path(__file__).resolve().parents[1]
 # --- bolt-on scales -------------------------------------------------------------------------
 
 
-def test_noise_scale_is_the_gaussian_mechanism_formula():
+def test_noise_scale_gives_the_target_epsilon_and_no_less_noise_would():
     delta, sens = 1e-5, 0.3
-    for eps in (0.5, 1.0, 2.0, 10.0):
-        expected = math.sqrt(2.0 * math.log(1.25 / delta)) * sens / eps  # Dwork-Roth Theorem A.1
-        assert bo.gaussian_scale(sens, eps, delta) == pytest.approx(expected, rel=1e-12)
-    assert bo.gaussian_scale(sens, [1.0, 2.0], delta)[0] == pytest.approx(2 * bo.gaussian_scale(sens, 2.0, delta))
+    for eps in (0.5, 1.0, 2.0, 10.0, 50.0):
+        s = float(bo.gaussian_scale(sens, eps, delta))  # analytic by default
+        assert integrated_delta(sens, s, eps) == pytest.approx(delta, rel=1e-6)
+        assert integrated_delta(sens, 0.99 * s, eps) > delta
+    # classic: c = sqrt(2 ln(1.25e5)) = 4.844805 at delta = 1e-5 (Dwork and Roth, Theorem A.1), valid below 1
+    assert float(bo.gaussian_scale(sens, 0.5, delta, "classic")) == pytest.approx(4.844805 * 0.3 / 0.5, rel=1e-6)
+    assert integrated_delta(sens, float(bo.gaussian_scale(sens, 0.5, delta, "classic")), 0.5) < delta
+    assert integrated_delta(sens, float(bo.gaussian_scale(sens, 50.0, delta, "classic")), 50.0) > delta
+    scales = bo.gaussian_scale(sens, [1.0, 2.0], delta)
+    assert scales[0] > scales[1] and scales.shape == (2,)
 
 
 def test_augmented_scale_is_never_imaginary():
@@ -38,8 +45,15 @@ def test_augmented_scale_is_never_imaginary():
     assert extra[4] == pytest.approx(math.sqrt(3.0)) and extra[5] == pytest.approx(math.sqrt(24.0))
 
 
-def epsilon_row(delta_theory=0.05, delta_empirical=0.01, delta=1e-4):
-    return {"delta": delta, "delta_theory": delta_theory, "delta_empirical": delta_empirical, "sigma": 0.02}
+def epsilon_row(delta_theory=0.05, delta_empirical=0.01, delta=1e-4, worst_case=None):
+    worst = 1.5 * delta_theory if worst_case is None else worst_case  # a partial last pass: more passes begun
+    return {
+        "delta": delta,
+        "delta_theory": delta_theory,
+        "delta_theory_worst_case": worst,
+        "delta_empirical": delta_empirical,
+        "sigma": 0.02,
+    }
 
 
 def test_variant_table_states_when_no_extra_noise_is_added():
@@ -51,16 +65,83 @@ def test_variant_table_states_when_no_extra_noise_is_added():
     assert (aug.loc[expected, "noise_added"] == 0.0).all()
     plain = table[table["mechanism"] == "bolt_on"]
     assert (plain["noise_added"] == plain["scale"]).all() and not plain["no_extra_noise"].any()
-    heur = table[table["heuristic"]]
-    assert (heur["sensitivity"] == "empirical").all() and heur["note"].str.startswith("heuristic").all()
+    assert set(table["calibration"]) == {"analytic"}
+
+
+def test_guarantee_labels_and_the_epsilon_the_added_noise_proves():
+    row = epsilon_row()
+    worst, delta = row["delta_theory_worst_case"], row["delta"]
+    table = bo.variant_scales([0.5, 1.0, 5.0, 50.0], row, {"variable": 0.02, "fixed": 0.001})
+    plain = table[(table["mechanism"] == "bolt_on") & (table["sensitivity"] == "theory")]
+    # standard bolt-on on the worst-case bound: calibrated on Delta_theory_worst_case, a DP guarantee
+    assert (plain["guarantee"] == "dp").all() and (plain["sensitivity_value"] == worst).all()
+    np.testing.assert_allclose(plain["provable_epsilon"], plain["epsilon"], rtol=1e-9)
+    for r in plain.itertuples():
+        assert integrated_delta(worst, r.noise_added, r.epsilon) == pytest.approx(delta, rel=1e-6)
+    assert not table.loc[table["guarantee"] == "dp", "heuristic"].any()
+    # augmented and Delta_empirical rows: heuristic; the epsilon proved by the added noise at the worst-case bound
+    others = table[table["guarantee"] == "heuristic"]
+    assert len(others) == len(table) - len(plain) and others["heuristic"].all()
+    assert set(zip(others["sensitivity"], others["mechanism"], strict=True)) == {
+        ("theory", "augmented"),
+        ("empirical", "bolt_on"),
+        ("empirical", "augmented"),
+    }
+    assert others["note"].str.startswith("heuristic").all()
+    aug = table[(table["mechanism"] == "augmented") & (table["sensitivity"] == "theory")]
+    some = aug[~aug["no_extra_noise"]]
+    assert (
+        len(some) and (some["provable_epsilon"] > some["epsilon"]).all() and np.isfinite(some["provable_epsilon"]).all()
+    )
+    for r in some.itertuples():  # the added noise alone does not reach the target, and proves provable_epsilon
+        assert integrated_delta(worst, r.noise_added, r.epsilon) > delta * (1 + 1e-6)
+        assert integrated_delta(worst, r.noise_added, r.provable_epsilon) == pytest.approx(delta, rel=1e-6)
+    none = table[table["no_extra_noise"]]
+    assert len(none) and (none["provable_epsilon"] == math.inf).all()
+    emp = table[(table["sensitivity"] == "empirical") & ~table["no_extra_noise"]]
+    for r in emp.itertuples():  # proved against the worst-case bound, not the empirical distance
+        assert integrated_delta(worst, r.noise_added, r.provable_epsilon) == pytest.approx(delta, rel=1e-6)
+    # classic calibration: where c Delta / epsilon is too little noise (epsilon = 50), the row is not a guarantee
+    classic = bo.variant_scales([0.5, 50.0], row, {"variable": 0.02}, "classic")
+    cp = classic[(classic["mechanism"] == "bolt_on") & (classic["sensitivity"] == "theory")].set_index("epsilon")
+    assert set(classic["calibration"]) == {"classic"}
+    assert cp.loc[0.5, "guarantee"] == "dp" and cp.loc[0.5, "provable_epsilon"] < 0.5
+    assert cp.loc[50.0, "guarantee"] == "heuristic" and cp.loc[50.0, "provable_epsilon"] > 50.0
+    assert "classic constant" in cp.loc[50.0, "note"]
+
+
+def test_bolt_on_noise_passes_a_distinguishing_test_at_its_epsilon():
+    """Releases w(D) + noise drawn as the stage draws them; the exact likelihood ratio against w(D') at the
+    worst-case distance gives a Monte-Carlo delta(epsilon) = E[(1 - e^(epsilon - L))_+], which must not exceed
+    delta at the target epsilon (and must for the augmented release, which counts on the seed's spread)."""
+    row = epsilon_row(delta=0.01)  # a large delta keeps the Monte-Carlo error small with 200,000 releases
+    worst, n, d = row["delta_theory_worst_case"], 200_000, 6
+    table = bo.variant_scales([1.0], row, {"variable": 0.1})
+    theory = table[table["sensitivity"] == "theory"].set_index("mechanism")
+    w_d = np.random.default_rng(0).normal(size=d)
+    direction = np.random.default_rng(1).normal(size=d)
+    w_d2 = w_d + worst * direction / np.linalg.norm(direction)
+    z = bo.weight_noise(1, n, d, seed=3)[0]
+    s = theory.loc["bolt_on", "noise_added"]
+    est, se = monte_carlo_delta(w_d + s * z, w_d, w_d2, s, 1.0)
+    assert abs(est - 0.01) < 4 * se and se < 0.0005  # delta(1) = 0.01: the target holds, tightly
+    assert monte_carlo_delta(w_d + s * z, w_d, w_d2, s, 0.8)[0] > 0.01 + 4 * se  # a smaller epsilon does not
+    added = theory.loc["augmented", "noise_added"]
+    est, se = monte_carlo_delta(w_d + added * z, w_d, w_d2, added, 1.0)
+    assert est > 0.01 + 4 * se  # the augmented release alone is not (1, 0.01)-DP
+    provable = theory.loc["augmented", "provable_epsilon"]
+    assert abs(monte_carlo_delta(w_d + added * z, w_d, w_d2, added, provable)[0] - 0.01) < 4 * se
 
 
 def test_nan_delta_theory_skips_its_variants_with_a_note():
     table = bo.variant_scales([1.0, 2.0], epsilon_row(delta_theory=float("nan")), {"variable": 0.02})
     theory = table[table["sensitivity"] == "theory"]
     assert len(theory) == 2 and theory["scale"].isna().all()
-    assert theory["note"].str.contains("delta_theory is NaN").all()
-    assert table.loc[table["sensitivity"] == "empirical", "scale"].notna().sum() == 4
+    assert theory["note"].str.contains("delta_theory_worst_case is NaN").all()
+    empirical = table[table["sensitivity"] == "empirical"]
+    assert empirical["scale"].notna().sum() == 4
+    # no proven bound: the added noise proves nothing
+    assert (empirical["provable_epsilon"] == math.inf).all() and (table["guarantee"] == "heuristic").all()
 
 
 # --- utility and the paired test ---------------------------------------------------------------
@@ -218,14 +299,36 @@ def test_attack_advantage_recovers_the_noiseless_ceiling_for_fresh_noise_only_wi
     assert (exact["rmse"] == 0).all() and exact["advantage"].nunique() == 1
 
 
+def best_advantage_under_dp(epsilon, delta, n=200_001):
+    """max TPR - FPR over every test an (epsilon, delta)-DP mechanism allows, from the definition's two
+    constraints on a test (TPR <= e^eps FPR + delta, 1 - FPR <= e^eps (1 - TPR) + delta) on a grid of FPR."""
+    fpr = np.linspace(0.0, 1.0, n)
+    tpr = np.minimum.reduce([np.exp(epsilon) * fpr + delta, 1.0 - (1.0 - fpr - delta) * np.exp(-epsilon), np.ones(n)])
+    return float((tpr - fpr).max())
+
+
 def test_dp_sgd_model_answers_do_not_change_with_k():
     g = np.random.default_rng(2)
     xm, xn = g.normal(size=(60, 4)), g.normal(size=(60, 4))
     ym, yn = (xm[:, 0] > 0).astype(int), (g.random(60) < 0.5).astype(int)
-    table = qa.dp_table(g.normal(size=5), 2.0, 1e-5, (xm, ym), (xn, yn), [1, 10, 100])
+    w = g.normal(size=5)
+    table = qa.dp_table(w, 2.0, 1e-5, (xm, ym), (xn, yn), [1, 10, 100])
     assert (table["rmse"] < 1e-12).all() and table["advantage"].nunique() == 1 and table["auc"].nunique() == 1
-    # (epsilon, delta)-DP caps the advantage at (e^eps - 1 + 2 delta) / (e^eps + 1)
-    assert table["advantage_bound"].iloc[0] == pytest.approx((math.e**2 - 1 + 2e-5) / (math.e**2 + 1))
+
+    # the answers are the model's exact scores: the AUC of the exact losses, by a plain pairwise count
+    def loss(x, y):
+        z = x @ w[:-1] + w[-1]
+        return np.logaddexp(0.0, z) - y * z
+
+    lm, ln = loss(xm, ym), loss(xn, yn)
+    assert table["auc"].iloc[0] == pytest.approx(
+        ((lm[:, None] < ln[None, :]) + 0.5 * (lm[:, None] == ln[None, :])).mean()
+    )
+    # the ceiling is the best advantage any test can have against an (epsilon, delta)-DP mechanism
+    for eps, delta in ((2.0, 1e-5), (0.5, 0.01), (5.0, 1e-3)):
+        bound = qa.dp_table(w, eps, delta, (xm, ym), (xn, yn), [1])["advantage_bound"].iloc[0]
+        assert bound == pytest.approx(best_advantage_under_dp(eps, delta), abs=1e-5)
+    assert qa.dp_table(w, math.inf, 1e-5, (xm, ym), (xn, yn), [1])["advantage_bound"].iloc[0] == 1.0
 
 
 def test_dp_logreg_is_reproducible_and_its_epsilon_matches_the_rdp_accountant():
@@ -291,6 +394,18 @@ def test_perturbation_settings_rerun_no_training(workdir):
     assert result.returncode == 0, result.stderr
     table = pd.read_parquet(workdir / "results/perturbation/tiny/bolt_on.parquet")
     assert set(table["mechanism"]) == {"bolt_on", "augmented"} and set(table["init"]) == {"variable", "fixed"}
+    # every row says what its added noise proves; only standard bolt-on rows on the worst-case bound are DP
+    done = table[table["scale"].notna()]
+    assert set(done["calibration"]) == {"analytic"} and set(done["guarantee"]) <= {"dp", "heuristic"}
+    dp = done[done["guarantee"] == "dp"]
+    assert len(dp) and (dp["mechanism"] == "bolt_on").all() and (dp["sensitivity"] == "theory").all()
+    aug = done[done["mechanism"] == "augmented"]
+    assert (aug["guarantee"] == "heuristic").all() and (aug["provable_epsilon"] >= aug["epsilon"] * (1 - 1e-9)).all()
+    less = aug[aug["noise_added"] < aug["scale"]]  # the seed's spread stood in for part of the noise
+    assert len(less) and (less["provable_epsilon"] > less["epsilon"]).all()
+    assert (aug.loc[aug["no_extra_noise"], "provable_epsilon"] == math.inf).all()
+    eps = pd.read_parquet(workdir / "results/analysis/tiny/epsilon.parquet").iloc[0]
+    assert eps["delta_theory_worst_case"] >= eps["delta_theory"] and eps["epsilon_theory_analytic"] > 0
     attack = pd.read_parquet(workdir / "results/perturbation/tiny/query_attack.parquet")
     assert set(attack["api"]) == {"exact", "fresh", "fixed", "dp_sgd"}
     for key, value, rule in (("epsilons", [1, 3], "bolt_on_utility"), ("query_noise", 0.5, "query_attack")):

@@ -20,7 +20,7 @@ rule bolt_on_utility:
         group_slot=1,
         mem_mb=analysis_mem_mb,
     params:
-        settings=perturbation_slice("epsilons", "noise_draws", "seed"),
+        settings=perturbation_slice("epsilons", "calibration", "noise_draws", "seed"),
     script:
         "../scripts/bolt_on_utility.py"
 

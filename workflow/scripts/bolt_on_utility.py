@@ -15,7 +15,17 @@ runs, weights = weights_at(smk.input.shards, read_T(smk.input.convergence))
 arrays = load_prepared(smk.input.npz, smk.input.meta)
 sigmas, sources = intrinsic_sigmas(row, runs, weights)
 table, per_run = utility_table(
-    runs, weights, arrays["x_test"], arrays["y_test"], row, sigmas, sources, s["epsilons"], s["noise_draws"], s["seed"]
+    runs,
+    weights,
+    arrays["x_test"],
+    arrays["y_test"],
+    row,
+    sigmas,
+    sources,
+    s["epsilons"],
+    s["noise_draws"],
+    s["seed"],
+    s["calibration"],
 )
 write_table(table, smk.output.table)
 write_table(per_run, smk.output.runs)

@@ -8,6 +8,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy import stats
 
+from .gaussian import classic_c
+
 # Logistic loss on rows x of norm <= 1 plus a bias: the gradient (p - y)(x, 1) has norm <= ||(x, 1)|| <= sqrt(2),
 # the Hessian p(1 - p)(x, 1)(x, 1)^T has norm <= ||(x, 1)||^2 / 4 <= 1/2.
 LOGREG_LIPSCHITZ = math.sqrt(2.0)
@@ -26,6 +28,17 @@ def bolt_on_note(lr: float, smoothness: float = LOGREG_SMOOTHNESS) -> str:
     return f"Delta_theory not applicable: lr = {lr:g} > 2 / beta = {2.0 / smoothness:g} (the bolt-on bound needs eta <= 2 / beta)"
 
 
+def passes(t: np.ndarray | float, n_rows: int, batch_size: int, worst_case: bool = False) -> np.ndarray:
+    """Passes over the data after t steps of floor(n_rows / b) steps each: t / steps_per_epoch (the study's
+    fraction), or with `worst_case` the passes begun, ceil(t / steps_per_epoch) (Wu et al.'s worst case: the
+    differing row may sit in the last, partial pass's batches)."""
+    steps_per_epoch = n_rows // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"n_rows = {n_rows} < batch_size = {batch_size}: not one full batch per pass")
+    t = np.asarray(t, dtype=np.float64)
+    return np.ceil(t / steps_per_epoch) if worst_case else t / steps_per_epoch
+
+
 def bolt_on_sensitivity(
     t: np.ndarray | float,
     n_rows: int,
@@ -33,22 +46,21 @@ def bolt_on_sensitivity(
     lr: float,
     lipschitz: float = LOGREG_LIPSCHITZ,
     smoothness: float = LOGREG_SMOOTHNESS,
+    worst_case: bool = False,
 ) -> np.ndarray:
-    """Delta_theory = 2 k L eta / b with k = t / floor(n_rows / b) passes (convex, L-Lipschitz, beta-smooth);
-    NaN when eta > 2 / beta, where the bound does not hold."""
-    passes = np.asarray(t, dtype=np.float64) / (n_rows // batch_size)
+    """Delta_theory = 2 k L eta / b with k passes (`passes`: the study's fraction, or passes begun with
+    `worst_case`) for convex, L-Lipschitz, beta-smooth losses; NaN when eta > 2 / beta, where it does not hold."""
+    k = passes(t, n_rows, batch_size, worst_case)
     if not bolt_on_applies(lr, smoothness):
-        return np.full_like(passes, np.nan)
-    return 2.0 * passes * lipschitz * lr / batch_size
+        return np.full_like(k, np.nan)
+    return 2.0 * k * lipschitz * lr / batch_size
 
 
-def gaussian_c(delta: float) -> float:
-    """c = sqrt(2 ln(1.25 / delta)) of the Gaussian mechanism."""
-    return math.sqrt(2.0 * math.log(1.25 / delta))
+gaussian_c = classic_c  # c = sqrt(2 ln(1.25 / delta)), the study's constant
 
 
 def gaussian_epsilon(sensitivity: np.ndarray | float, sigma: np.ndarray | float, delta: float) -> np.ndarray:
-    """epsilon = c Delta / sigma (the theorem needs epsilon < 1; reported regardless)."""
+    """epsilon = c Delta / sigma, the study's formula (the classic theorem needs epsilon < 1; reported regardless)."""
     return gaussian_c(delta) * np.asarray(sensitivity, dtype=np.float64) / np.asarray(sigma, dtype=np.float64)
 
 
