@@ -25,6 +25,7 @@ ETA = re.compile(r"ETA (\d+) s\b")
 # What Slurm writes into a job's own log when it ends the job (scancel, time limit, memory).
 SLURM_END = re.compile(r"\*\*\* JOB \d+ ON \S+ CANCELLED|DUE TO TIME LIMIT|oom[-_ ]kill|Out Of Memory", re.IGNORECASE)
 STATES = ("done", "running", "failed", "waiting")
+DETAIL = 110  # characters of a progress line shown
 
 
 def write_plan(jobs: Iterable[Any], root: str | Path = ".") -> Path:  # noqa: ANN401 - Snakemake jobs
@@ -37,6 +38,7 @@ def write_plan(jobs: Iterable[Any], root: str | Path = ".") -> Path:  # noqa: AN
             "output": [str(p) for p in job.output],
         }
         for job in jobs
+        if job.output or job.log  # not the target rule (`all`), which only collects
     ]
     entries.sort(key=lambda e: (e["rule"], e["log"], e["output"]))
     path = Path(root) / PLAN
@@ -85,7 +87,7 @@ def progress_line(lines: Sequence[str]) -> tuple[str, datetime | None]:
 
 
 def eta_of(message: str, at: datetime | None) -> str:
-    """'<clock time> (<ETA> s after <time of the line>)' from a progress line's 'ETA n s', or ''."""
+    """When a job will be done ('HH:MM:SS'): its progress line's time plus the line's 'ETA n s'; '' without."""
     match = ETA.search(message)
     if not match or at is None:
         return ""
@@ -182,6 +184,7 @@ def render(root: str | Path, plan: dict, jobs: Sequence[JobStatus]) -> str:
             out.append(f"{j.state:<8} {j.name:<{width}}  {j.eta or '-':<8}  {j.log}{slurm}")
             detail = j.note if j.state == "failed" else j.progress
             if detail:
+                detail = detail if len(detail) <= DETAIL else detail[: DETAIL - 3] + "..."
                 out.append(f"{'':<8} {'':<{width}}  {'':<8}    {detail}")
     out.append(summary(jobs))
     return "\n".join(out)
