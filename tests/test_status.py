@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -54,10 +53,15 @@ def test_the_latest_attempt_its_progress_line_and_eta():
 
 def test_why_an_attempt_failed():
     lines, _ = latest_attempt(FAILED_LOG)
-    assert failed_in(lines, None) == "sgd_privacy.errors.TrainingError: batch_size 512 is larger than the 263 training rows"
+    assert (
+        failed_in(lines, None)
+        == "sgd_privacy.errors.TrainingError: batch_size 512 is larger than the 263 training rows"
+    )
     running, _ = latest_attempt(TRAIN_LOG)
     assert failed_in(running, None) == ""
-    assert failed_in(running, "slurmstepd: started\n" + SLURM_CANCELLED).startswith("ended by Slurm: *** JOB 41 ON vm CANC")
+    assert failed_in(running, "slurmstepd: started\n" + SLURM_CANCELLED).startswith(
+        "ended by Slurm: *** JOB 41 ON vm CANC"
+    )
 
 
 def plan_entry(rule: str, log: str | None, *outputs: str, **wildcards: str) -> dict:
@@ -80,7 +84,10 @@ def test_states_from_logs_and_outputs(tmp_path, capsys):
     write_json(plan, tmp_path / PLAN)
     (tmp_path / "logs/train/tiny").mkdir(parents=True)
     (tmp_path / shards).mkdir(parents=True)
-    done = TRAIN_LOG + "2026-12-02 20:16:44,500 sgd_privacy.job: trained 4/4 models (epoch 2/2 of models 1-4), 1.4 models/s, ETA 0 s\n"
+    done = (
+        TRAIN_LOG
+        + "2026-12-02 20:16:44,500 sgd_privacy.job: trained 4/4 models (epoch 2/2 of models 1-4), 1.4 models/s, ETA 0 s\n"
+    )
     (tmp_path / "logs/train/tiny/s0.log").write_text(done)
     (tmp_path / shards / "s0.parquet").write_bytes(b"x")
     (tmp_path / "logs/train/tiny/s1.log").write_text(TRAIN_LOG)
@@ -101,7 +108,10 @@ def test_states_from_logs_and_outputs(tmp_path, capsys):
     )
     assert main([str(tmp_path / "results")]) == 0  # the results folder is accepted too
     out = capsys.readouterr().out
-    assert re.search(r"running +train_shard tiny/s1 +20:18:18 +logs/train/tiny/s1.log \(slurm job 43\)\n +\[20:16:43\] trained 2/4", out)
+    assert re.search(
+        r"running +train_shard tiny/s1 +20:18:18 +logs/train/tiny/s1.log \(slurm job 43\)\n +\[20:16:43\] trained 2/4",
+        out,
+    )
     assert re.search(r"failed +train_shard tiny/s2 .*\n +ended by Slurm: \*\*\* JOB 44 ON vm CANCELLED", out)
     assert "tiny/s3" not in out  # waiting jobs are counted, not listed
 
@@ -150,12 +160,16 @@ def test_status_of_a_real_run_in_progress_then_done(tmp_path):
     row = lines[running[0]].split()
     assert row[1:3] == ["train_shard", "tiny/s0_r0_variable"] and row[4] == "logs/train/tiny/s0_r0_variable.log"
     assert re.fullmatch(r"\d\d:\d\d:\d\d", row[3]), status  # an ETA clock time
-    assert re.search(r"trained [0-3]/4 models \(epoch \d+/60 of models 1-4\), [\d.]+ models/s, ETA \d+ s", lines[running[0] + 1])
+    assert re.search(
+        r"trained [0-3]/4 models \(epoch \d+/60 of models 1-4\), [\d.]+ models/s, ETA \d+ s", lines[running[0] + 1]
+    )
     assert re.search(r"^done +prepare_dataset digits_binary +- +logs/data/digits_binary.log$", status, re.M), status
     assert re.search(r"jobs: 2 planned, 1 done, 1 running, 0 failed, 0 waiting; models: [0-3]/4 trained$", status)
 
     after = subprocess.run(
         [sys.executable, "-m", "sgd_privacy.status", str(tmp_path)], capture_output=True, text=True, check=True
     ).stdout
-    assert re.search(r"^done +train_shard tiny/s0_r0_variable +- +logs/train/tiny/s0_r0_variable.log\n.*trained 4/4", after, re.M)
+    assert re.search(
+        r"^done +train_shard tiny/s0_r0_variable +- +logs/train/tiny/s0_r0_variable.log\n.*trained 4/4", after, re.M
+    )
     assert after.rstrip().endswith("jobs: 2 planned, 2 done, 0 running, 0 failed, 0 waiting; models: 4/4 trained")

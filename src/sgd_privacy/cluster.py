@@ -72,13 +72,13 @@ def read_sinfo() -> str:
     return done.stdout
 
 
-def job_gpus(resources: Any) -> int:  # noqa: ANN401 - Snakemake's Resources or a mapping
+def job_gpus(resources: Any) -> int:
     """GPUs a job requests (its `gpu` resource; 0 when absent)."""
     value = resources.get("gpu") or 0
     return int(value) if str(value).isdigit() else 0
 
 
-def job_partition(job: Any, partitions: list[Any] | None, default: str | None) -> str | None:  # noqa: ANN401
+def job_partition(job: Any, partitions: list[Any] | None, default: str | None) -> str | None:
     """The partition the Slurm plugin sends `job` to: its `slurm_partition` resource, else the best fit among
     `partitions` (the plugin's partition config, with the plugin's own scoring), else the default partition."""
     requested = job.resources.get("slurm_partition")

@@ -28,7 +28,7 @@ STATES = ("done", "running", "failed", "waiting")
 DETAIL = 110  # characters of a progress line shown
 
 
-def write_plan(jobs: Iterable[Any], root: str | Path = ".") -> Path:  # noqa: ANN401 - Snakemake jobs
+def write_plan(jobs: Iterable[Any], root: str | Path = ".") -> Path:
     """Record the jobs a run is about to execute (rule, wildcards, logs, outputs) for the status command."""
     entries = [
         {
