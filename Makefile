@@ -79,6 +79,11 @@ dryrun: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/train_throughput.py
 
+# Progress of the latest run (local or Slurm) from its logs and outputs: jobs, progress lines, ETAs.
+.PHONY: status
+status: $(STAMP)
+	$(BIN)/python -m sgd_privacy.status
+
 # Regenerate the lock from the current environment (after changing pyproject.toml and testing).
 lock: $(STAMP)
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v -i -E '^(torch|nvidia-|triton)' > $(LOCK)

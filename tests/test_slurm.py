@@ -19,8 +19,9 @@ ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "tests" / "slurm" / "setup.sh"
 SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 # The documented site settings (slurm/site.example.yaml) for the test cluster: no account
-# (it has no accounting), CPU jobs on `cpu`, training on `gpu`.
-SITE = {"default-resources": {"slurm_partition": "cpu"}, "set-resources": {"train_shard": {"slurm_partition": "gpu"}}}
+# (it has no accounting); the plugin picks each job's partition from the file's `partitions`:
+# GPU jobs on `gpu`, all others on `cpu`.
+SITE = {"slurm-partition-config": "slurm/site.yaml", "partitions": {"cpu": {}, "gpu": {"max_gpu": 1}}}
 SHARD = {"seeds": 2, "replace_indices": 2}
 
 
@@ -101,18 +102,33 @@ def outputs(workdir: Path) -> dict[str, bytes]:
     }
 
 
-def cancel_when_running(comment: str, log: Path, proc: subprocess.Popen) -> str:
-    """scancel the Slurm job whose comment contains `comment` once its rule script has started
-    (its attempt header is in `log`); the cancelled job's id."""
+def squeue(comment: str) -> dict[str, str]:
+    """Job id -> state of the Slurm jobs whose comment contains `comment`."""
+    queue = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True).stdout
+    return {i: state for i, k, state in (line.split("|") for line in queue.split()) if comment in k}
+
+
+def cancel_when_running(comment: str, proc: subprocess.Popen) -> str:
+    """scancel the Slurm job whose comment contains `comment` as soon as squeue shows it running; its id.
+
+    Not a race: a job runs far longer than the 1 s between checks (inside the job, Snakemake alone
+    rebuilds the workflow for 10 s or more before the rule starts)."""
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline and proc.poll() is None:
-        queue = subprocess.run(["squeue", "-h", "-o", "%i|%k|%T"], capture_output=True, text=True).stdout
-        for job_id, job_comment, state in (line.split("|") for line in queue.split()):
-            if comment in job_comment and state == "RUNNING" and log.exists() and job_id in attempts(log):
+        for job_id, state in squeue(comment).items():
+            if state == "RUNNING":
                 subprocess.run(["scancel", job_id], check=True)
                 return job_id
-        time.sleep(0.2)
+        time.sleep(1)
     pytest.fail(f"no running Slurm job for {comment} to cancel")
+
+
+def partitions(out: str) -> dict[str, set[str]]:
+    """Rule or group -> the partitions the plugin chose for its jobs (its 'Auto-selected partition' lines)."""
+    chosen: dict[str, set[str]] = {}
+    for partition, name in re.findall(r"Auto-selected partition '(\w+)' for job (\w+) with score", out):
+        chosen.setdefault(name, set()).add(partition)
+    return chosen
 
 
 @pytest.mark.slurm
@@ -130,6 +146,12 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
         "rule_train_shard/tiny_s0_r0_variable",
         "rule_train_shard/tiny_s1_r0_variable",
     ], out[-3000:]
+    # GPU jobs on the partition with the GPU, every other job on the CPU partition (site file's `partitions`)
+    assert partitions(out) == {
+        "train_shard": {"gpu"},
+        "prepare_prepare_dataset": {"cpu"},
+        "analysis_convergence_distances_distribution_tests_intrinsic_epsilon_weight_embedding": {"cpu"},
+    }, out[-3000:]
     logs = sorted(p for p in (cluster_dir / "logs").rglob("*.log") if p.parent.name != "report")
     assert len(logs) == 8  # prepare_dataset, 2 shards, convergence and 4 analyses (the report is a localrule)
     for log in logs:
@@ -137,6 +159,17 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
         assert len(ids) == 1 and ids[0], f"{log} did not run inside a Slurm job: {log.read_text()[:500]}"
     benchmarks = sorted(p for p in (cluster_dir / "logs" / "benchmarks").rglob("*.tsv") if p.parent.name != "report")
     assert len(benchmarks) == 8 and all(b.read_text().startswith("s\th:m:s\tmax_rss") for b in benchmarks)
+
+    # The status command reads the same logs on Slurm: every job done, the shards with their Slurm job.
+    status = subprocess.run(
+        [sys.executable, "-m", "sgd_privacy.status", str(cluster_dir)], capture_output=True, text=True, check=True
+    ).stdout
+    assert re.search(
+        r"^done +train_shard tiny/s1_r0_variable +- +logs/train/tiny/s1_r0_variable.log \(slurm job \d+\)$",
+        status,
+        re.M,
+    )
+    assert status.rstrip().endswith("jobs: 9 planned, 9 done, 0 running, 0 failed, 0 waiting; models: 8/8 trained")
 
     # 2. Nothing changed: nothing is submitted.
     out = finish(on_slurm(cluster_dir))
@@ -147,7 +180,7 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
     (cluster_dir / "config" / "config.yaml").write_text(yaml.safe_dump(config(6)))
     proc = on_slurm(cluster_dir)
     new_log = cluster_dir / "logs" / "train" / "tiny" / "s2_r0_variable.log"
-    cancelled = cancel_when_running("rule_train_shard_wildcards_tiny_s2_r0_variable", new_log, proc)
+    cancelled = cancel_when_running("rule_train_shard_wildcards_tiny_s2_r0_variable", proc)
     out = finish(proc)
     assert sorted(submitted(out)) == [
         "group_analysis_convergence_distances_distribution_tests_intrinsic_epsilon_weight_embedding",
@@ -155,9 +188,17 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
         "rule_train_shard/tiny_s2_r0_variable",
     ], out[-3000:]
     assert f"SLURM-job '{cancelled}' failed, SLURM status is: 'CANCELLED'" in out
-    retried = attempts(Path(f"{new_log}.attempts"))  # Snakemake deletes the declared log per attempt
-    assert len(retried) == 2 and retried[0] == cancelled and retried[1] not in ("", cancelled)
-    assert attempts(new_log) == retried[1:]
+    ids = re.findall(r"submitted with SLURM jobid (\d+) \(log: \S+/rule_train_shard/tiny_s2_r0_variable/", out)
+    assert ids[0] == cancelled and ids[1] != cancelled
+    # Slurm's own log of both attempts is kept, the cancelled one saying so
+    slurm_logs = cluster_dir / ".snakemake" / "slurm_logs" / "rule_train_shard" / "tiny_s2_r0_variable"
+    assert sorted(p.name for p in slurm_logs.glob("*.log")) == sorted(f"{i}.log" for i in ids)
+    assert f"JOB {cancelled} ON" in (slurm_logs / f"{cancelled}.log").read_text()
+    # the rule log shows the retry; its .attempts file keeps every attempt whose rule script started
+    # (Snakemake deletes the declared log per attempt); the cancelled one is there if it got that far
+    retried = attempts(Path(f"{new_log}.attempts"))
+    assert retried[-1] == ids[1] and set(retried) <= set(ids) and len(retried) == len(set(retried))
+    assert attempts(new_log) == [ids[1]]
     assert len(attempts(cluster_dir / "logs" / "train" / "tiny" / "s0_r0_variable.log.attempts")) == 1
 
     # Byte for byte what a local run of the same config writes.
@@ -167,32 +208,21 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
     assert [name for name in expected if got[name] != expected[name]] == []
 
 
-def planned_jobs(workdir: Path, rule: str) -> list[str]:
-    """The job blocks a dry run through the Slurm profile prints for `rule`."""
-    result = subprocess.run(
-        SNAKEMAKE + ["-n", "--cores", "8", "--profile", "slurm", "--profile", "slurm/site.example.yaml"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    blocks = re.split(r"\n(?=\S*\s*rule \w+:)", result.stdout)
-    return [b for b in blocks if re.match(rf"\S*\s*rule {rule}:", b)]
-
-
+@pytest.mark.slurm
 @pytest.mark.slow
-@pytest.mark.parametrize(("device", "gpus"), [("auto", 1), ("cuda", 1), ("cpu", 0)])
-def test_training_jobs_request_a_gpu_only_for_a_gpu_device(tmp_path, device, gpus):
+def test_a_gpu_job_bound_for_a_partition_without_gpus_stops_before_any_submission(cluster, tmp_path):
+    """The test cluster's `cpuonly` partition has no GPU in sinfo's view (tests/slurm/setup.sh): a site file
+    that lists it as the GPU partition stops the run with the partition and both fixes named, and nothing
+    reaches Slurm."""
     workdir = workflow_copy(tmp_path / "w", seeds=4)
-    cfg = config(4)
-    cfg["training"]["device"] = device
-    cfg["training"]["threads"] = 3
-    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg))
-    train = planned_jobs(workdir, "train_shard")
-    assert len(train) == 2
-    for job in train:
-        assert f"gpu={gpus}," in job and "slurm_partition=gpu" in job and "slurm_account=myproject" in job
-        assert "mem_mb=2304," in job and "runtime=240" in job and "threads: 3" in job
-    analysis = planned_jobs(workdir, "distances")
-    assert len(analysis) == 1 and "gpu=" not in analysis[0] and "slurm_partition=cpu" in analysis[0]
+    wrong = {**SITE, "partitions": {"cpu": {}, "cpuonly": {"max_gpu": 1}}}
+    (workdir / "slurm" / "site.yaml").write_text(yaml.safe_dump(wrong))
+    proc = on_slurm(workdir)
+    out, _ = proc.communicate(timeout=600)
+    assert proc.returncode != 0, out[-3000:]
+    assert "partition 'cpuonly' has no GPUs (sinfo's GRES), but would get jobs of train_shard (1 GPU)" in out, out[
+        -3000:
+    ]
+    assert "slurm/site.yaml" in out and "`training.device: cpu`" in out
+    assert "has been submitted" not in out and not (workdir / ".snakemake" / "slurm_logs").exists()
+    assert not (workdir / "logs").exists()  # no job ran, not even locally

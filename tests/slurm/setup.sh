@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Start a one-node Slurm on loopback for the `slurm` tests (idempotent; needs root and apt).
 # Two partitions on the one node: `cpu` (default) and `gpu` with a declared GRES gpu:1 that
-# points at /dev/null (enough to schedule --gpus=1 jobs; nothing uses it). No accounting
-# storage (no slurmdbd), so `sacct` fails and job status must come from `squeue`.
+# points at /dev/null (enough to schedule --gpus=1 jobs; nothing uses it). A third partition,
+# `cpuonly`, holds only `nogpu`, a node without GRES and without a slurmd (declared DOWN, its
+# port closed): what sinfo shows of a real CPU-only partition, for the GPU preflight test (no
+# job runs there). No accounting storage (no slurmdbd), so `sacct` fails and job status must
+# come from `squeue`.
 # Usage: sudo tests/slurm/setup.sh        (prints "slurm ready" when the node is idle)
 set -euo pipefail
 
@@ -58,6 +61,8 @@ GresTypes=gpu
 NodeName=${HOST} NodeAddr=127.0.0.1 CPUs=${CPUS} RealMemory=${MEM_MB} Gres=gpu:1 State=UNKNOWN
 PartitionName=cpu Nodes=${HOST} Default=YES MaxTime=INFINITE State=UP
 PartitionName=gpu Nodes=${HOST} Default=NO MaxTime=INFINITE State=UP
+NodeName=nogpu NodeAddr=127.0.0.1 Port=9 CPUs=1 RealMemory=1000 State=DOWN Reason=never_started
+PartitionName=cpuonly Nodes=nogpu Default=NO MaxTime=INFINITE State=UP
 CONFIG
 echo "NodeName=${HOST} Name=gpu File=/dev/null" > "$CONF/gres.conf.new"
 
@@ -97,7 +102,7 @@ running /run/slurmd.pid || slurmd
 for _ in $(seq 120); do
     state="$(sinfo -h -n "$HOST" -o %T 2>/dev/null | head -1 || true)"
     case "$state" in
-        idle|mixed|allocated) echo "slurm ready: node $HOST ($CPUS CPUs, ${MEM_MB} MB, gres gpu:1), partitions cpu and gpu"; exit 0 ;;
+        idle|mixed|allocated) echo "slurm ready: node $HOST ($CPUS CPUs, ${MEM_MB} MB, gres gpu:1), partitions cpu and gpu (and cpuonly: no GPU, no running node)"; exit 0 ;;
         down*|drain*) scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true ;;
     esac
     sleep 0.5
