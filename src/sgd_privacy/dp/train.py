@@ -155,13 +155,21 @@ def make_private(
     return model, optimizer, loader, Privacy(noise, sample_rate, releases, engine, booking)
 
 
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, conf: dict
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    conf: dict,
+    loss_fn: Loss | None = None,
 ) -> None:
     """One update on the batch (xb, yb): a SAM step (radius `rho`) for the SAM algorithms, else an optimizer
-    step. An empty Poisson batch is not skipped: the DP optimizer clips nothing, adds the noise alone and
-    books the step."""
-    loss_fn = nn.CrossEntropyLoss()
+    step; `loss_fn(outputs, targets)` defaults to cross-entropy. An empty Poisson batch is not skipped: the
+    DP optimizer clips nothing, adds the noise alone and books the step."""
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     if conf["algorithm"] in SAM:
         params = [p for p in model.parameters() if p.requires_grad]
         sam_step(params, optimizer, lambda: loss_fn(model(xb), yb), conf["rho"])
