@@ -231,6 +231,21 @@ def members(cfg: dict, dataset: str) -> tuple[int, int, int]:
     return (n_m, n_n, n_c) if n_m + 2 <= n_train and n_n <= n_test and n_c <= n_m else (-1, -1, -1)
 
 
+def dp_epsilon(cfg: dict, conf: dict) -> float:
+    """The epsilon (to 0.1) the DP stage books for a noise-multiplier configuration on its standard set: the
+    library's accounting (one sampled step per Poisson batch at sigma / sqrt(releases per batch)), NaN off it."""
+    from sgd_privacy.dp.accounting import effective_noise_multiplier
+    from sgd_privacy.dp.ledger import rdp_epsilon
+    from sgd_privacy.dp.train import releases_per_step
+
+    n = members(cfg, conf["dataset"])[0]
+    if n <= 0:
+        return math.nan
+    batches = math.ceil(n / conf["batch_size"])  # the Poisson loader's q = 1 / batches per epoch
+    sigma = effective_noise_multiplier(conf["noise_multiplier"], releases_per_step(conf["algorithm"]))
+    return round(rdp_epsilon(sigma, 1 / batches, conf["epochs"] * batches, cfg["dp"]["delta"]), 1)
+
+
 def dp_checks(cfg: dict, check: Checker) -> None:
     """[OR] Tables 1-2 and methods, [DG] sections IV-V, against the dp section."""
     dp, sweeps, confs = cfg["dp"], cfg["dp"]["sweeps"], dp_confs(cfg)
@@ -293,6 +308,7 @@ def dp_checks(cfg: dict, check: Checker) -> None:
             check.same(f"{sweep}.dpsam_sigma", DG_CIFAR100["dpsam_sigma"], conf["noise_multiplier"])
         if label in ("dpsgd", "dpsam") and sweep == "cifar10_compare":
             check.same(f"{sweep}.sigma", DG_CIFAR10["sigma"], conf["noise_multiplier"])
+            check.same(f"{sweep}.{label}_epsilon", DG_CIFAR10["epsilon"], dp_epsilon(cfg, conf))
         got = members(cfg, conf["dataset"])
         check.same(f"{sweep}.members", DG["members"], got[0])
         check.same(f"{sweep}.nonmembers", DG["nonmembers"], got[1])
