@@ -51,7 +51,15 @@ IP_FEATURES = {"MNIST-binary": 50, "CIFAR2": 64, "Adult": 100, "Forest": 49}
 # [OR] Methods: 50 epochs, batch 256, C = 1 in the epsilon sweep, delta 1e-5; the attack's target trains
 # on 50,000 members and is challenged with 10,000 members and 10,000 non-members; Adam ("Training uses the
 # Adam optimizer"; its baseline "uses standard SGD with momentum").
-OR = {"epochs": 50, "batch_size": 256, "max_grad_norm": 1.0, "delta": 1e-5, "members": 50000, "nonmembers": 10000}
+OR = {
+    "epochs": 50,
+    "batch_size": 256,
+    "max_grad_norm": 1.0,
+    "delta": 1e-5,
+    "members": 50000,
+    "nonmembers": 10000,
+    "challenge_members": 10000,
+}
 # [DG] section IV.c: 15 epochs, batch 32, l2 0.0005 everywhere, SAM rho 0.05, a GroupNorm ResNet-50 with a step
 # decay of the learning rate; section IV.a: members = half of the 50,000 training images, non-members = half of
 # the 10,000 test images; section V.D: 10 runs; section V.A: C = 1, lr 0.01, sigma in {0, 0.01, ..., 0.05}, delta
@@ -207,13 +215,35 @@ def dp_confs(cfg: dict) -> dict[str, dict]:
     return configurations({**full, "sweeps": dp["sweeps"]})
 
 
-def members(cfg: dict, dataset: str) -> tuple[int, int]:
-    """Members and non-members of a DP configuration on a standard set: half of its training and test rows."""
+def members(cfg: dict, dataset: str) -> tuple[int, int, int]:
+    """Members, non-members and challenged members of a DP configuration on a standard set: dp.split_sizes's
+    where given (checked to fit the set), else half of its training and test rows, every member challenged."""
     if dataset not in FULL_SIZES:  # e.g. the 15,000-image `cifar10` subset: not the study's data
-        return -1, -1
+        return -1, -1, -1
     n_train, n_test = FULL_SIZES[dataset]
     opts = dataset_options(dataset, cfg.get("datasets", {}).get(dataset))
-    return (n_train - round(opts["validation_fraction"] * n_train)) // 2, n_test // 2
+    n_train -= round(opts["validation_fraction"] * n_train)
+    sizes = cfg["dp"].get("split_sizes", {}).get(dataset)
+    if sizes is None:
+        return n_train // 2, n_test // 2, n_train // 2
+    n_m, n_n = sizes["n_members"], sizes["n_nonmembers"]
+    n_c = sizes.get("n_challenge_members") or n_m
+    return (n_m, n_n, n_c) if n_m + 2 <= n_train and n_n <= n_test and n_c <= n_m else (-1, -1, -1)
+
+
+def dp_epsilon(cfg: dict, conf: dict) -> float:
+    """The epsilon (to 0.1) the DP stage books for a noise-multiplier configuration on its standard set: the
+    library's accounting (one sampled step per Poisson batch at sigma / sqrt(releases per batch)), NaN off it."""
+    from sgd_privacy.dp.accounting import effective_noise_multiplier
+    from sgd_privacy.dp.ledger import rdp_epsilon
+    from sgd_privacy.dp.train import releases_per_step
+
+    n = members(cfg, conf["dataset"])[0]
+    if n <= 0:
+        return math.nan
+    batches = math.ceil(n / conf["batch_size"])  # the Poisson loader's q = 1 / batches per epoch
+    sigma = effective_noise_multiplier(conf["noise_multiplier"], releases_per_step(conf["algorithm"]))
+    return round(rdp_epsilon(sigma, 1 / batches, conf["epochs"] * batches, cfg["dp"]["delta"]), 1)
 
 
 def dp_checks(cfg: dict, check: Checker) -> None:
@@ -249,6 +279,7 @@ def dp_checks(cfg: dict, check: Checker) -> None:
     for sweep in ("mnist_epsilon", "mnist_clip"):
         check.same(f"{sweep}.members", OR["members"], got[0])
         check.same(f"{sweep}.nonmembers", OR["nonmembers"], got[1])
+        check.same(f"{sweep}.challenge_members", OR["challenge_members"], got[2])
     # [DG] CIFAR-100: the noise sweep and the comparisons
     noise = sweeps["cifar100_noise"]
     check.same("cifar100_noise.key", "noise_multiplier", noise["key"])
@@ -277,6 +308,7 @@ def dp_checks(cfg: dict, check: Checker) -> None:
             check.same(f"{sweep}.dpsam_sigma", DG_CIFAR100["dpsam_sigma"], conf["noise_multiplier"])
         if label in ("dpsgd", "dpsam") and sweep == "cifar10_compare":
             check.same(f"{sweep}.sigma", DG_CIFAR10["sigma"], conf["noise_multiplier"])
+            check.same(f"{sweep}.{label}_epsilon", DG_CIFAR10["epsilon"], dp_epsilon(cfg, conf))
         got = members(cfg, conf["dataset"])
         check.same(f"{sweep}.members", DG["members"], got[0])
         check.same(f"{sweep}.nonmembers", DG["nonmembers"], got[1])

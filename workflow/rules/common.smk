@@ -302,10 +302,15 @@ def dp_shadow_inputs(wildcards):
 def dp_job_params(wildcards):
     """A DP job's slice: its configuration and the study settings it uses (never other configurations)."""
     dp = config["dp"]
-    return {
-        "configuration": dp_configuration(wildcards.configuration),
-        "study": {"delta": dp["delta"], "split_seed": dp["split_seed"], "attack": dict(dp["attack"])},
-    }
+    conf = dp_configuration(wildcards.configuration)
+    study = {"delta": dp["delta"], "split_seed": dp["split_seed"], "attack": dict(dp["attack"])}
+    return {"configuration": conf, "study": {**study, **dp_split(conf["dataset"])}}
+
+
+def dp_split(dataset):
+    """{"split": the dataset's dp.split_sizes} when given, else {} (the stratified halves; params unchanged)."""
+    sizes = config["dp"]["split_sizes"].get(dataset)
+    return {"split": dict(sizes)} if sizes else {}
 
 
 def dp_shadow_params(wildcards):
@@ -317,6 +322,7 @@ def dp_shadow_params(wildcards):
         "architecture": DP_SHADOWS[key],
         "shadow": dict(config["dp"]["shadow"]),
         "split_seed": config["dp"]["split_seed"],
+        **dp_split(key[0]),
     }
 
 

@@ -17,6 +17,7 @@ table = shadow_features(
     run["split_seed"],
     smk.wildcards.dataset,
     device=str(pick_device(smk.resources.device)),
+    split_sizes=run.get("split"),
 )
 write_table(table, smk.output[0])
 log.info(

@@ -25,13 +25,20 @@ def n_classes_of(arrays: dict[str, np.ndarray]) -> int:
 
 
 def shadow_features(
-    arch: dict, shadow: dict, arrays: dict[str, np.ndarray], split_seed: int, dataset: str, device: str = "cpu"
+    arch: dict,
+    shadow: dict,
+    arrays: dict[str, np.ndarray],
+    split_seed: int,
+    dataset: str,
+    device: str = "cpu",
+    split_sizes: dict | None = None,
 ) -> pd.DataFrame:
-    """Train the shadow model (plain SGD, the target's architecture) on the shadow halves and return its
-    sorted confidence vectors: one row per shadow example with `member`, `y` and p1..pK (decreasing)."""
-    split = study_split(arrays["y_train"], arrays["y_test"], split_seed)
+    """Train the shadow model (plain SGD, the target's architecture) on the shadow rows of the split (`study_split`
+    with `split_sizes`) and return its sorted confidence vectors: one row per shadow example with `member`, `y`
+    and p1..pK (decreasing)."""
+    split = study_split(arrays["y_train"], arrays["y_test"], split_seed, split_sizes, dataset)
     x, y = _tensors(arrays, "train", split.shadow_members, device)
-    xo, yo = _tensors(arrays, "test", split.shadow_nonmembers, device)
+    xo, yo = _tensors(arrays, split.shadow_nonmembers_from, split.shadow_nonmembers, device)
     conf = {
         **arch,
         "dataset": dataset,
@@ -69,12 +76,16 @@ def run_job(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train repeat `repeat` of configuration `name` and attack it after every epoch.
 
-    `settings` holds delta, split_seed and the attack's top_k, hidden, epochs and lr. Returns the
+    `settings` holds delta, split_seed, optionally `split` (the dataset's split sizes, see `study_split`) and the
+    attack's top_k, hidden, epochs and lr. Train accuracy and loss are over all members, test accuracy and loss
+    over the non-members; the attacks score the challenge members against the non-members. Returns the
     per-epoch table (one row per epoch and attack: utility, attack metrics, accountant epsilon and the
     P_err floor, and what the accountant booked: `accounted_steps` batches, each one sampled Gaussian
     step at `accounted_noise_multiplier` = noise_multiplier / sqrt(releases_per_step)) and the per-example
     table (whether each attack identified each member/non-member)."""
-    split = study_split(arrays["y_train"], arrays["y_test"], settings["split_seed"])
+    split = study_split(
+        arrays["y_train"], arrays["y_test"], settings["split_seed"], settings.get("split"), conf["dataset"]
+    )
     x, y = _tensors(arrays, "train", split.members, device)
     xo, yo = _tensors(arrays, "test", split.nonmembers, device)
     seed = run_seed(conf["seed"], repeat)
@@ -94,7 +105,10 @@ def run_job(
 
     def on_epoch(epoch: int, model: nn.Module, privacy: Privacy) -> None:
         mem, non = predict(model, x, y), predict(model, xo, yo)
-        metrics, identified = evaluate_attacks(mem, non, attack, k)
+        challenged = (
+            mem if len(split.challenge) == len(split.members) else {c: v[split.challenge] for c, v in mem.items()}
+        )
+        metrics, identified = evaluate_attacks(challenged, non, attack, k)
         eps = privacy.epsilon(delta)
         base = {
             "configuration": name,

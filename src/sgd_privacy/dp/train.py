@@ -25,6 +25,7 @@ from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from ..errors import ConfigError
 from .accounting import BatchAccountant, calibrated_noise_multiplier, effective_noise_multiplier
 from .models import build_model, check_clippable
 from .sam import sam_step
@@ -47,19 +48,56 @@ def stratified_halves(labels: np.ndarray, seed: int) -> tuple[np.ndarray, np.nda
 
 @dataclass(frozen=True)
 class StudySplit:
-    """Row indices of the study: target members/non-members and the shadow model's members/non-members."""
+    """Row indices of the study: target members/non-members, the members the attack scores (`challenge`), and
+    the shadow model's members/non-members."""
 
-    members: np.ndarray  # half of the training rows: the target's training set
-    nonmembers: np.ndarray  # half of the test rows: the target's test set
-    shadow_members: np.ndarray  # the other training half
-    shadow_nonmembers: np.ndarray  # the other test half
+    members: np.ndarray  # training rows of the target
+    nonmembers: np.ndarray  # test rows of the target: its test accuracy and the attack's non-members
+    shadow_members: np.ndarray  # the shadow model's training rows
+    shadow_nonmembers: np.ndarray  # the shadow model's held-out rows (of the `shadow_nonmembers_from` split)
+    challenge: np.ndarray  # positions in `members` of the members the attack scores (all by default)
+    shadow_nonmembers_from: str = "test"  # "test" (the halves) or "train" (with split sizes)
 
 
-def study_split(y_train: np.ndarray, y_test: np.ndarray, seed: int) -> StudySplit:
-    """Members = one stratified half of the training rows, non-members = one half of the test rows."""
-    members, shadow_members = stratified_halves(y_train, seed)
-    nonmembers, shadow_nonmembers = stratified_halves(y_test, seed + 1)
-    return StudySplit(members, nonmembers, shadow_members, shadow_nonmembers)
+SPLIT_KEYS = ("n_members", "n_nonmembers", "n_challenge_members")
+
+
+def _sizes_error(dataset: str, message: str) -> ConfigError:
+    return ConfigError(f"config key 'dp.split_sizes.{dataset}': {message}")
+
+
+def study_split(
+    y_train: np.ndarray, y_test: np.ndarray, seed: int, sizes: dict | None = None, dataset: str = ""
+) -> StudySplit:
+    """The study's rows. Without `sizes`: members = one stratified half of the training rows, non-members = one
+    half of the test rows, the other halves the shadow model's, every member challenged. With `sizes`
+    ({n_members, n_nonmembers, n_challenge_members}): `n_members` random training rows and `n_nonmembers` random
+    test rows; the other training rows, in stratified halves, are the shadow model's members / non-members; the
+    attack scores `n_challenge_members` random members (null: all)."""
+    if not sizes:
+        members, shadow_members = stratified_halves(y_train, seed)
+        nonmembers, shadow_nonmembers = stratified_halves(y_test, seed + 1)
+        return StudySplit(members, nonmembers, shadow_members, shadow_nonmembers, np.arange(len(members)))
+    n_train, n_test = len(y_train), len(y_test)
+    n_m, n_n = sizes["n_members"], sizes["n_nonmembers"]
+    n_c = sizes.get("n_challenge_members")
+    n_c = n_m if n_c is None else n_c
+    if n_m + 2 > n_train:
+        raise _sizes_error(
+            dataset,
+            f"n_members {n_m} leaves fewer than 2 of the {n_train} training rows for the shadow model's members and "
+            f"non-members; lower n_members to at most {n_train - 2}",
+        )
+    if n_n > n_test:
+        raise _sizes_error(dataset, f"n_nonmembers {n_n} exceeds the {n_test} test rows; lower n_nonmembers")
+    if n_c > n_m:
+        raise _sizes_error(dataset, f"n_challenge_members {n_c} exceeds n_members {n_m}; lower n_challenge_members")
+    gen = np.random.default_rng([seed, 7])
+    train_perm, test_perm = gen.permutation(n_train), gen.permutation(n_test)
+    members, rest = np.sort(train_perm[:n_m]), np.sort(train_perm[n_m:])
+    first, second = stratified_halves(np.asarray(y_train)[rest], seed)
+    challenge = np.sort(gen.permutation(n_m)[:n_c])
+    return StudySplit(members, np.sort(test_perm[:n_n]), rest[first], rest[second], challenge, "train")
 
 
 def run_seed(seed: int, repeat: int) -> int:
@@ -155,13 +193,21 @@ def make_private(
     return model, optimizer, loader, Privacy(noise, sample_rate, releases, engine, booking)
 
 
+Loss = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
 def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, xb: torch.Tensor, yb: torch.Tensor, conf: dict
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    xb: torch.Tensor,
+    yb: torch.Tensor,
+    conf: dict,
+    loss_fn: Loss | None = None,
 ) -> None:
     """One update on the batch (xb, yb): a SAM step (radius `rho`) for the SAM algorithms, else an optimizer
-    step. An empty Poisson batch is not skipped: the DP optimizer clips nothing, adds the noise alone and
-    books the step."""
-    loss_fn = nn.CrossEntropyLoss()
+    step; `loss_fn(outputs, targets)` defaults to cross-entropy. An empty Poisson batch is not skipped: the
+    DP optimizer clips nothing, adds the noise alone and books the step."""
+    loss_fn = loss_fn if loss_fn is not None else nn.CrossEntropyLoss()
     if conf["algorithm"] in SAM:
         params = [p for p in model.parameters() if p.requires_grad]
         sam_step(params, optimizer, lambda: loss_fn(model(xb), yb), conf["rho"])

@@ -154,8 +154,9 @@ def train_dp_logreg(
 ) -> tuple[np.ndarray, float]:
     """A plain torch logistic regression trained with DP-SGD through the DP stage's Opacus wrapper
     (`sgd_privacy.dp.train.make_private`: per-example clipping, Gaussian noise, Poisson sampling, RDP);
-    returns its weights (d + 1,), bias last, and the accountant's epsilon at `delta`."""
-    from ..dp.train import make_private
+    returns its weights (d + 1,), bias last, and the accountant's epsilon at `delta`. Every Poisson batch, an
+    empty one included, is one update (`sgd_privacy.dp.train.train_step`) and one booked step."""
+    from ..dp.train import make_private, train_step
 
     conf = {
         "algorithm": "dpsgd",
@@ -175,14 +176,14 @@ def train_dp_logreg(
         model, optimizer, loader, privacy = make_private(
             linear, torch.optim.SGD(linear.parameters(), lr=lr), loader, conf, delta
         )
-        loss_fn = torch.nn.BCEWithLogitsLoss()
+        bce = torch.nn.BCEWithLogitsLoss()
+
+        def loss_fn(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+            return bce(out.squeeze(-1), target)
+
         for _ in range(epochs):
-            for xb, yb in loader:
-                if len(xb) == 0:
-                    continue
-                optimizer.zero_grad()
-                loss_fn(model(xb).squeeze(-1), yb).backward()
-                optimizer.step()
+            for xb, yb in loader:  # an empty Poisson batch is a step too: noise alone, booked (no skip)
+                train_step(model, optimizer, xb, yb, conf, loss_fn)
     weights = torch.cat([linear.weight.detach().reshape(-1), linear.bias.detach()]).double().numpy()
     return weights, privacy.epsilon(delta)
 
