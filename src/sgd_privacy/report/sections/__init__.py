@@ -9,6 +9,7 @@ Table kinds (the report rule's named inputs) and where they come from:
 - `mia_table6`, `mia_attacks`, `mia_bounds`: the membership-inference stage per attacked experiment
   (results/mia/{exp}/table6, attacks and epsilon_bounds.parquet); `lira_summary`, `lira_roc`,
   `lira_bounds`: LiRA (results/lira/{exp}/summary, roc and epsilon_bounds.parquet).
+- `hz_power`: the Henze-Zirkler power simulation (results/analysis/hz_power.parquet).
 - `dp_summary`, `dp_sweeps`, `dp_outliers`, `ledger`: the DP-SGD / SAM stage (results/dp/summary,
   sweeps, outliers and ledger.parquet).
 - `bolt_on`, `query_attack`: the output-perturbation stage (results/perturbation/{exp}/...).
@@ -27,6 +28,7 @@ from .intrinsic import (
     distribution_parts,
     epsilon_parts,
     grid_tables,
+    hz_power_parts,
     kmeans_tables,
     nonnormal_figure,
     sigma_range_parts,
@@ -66,9 +68,9 @@ SECTIONS: tuple[Section, ...] = (
         "distribution",
         "Shape of the weight distribution",
         INTRINSIC,
-        ("distribution_tests", "nonnormal_weights"),
+        ("distribution_tests", "nonnormal_weights", "hz_power"),
         "distribution_tests",
-        (distribution_parts, nonnormal_figure),
+        (distribution_parts, nonnormal_figure, hz_power_parts),
     ),
     Section(
         "epsilon",

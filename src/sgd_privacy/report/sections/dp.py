@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .. import figures as fg
 from .. import study_values as sv
 from .. import tables as tb
 from ..blocks import Block, FigureBlock, Note, TableBlock, comparison
 from ..frames import Inputs
+from ..verdict import direction_verdict, rank_correlation_p
 
 # ---------------------------------------------------------------- DP-SGD / SAM
 
@@ -36,6 +38,7 @@ def dp_epoch_parts(inputs: Inputs) -> list[Block]:
         f"{reps} repeats per point; epochs {int(summary['epoch'].min())} to {int(summary['epoch'].max())} "
         f"(epoch 0: before training). {describe_dp(inputs, names)}"
     )
+    final = tb.dp_final_table(summary)
     crosses = "Crosses: 95% Student-t confidence intervals over repeats (clipped to the metric's range); circle: first epoch, star: last epoch."
     return [
         FigureBlock(
@@ -53,10 +56,36 @@ def dp_epoch_parts(inputs: Inputs) -> list[Block]:
         TableBlock(
             "dp_final",
             "Each configuration at its last epoch",
-            tb.dp_final_table(summary),
-            f"Means and 95% CIs (_lo, _hi) over repeats; epsilon: RDP accountant at delta (inf: no noise). {sizes}",
+            final,
+            "Means and 95% CIs (_lo, _hi) over repeats, clipped to each metric's range; epsilon: RDP accountant at "
+            "delta (inf: no noise); generalisation_gap: train - test accuracy; p_err_floor: the attack error "
+            f"that the DP guarantee alone allows at this epsilon (no attack can do better). {sizes}",
         ),
+        *gap_notes(final),
     ]
+
+
+CHANCE_GAP = 0.02
+
+
+def gap_notes(final: pd.DataFrame) -> list[Block]:
+    """Per configuration at its last epoch: the generalisation gap beside the attacks' advantage, and what an
+    attack at chance means on a model with and without a gap."""
+    if "generalisation_gap" not in final:
+        return [Note("No train accuracy in the DP summary: the generalisation gap cannot be shown.", "missing")]
+    notes: list[Block] = []
+    for name, g in final.groupby("configuration", sort=True):
+        gap = float(g["generalisation_gap"].mean())
+        at_chance = bool(((g["advantage_lo"] <= 0) | g["advantage_lo"].isna()).all())
+        words = (
+            "the attacks are at chance, as expected for a model that does not overfit"
+            if at_chance and abs(gap) <= CHANCE_GAP
+            else "the attacks are at chance despite the gap"
+            if at_chance
+            else "an attack does better than chance"
+        )
+        notes.append(Note(f"{name}: generalisation gap {gap:+.3f} (train - test accuracy); {words}."))
+    return notes
 
 
 def dp_sweep_parts(inputs: Inputs) -> list[Block]:
@@ -86,12 +115,25 @@ def dp_sweep_parts(inputs: Inputs) -> list[Block]:
             per_point = table.groupby("target_epsilon")["test_accuracy"].first().reset_index()
             rho = tb.rank_correlation(per_point["target_epsilon"], per_point["test_accuracy"])
             if np.isfinite(rho):
+                p_pos, p_neg = rank_correlation_p(
+                    per_point["target_epsilon"].to_numpy(), per_point["test_accuracy"].to_numpy()
+                )
                 blocks.append(
                     comparison(
-                        rho > 0,
+                        direction_verdict(p_pos, p_neg),
                         f"sweep {name}: test accuracy against target epsilon has rank correlation {rho:.2f} over "
-                        f"{len(per_point)} points ({table['repeats'].max()} repeats each); the lab report's accuracy "
-                        "falls as epsilon falls (0.992 at inf to 0.842 at 0.5).",
+                        f"{len(per_point)} points ({table['repeats'].max()} repeats each; one-sided exact p = "
+                        f"{p_pos:.3g}); the lab report's accuracy falls as epsilon falls (0.992 at inf to 0.842 at 0.5).",
+                    )
+                )
+        for col in ("verdict_test_accuracy", "verdict_advantage"):
+            if col in table and table[col].astype(bool).any():
+                counts = table[col][table[col] != ""].value_counts()
+                blocks.append(
+                    Note(
+                        f"sweep {name}, {col.removeprefix('verdict_').replace('_', ' ')} against the lab report's row "
+                        "at the same setting (95% interval against the study value ± "
+                        f"{tb.SWEEP_TOLERANCE}): " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
                     )
                 )
     if not any(tb.STUDY_SWEEPS.keys() & set(sweeps["key"].dropna())):
@@ -109,7 +151,20 @@ def outlier_parts(inputs: Inputs) -> list[Block]:
     """Outliers (`dp_outliers`: configuration, epoch, attack, member, outliers, examples)."""
     out = inputs.get("dp_outliers", ["configuration", "epoch", "attack", "member", "outliers", "examples"])
     reps = (inputs.config.get("dp") or {}).get("repeats", "all")
-    return [
+    note: list[Block] = []
+    if inputs.has("dp_summary") and "advantage_lo" in inputs.tables["dp_summary"]:
+        final = tb.last_epoch(inputs.tables["dp_summary"])
+        chance = final[(final["advantage_lo"] <= 0) | final["advantage_lo"].isna()]
+        if len(chance):
+            pairs = sorted({f"{r['configuration']} / {r['attack']}" for r in chance.to_dict("records")})
+            note.append(
+                Note(
+                    "Outlier counts of an attack at chance (advantage interval includes 0) carry no information: "
+                    f"an example is then 'identified in every repeat' by luck alone ({', '.join(pairs)}).",
+                    "missing",
+                )
+            )
+    return note + [
         TableBlock(
             "dp_outliers",
             "Outliers: examples the attack identifies in every repeat",

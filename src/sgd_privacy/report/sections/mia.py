@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...attacks.metrics import mean_ci
 from .. import figures as fg
 from .. import study_values as sv
 from .. import tables as tb
 from ..blocks import Block, FigureBlock, Note, TableBlock, comparison
 from ..frames import Inputs
+from ..verdict import direction_verdict, effect_verdict, interval_from_one_sided_p
 from .common import describe_experiments, experiment_T, fmt
 
 # ---------------------------------------------------------------- membership inference (Table 6)
@@ -26,8 +28,8 @@ def study_setup() -> str:
     """The study's Table 6 set-up in words."""
     s = sv.TABLE6_SETUP
     return (
-        f"the study attacked a {s['model']} on {s['dataset']} ({s['n_members']} members and {s['n_nonmembers']} "
-        f"non-members per model, at least 1,000 models per step, steps {', '.join(str(r['T']) for r in sv.TABLE6_MIA)})"
+        f"the study attacked a {s['model']} on {s['dataset']} (trained on a {s['train_subset']:,}-example subset, "
+        f"1,000 to 1,500 models per step, steps {', '.join(str(r['T']) for r in sv.TABLE6_MIA)})"
     )
 
 
@@ -49,8 +51,8 @@ def mia_parts(inputs: Inputs) -> list[Block]:
         "with another seed, the same D_i and init. Means over attacked runs; diff = known - hidden; p: one-sided "
         "paired t-test over runs (known > hidden); epsilon = ln(acc / (1 - acc)); loss_ratio: train / validation "
         "loss as the stage writes it, val_over_train_loss its inverse (the study's loss ratio grows as the model "
-        "overfits, 1.13 to 5.23, so it compares with val_over_train_loss). T_converged: the experiment's "
-        "convergence step. study_*: the study's Table 6 row at study_T, the "
+        "overfits, 1.13 to 5.23, so it compares with val_over_train_loss). T_experiment: the experiment's T "
+        "(see the data section for how it was found; a CNN's T may be set in the config). study_*: the study's Table 6 row at study_T, the "
         "same step, else the study's row at the nearest multiple of the convergence point (study: 2000 = T, 4000 "
         f"= 2T, 8000 = 4T; the study gives one p-value per step, compared with p_value_epsilon_accuracy). "
         f"Study set-up: {study_setup()}. Samples: {sizes}. {slice_text}"
@@ -80,15 +82,34 @@ def mia_parts(inputs: Inputs) -> list[Block]:
                 f" (study at T = {int(rec['study_T'])}: {rec['study_epsilon_diff']:.3g}, p = "
                 f"{fmt(rec['study_p_value'])}, {int(rec['study_n_models'])} models)"
             )
+        lo, hi = diff_interval(inputs, rec)
+        effect = rec["study_epsilon_diff"] if np.isfinite(rec["study_T"]) else None
         blocks.append(
             comparison(
-                bool(np.isfinite(p) and p < 0.05 and diff > 0),
+                effect_verdict(lo, hi, effect),
                 f"{who}: hiding the seed changes the attack epsilon by {-diff:+.3g} (known {rec['epsilon_accuracy_known']:.3g}, "
-                f"hidden {rec['epsilon_accuracy_hidden']:.3g}; {p_text}); the study found a significant decrease at "
-                f"every step{study}.",
+                f"hidden {rec['epsilon_accuracy_hidden']:.3g}; {p_text}; 95% interval of known - hidden {fmt(lo)} to "
+                f"{fmt(hi)}); the study found a significant decrease at every step{study}.",
             )
         )
     return blocks
+
+
+def diff_interval(inputs: Inputs, rec: dict) -> tuple[float, float]:
+    """The 95% interval of the mean known - hidden attack epsilon at one experiment and step: Student-t over
+    the attacked runs' paired differences (`mia_attacks`), else recovered from the table's one-sided p-value."""
+    if inputs.has("mia_attacks"):
+        a = inputs.tables["mia_attacks"]
+        need = {"experiment", "t", "diverged", "epsilon_accuracy_known", "epsilon_accuracy_hidden"}
+        if need <= set(a.columns):
+            g = a[(a["experiment"] == rec["experiment"]) & (a["t"] == rec["t"]) & ~a["diverged"].astype(bool)]
+            if "init" in rec and "init" in g:
+                g = g[g["init"] == rec["init"]]
+            if len(g) >= 2:
+                d = (g["epsilon_accuracy_known"] - g["epsilon_accuracy_hidden"]).to_numpy(dtype=float)
+                _, lo, hi = mean_ci(d, 0.95)
+                return float(lo), float(hi)
+    return interval_from_one_sided_p(rec["epsilon_accuracy_diff"], rec["p_value_epsilon_accuracy"], int(rec["n_runs"]))
 
 
 def mia_figure(inputs: Inputs) -> list[Block]:
@@ -156,7 +177,7 @@ def roc_parts(inputs: Inputs) -> list[Block]:
             p = float(known["p_value_known_gt_hidden"])
             blocks.append(
                 comparison(
-                    bool(np.isfinite(p) and p < 0.05 and known["auc"] > hidden["auc"]),
+                    direction_verdict(p, 1.0 - p),
                     f"LiRA {variant} on {name}: AUC {known['auc']:.3f} with the seed known, {hidden['auc']:.3f} hidden "
                     f"(p = {fmt(p)} over {int(known['n_targets'])} targets); the study found that hiding the seed "
                     "weakens its loss-threshold attack.",
