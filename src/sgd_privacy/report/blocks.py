@@ -23,6 +23,7 @@ class FigureBlock:
     title: str
     figure: Figure
     caption: str
+    png: bytes | None = None  # drawn once when the section is rendered
 
 
 @dataclass

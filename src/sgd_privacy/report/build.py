@@ -68,6 +68,7 @@ def drawable(block: Block) -> Block:
     try:
         buffer = io.BytesIO()
         block.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
+        block.png = buffer.getvalue()
     except DATA_ERRORS as exc:
         return Note(
             f"Figure '{block.title}' left out: it cannot be drawn from these values ({type(exc).__name__}: {exc}).",
@@ -119,9 +120,11 @@ def build_report(
             for block in sec.blocks or []:
                 stem = f"{sec.key}_{block.name}" if isinstance(block, FigureBlock | TableBlock) else ""
                 if isinstance(block, FigureBlock):
-                    buffer = io.BytesIO()
-                    block.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
-                    png[id(block)] = buffer.getvalue()
+                    if block.png is None:
+                        buffer = io.BytesIO()
+                        block.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
+                        block.png = buffer.getvalue()
+                    png[id(block)] = block.png
                     (fig_tmp / f"{stem}.png").write_bytes(png[id(block)])
                     with matplotlib.rc_context({"svg.hashsalt": "sgd-privacy"}):  # stable element ids
                         block.figure.savefig(fig_tmp / f"{stem}.svg", format="svg", metadata=SVG_METADATA)

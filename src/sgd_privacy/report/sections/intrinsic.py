@@ -354,7 +354,9 @@ def hz_power_parts(inputs: Inputs) -> list[Block]:
 
 def nonnormal_figure(inputs: Inputs) -> list[Block]:
     """Least normal weights (`nonnormal_weights`: experiment, replace_index, weight, shapiro_p, seed, value)."""
-    ex = inputs.get("nonnormal_weights", ["experiment", "weight", "shapiro_p", "value"])
+    ex = inputs.get("nonnormal_weights", allow_empty=True)
+    if not ex.empty:
+        ex = inputs.get("nonnormal_weights", ["experiment", "weight", "shapiro_p", "value"])
     if ex.empty:
         return [Note("No weights were tested (no dataset had enough seeds).")]
     sizes = "; ".join(
@@ -413,6 +415,17 @@ def epsilon_parts(inputs: Inputs) -> list[Block]:
                 Note(
                     f"{rec['experiment']}: T = {rec['T']} is not a convergence point ({T_source(inputs, str(rec['experiment']))}); "
                     "Delta_theory grows linearly with T, so this bound and its epsilon hold at that step only.",
+                    "missing",
+                )
+            )
+        if (
+            not np.isfinite(rec.get("delta_theory", np.nan))
+            and tb.experiment_info(exps, str(rec["experiment"]))["model"] == "logreg"
+        ):
+            why = str(rec.get("notes") or "").strip() or "the bound is not defined for this run (e.g. lr > 2 / beta)"
+            blocks.append(
+                Note(
+                    f"{rec['experiment']}: no bolt-on bound at T, so no Delta_theory or epsilon with it: {why}.",
                     "missing",
                 )
             )
