@@ -341,9 +341,7 @@ def write_frames(root: Path, tables: dict[str, pd.DataFrame]) -> dict[str, list[
 
 def write_fixtures(root: Path, kinds: set[str] | None = None) -> dict[str, list[str]]:
     """Write every table (or only `kinds`) under `root`; return the files by kind, as the report rule gives them."""
-    rng = np.random.default_rng(0)
-    tables = intrinsic_tables(rng) | other_stage_tables(rng)
-    return _write(root, tables, kinds)
+    return _write(root, fixture_tables(), kinds)
 
 
 def _write(root: Path, tables: dict[str, pd.DataFrame], kinds: set[str] | None) -> dict[str, list[str]]:

@@ -58,10 +58,14 @@ def one_seed() -> dict[str, pd.DataFrame]:
     t["epsilon"].loc[:, ["sigma", "sigma_ci_low", "sigma_ci_high", "epsilon_theory", "epsilon_empirical"]] = np.nan
     t["epsilon"].loc[:, ["sigma_dataset_min", "sigma_dataset_max"]] = np.nan
     t["stability"] = t["stability"][t["stability"]["n"] == 2]
-    t["distribution_tests"] = t["distribution_tests"].assign(n_seeds=1, hz_p_min=np.nan, hz_note="not tested: 1 seed < 8")
+    t["distribution_tests"] = t["distribution_tests"].assign(
+        n_seeds=1, hz_p_min=np.nan, hz_note="not tested: 1 seed < 8"
+    )
     t["distribution_tests"][["laplace_rejected_bonferroni", "tail_index"]] = np.nan
     t["nonnormal_weights"] = t["nonnormal_weights"].iloc[0:0]
-    t["kmeans_spans"] = t["kmeans_spans"][(t["kmeans_spans"]["by"] == "replace_index") | (t["kmeans_spans"]["value"] == 0)]
+    t["kmeans_spans"] = t["kmeans_spans"][
+        (t["kmeans_spans"]["by"] == "replace_index") | (t["kmeans_spans"]["value"] == 0)
+    ]
     t["umap"] = t["umap"][t["umap"]["seed"] == 0]
     return t
 
