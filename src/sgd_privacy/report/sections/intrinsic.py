@@ -207,7 +207,9 @@ def kmeans_tables(inputs: Inputs) -> list[Block]:
         by = g.set_index("by")
         if {"seed", "replace_index"} <= set(by.index):
             s, r = by.loc["seed"], by.loc["replace_index"]
-            chance = one_cluster_chance(int(s["k"].item()), int(r["groups"].item()), int(s["groups"].item()))
+            chance = one_cluster_chance(
+                int(np.asarray(s["k"])), int(np.asarray(r["groups"])), int(np.asarray(s["groups"]))
+            )
             blocks.append(
                 comparison(
                     chance_verdict(bool(s["max_clusters"] == 1 and r["mean_clusters"] > 1), chance),
@@ -319,6 +321,14 @@ def hz_power_at(inputs: Inputs, n_seeds: int, n_params: int) -> float | None:
 def hz_power_parts(inputs: Inputs) -> list[Block]:
     """The HZ power simulation (`hz_power`: distribution, dimension, n_seeds, replicates, power, power_lo,
     power_hi) as the study's Figure 7, beside the seed counts this run tested."""
+    if not inputs.has("hz_power"):
+        return [
+            Note(
+                "The Henze-Zirkler power simulation is not in this config (hz_power.enabled: false), so an HZ "
+                "non-rejection cannot be weighed by the test's power: it is 'cannot tell at this size'.",
+                "missing",
+            )
+        ]
     power = inputs.get("hz_power", ["distribution", "dimension", "n_seeds", "replicates", "power"])
     if power.empty:
         return [Note("The HZ power simulation wrote no rows.", "missing")]
@@ -467,7 +477,7 @@ def sigma_range_parts(inputs: Inputs) -> list[Block]:
         limit = 0.05
         # two sigma estimates from n seeds each differ by noise alone by about 1.96 sqrt(2) relative SEs
         noise = 1.96 * np.sqrt(2) * std_relative_se(int(rec["seeds_per_D_i"]))
-        if not np.isfinite(ours):
+        if not np.isfinite(ours) or rec["datasets_D_i"] < 2:  # a range needs two datasets
             verdict = Verdict.CANNOT_TELL
         elif ours <= limit:
             verdict = Verdict.AGREES
