@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...analysis.distribution import HZ_MAX_DIM
 from .. import figures as fg
 from .. import study_values as sv
 from .. import tables as tb
@@ -301,8 +302,8 @@ def distribution_parts(inputs: Inputs) -> list[Block]:
 
 def hz_power_at(inputs: Inputs, n_seeds: int, n_params: int) -> float | None:
     """The simulated Henze-Zirkler power against a Laplace at `n_seeds` seeds and the tested dimension
-    (`hz_power`: distribution, n_seeds, dimension, power), linearly interpolated in the seed count; None
-    where the simulation is absent or does not cover that size."""
+    (`hz_power`: distribution, n_seeds, dimension, power) at the simulated dimension nearest the tested one,
+    linearly interpolated in the seed count; None where the simulation is absent or does not cover that size."""
     if not inputs.has("hz_power"):
         return None
     table = inputs.tables["hz_power"]
@@ -311,11 +312,18 @@ def hz_power_at(inputs: Inputs, n_seeds: int, n_params: int) -> float | None:
     lap = table[table["distribution"] == "laplace"]
     if lap.empty:
         return None
-    dim = min(n_params, int(lap["dimension"].max()))
-    rows = lap[lap["dimension"] == dim].sort_values("n_seeds") if dim in set(lap["dimension"]) else lap.iloc[0:0]
-    if rows.empty or not rows["n_seeds"].min() <= n_seeds <= rows["n_seeds"].max():
+    tested = min(n_params, HZ_MAX_DIM)  # the HZ test runs on subsets of at most HZ_MAX_DIM weights
+    dims = np.unique(lap["dimension"].to_numpy())
+    dim = dims[np.argmin(np.abs(dims - tested))]
+    rows = lap[(lap["dimension"] == dim) & np.isfinite(lap["power"])].sort_values("n_seeds")
+    if rows.empty:
         return None
-    return float(np.interp(n_seeds, rows["n_seeds"], rows["power"]))
+    # power grows with the seeds: below the simulated range the first point bounds it from above (usable only
+    # when that bound is already low), above it the last point bounds it from below
+    power = float(np.interp(n_seeds, rows["n_seeds"], rows["power"]))
+    if n_seeds < rows["n_seeds"].min() and power >= MIN_POWER:
+        return None
+    return power
 
 
 def hz_power_parts(inputs: Inputs) -> list[Block]:
@@ -332,7 +340,7 @@ def hz_power_parts(inputs: Inputs) -> list[Block]:
     power = inputs.get("hz_power", ["distribution", "dimension", "n_seeds", "replicates", "power"])
     if power.empty:
         return [Note("The HZ power simulation wrote no rows.", "missing")]
-    reps = "/".join(str(r) for r in sorted(power["replicates"].unique()))
+    reps = "/".join(str(r) for r in sorted(power.loc[power["replicates"] > 0, "replicates"].unique()))
     tested = ""
     if inputs.has("distribution_tests") and "n_seeds" in inputs.tables["distribution_tests"]:
         seeds = sorted({int(n) for n in inputs.tables["distribution_tests"]["n_seeds"]})
