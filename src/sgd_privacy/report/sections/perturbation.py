@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pandas as pd
+
 from .. import figures as fg
 from .. import tables as tb
 from ..blocks import Block, FigureBlock, Note, TableBlock
@@ -14,7 +16,14 @@ from .common import describe_experiments, stage_settings
 def output_perturbation_parts(inputs: Inputs) -> list[Block]:
     """Accuracy against epsilon (`bolt_on`: experiment, init, sensitivity, heuristic, mechanism, epsilon,
     noise_added, accuracy_unperturbed, accuracy_perturbed, mean_diff, ci_low, ci_high, n_runs, n_draws)."""
-    bolt_on = inputs.get("bolt_on", ["experiment", "n_runs", "n_draws"])
+    given = inputs.get("bolt_on", ["experiment", "n_runs", "n_draws", "epsilon"])
+    # rows the stage skipped (a NaN sensitivity, e.g. no bolt-on bound with lr > 2 / beta) have no epsilon
+    skipped = given[given["epsilon"].isna()]
+    bolt_on = given[given["epsilon"].notna()]
+    if bolt_on.empty:
+        return [
+            Note(f"Output perturbation: every variant was skipped ({'; '.join(skipped_words(skipped))}).", "missing")
+        ]
     table = tb.bolt_on_table(bolt_on)
     names = list(bolt_on["experiment"].unique())
     sizes = "; ".join(
@@ -33,6 +42,7 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
         ),
         TableBlock("bolt_on", "Output perturbation: noise and accuracy", table, f"Samples: {sizes}. {slice_text}"),
     ]
+    blocks += [Note(f"Not drawn: {w}.", "missing") for w in skipped_words(skipped)]
     if table["heuristic"].any():
         blocks.append(
             Note(
@@ -41,6 +51,15 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
             )
         )
     return blocks
+
+
+def skipped_words(skipped: pd.DataFrame) -> list[str]:
+    """Per experiment and sensitivity, the variants the stage skipped and why (its `note`)."""
+    out = []
+    for (name, sens), g in skipped.groupby(["experiment", "sensitivity"], sort=True):
+        notes = sorted({str(n) for n in g["note"].dropna()} if "note" in g else set())
+        out.append(f"{name}, Delta_{sens}: {'; '.join(notes) or 'no epsilon'}")
+    return out
 
 
 def repeated_query_parts(inputs: Inputs) -> list[Block]:
