@@ -30,7 +30,7 @@ rule report:
         ),
         figures=report(
             directory("results/report/figures"),
-            patterns=["{name}.png"],
+            patterns=["{name}.png", "{name}.svg"],
             caption="../report/figures.rst",
             category="Figures",
         ),

@@ -189,15 +189,17 @@ def umap_scatter(umap: pd.DataFrame) -> Figure:
 
 
 def nonnormal_weights(examples: pd.DataFrame) -> Figure:
-    """Figure 5: histograms over seeds of the least normal weights (lowest Shapiro-Wilk p) per experiment."""
+    """Figure 5: histograms over seeds of the least normal weights (lowest Shapiro-Wilk p), one panel per
+    experiment, dataset D_i and weight (a weight among the least normal on two D_i gets two panels)."""
     require(examples, ["experiment", "weight", "shapiro_p", "value"], "nonnormal_weights")
-    keys = examples.drop_duplicates(["experiment", "weight"])[["experiment", "weight", "shapiro_p"]]
-    fig, axes = new_figure(len(keys), ncols=4, panel=(3.2, 2.6))
-    for ax, row in zip(axes, keys.itertuples(index=False), strict=True):
-        g = examples[(examples["experiment"] == row.experiment) & (examples["weight"] == row.weight)]
-        sns.histplot(data=g, x="value", bins=20, kde=True, ax=ax, color="#3b6ea8")
+    by = ["experiment", "replace_index", "weight"] if "replace_index" in examples else ["experiment", "weight"]
+    panels = [(key, g) for key, g in examples.groupby(by, sort=True)]
+    fig, axes = new_figure(len(panels), ncols=4, panel=(3.2, 2.6))
+    for ax, (key, g) in zip(axes, panels, strict=True):
+        sns.histplot(data=g, x="value", bins=20, kde=len(g) > 2, ax=ax, color="#3b6ea8")
+        where = f" D_{key[1]}" if len(by) == 3 else ""
         ax.set(
-            title=f"{row.experiment} w{row.weight}\nShapiro p = {row.shapiro_p:.2g}",
+            title=f"{key[0]}{where} w{key[-1]} ({len(g)} seeds)\nShapiro p = {g['shapiro_p'].iloc[0]:.2g}",
             xlabel="weight value",
             ylabel="seeds",
         )

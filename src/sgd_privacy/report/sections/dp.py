@@ -101,6 +101,20 @@ def dp_sweep_parts(inputs: Inputs) -> list[Block]:
         if len(key) and key[0] in tb.STUDY_SWEEPS:
             source = "DP_EPSILON_SWEEP" if key[0] == "target_epsilon" else "DP_CLIPPING_SWEEP"
             study = f" Study columns: {sv.SOURCES[source]} (MNIST CNN, 50 epochs, batch 256)."
+        shown = set(inputs.tables["dp_summary"]["configuration"]) if inputs.has("dp_summary") else set()
+        if not len(key) and set(rows["configuration"]) <= shown:
+            dominated = sorted(
+                {f"{r['configuration']} ({r['attack']})" for r in table.to_dict("records") if r["dominated"]}
+            )
+            blocks.append(
+                Note(
+                    f"Sweep {name} (named variants): the same configurations at their last epoch as the table above, "
+                    "not repeated; dominated (another point has higher P_err and no lower test accuracy): "
+                    + (", ".join(dominated) or "none")
+                    + "."
+                )
+            )
+            continue
         blocks.append(
             TableBlock(
                 f"dp_sweep_{name}",

@@ -377,16 +377,19 @@ def nonnormal_figure(inputs: Inputs) -> list[Block]:
         ex = inputs.get("nonnormal_weights", ["experiment", "weight", "shapiro_p", "value"])
     if ex.empty:
         return [Note("No weights were tested (no dataset had enough seeds).")]
+    by = ["experiment", "replace_index"] if "replace_index" in ex else ["experiment"]
     sizes = "; ".join(
-        f"{e}: {g['weight'].nunique()} weights x {len(g) // max(g['weight'].nunique(), 1)} seeds"
-        for e, g in ex.groupby("experiment")
+        f"{' D_'.join(map(str, key if isinstance(key, tuple) else (key,)))}: {g['weight'].nunique()} weights, "
+        f"{'/'.join(str(n) for n in sorted(g.groupby('weight').size().unique()))} seeds each"
+        for key, g in ex.groupby(by)
     )
     return [
         FigureBlock(
             "nonnormal_weights",
             "The least normal weights (study Figure 5)",
             fg.nonnormal_weights(ex),
-            f"Values over seeds of the weights with the lowest Shapiro-Wilk p-value at T (one dataset D_i each). "
+            f"Values over seeds of the weights with the lowest Shapiro-Wilk p-value at T: one panel per dataset D_i "
+            "and weight, its p-value from that D_i's seeds (a weight least normal on two D_i has two panels). "
             f"{describe_experiments(inputs, list(ex['experiment'].unique()))} Samples: {sizes}.",
         )
     ]
@@ -428,6 +431,7 @@ def epsilon_parts(inputs: Inputs) -> list[Block]:
                 )
             )
         blocks += table4_scale_notes(rec, exps)
+        blocks += delta_empirical_note(inputs, rec)
         if rec.get("T_is_convergence_point") is False or T_not_converged(inputs, str(rec["experiment"])):
             blocks.append(
                 Note(
@@ -521,6 +525,32 @@ def T_not_converged(inputs: Inputs, name: str) -> bool:
 def T_source(inputs: Inputs, name: str) -> str:
     """How an experiment's T was found, in words ('unknown' without a convergence table)."""
     return tb.T_source_words(inputs.tables.get("convergence"), name)
+
+
+def delta_empirical_note(inputs: Inputs, rec: dict) -> list[Block]:
+    """Where Delta_empirical (from the pairs of one init mode) differs from the distances table's largest
+    sensitivity distance at T (all init modes, sampled pairs), say which pairs each number comes from."""
+    if not inputs.has("distances_at_T") or not np.isfinite(rec.get("delta_empirical", np.nan)):
+        return []
+    at = inputs.tables["distances_at_T"]
+    if not {"experiment", "kind", "distance"} <= set(at.columns):
+        return []
+    sens = at[(at["experiment"] == rec["experiment"]) & (at["kind"] == "sensitivity")]
+    if sens.empty or np.isclose(sens["distance"].max(), rec["delta_empirical"], rtol=1e-6):
+        return []
+    top = sens.loc[sens["distance"].idxmax()]
+    init = f" ({top['init']}-init pair)" if "init" in sens else ""
+    pairs = rec.get("n_pairs_empirical")
+    source = f"{int(pairs)} " if pairs is not None and np.isfinite(pairs) else ""
+    used = rec.get("init_empirical", "")
+    return [
+        Note(
+            f"{rec['experiment']}: Delta_empirical = {fmt(rec['delta_empirical'])} is the largest of {source}"
+            f"{used + '-init ' if used else ''}sensitivity pairs at T (the runs sigma is estimated from); the "
+            f"distances table's largest sensitivity distance, {fmt(top['distance'])}{init}, includes the other "
+            "init mode's pairs."
+        )
+    ]
 
 
 def table4_scale_notes(rec: dict, experiments: dict) -> list[Block]:
