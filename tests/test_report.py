@@ -89,7 +89,19 @@ def test_stability_nonnormal_and_sigma_figures():
     assert figures.axis_labels(fig)[1] == ("pairs used", "Delta_empirical")
     ex = pd.DataFrame({"experiment": "a", "weight": np.repeat([3, 7], 10), "shapiro_p": np.repeat([0.001, 0.02], 10)})
     fig = figures.nonnormal_weights(ex.assign(value=np.arange(20.0)))
-    assert [ax.get_title() for ax in figures.visible_axes(fig)] == ["a w3\nShapiro p = 0.001", "a w7\nShapiro p = 0.02"]
+    assert [ax.get_title() for ax in figures.visible_axes(fig)] == [
+        "a w3 (10 seeds)\nShapiro p = 0.001",
+        "a w7 (10 seeds)\nShapiro p = 0.02",
+    ]
+    # weight 3 is among the least normal on D_1 (6 seeds) and D_2 (4 seeds): two panels, each with its own p
+    two = pd.DataFrame(
+        {"experiment": "a", "replace_index": [1] * 6 + [2] * 4, "weight": 3, "shapiro_p": [0.01] * 6 + [0.04] * 4}
+    )
+    fig = figures.nonnormal_weights(two.assign(value=np.arange(10.0)))
+    assert [ax.get_title() for ax in figures.visible_axes(fig)] == [
+        "a D_1 w3 (6 seeds)\nShapiro p = 0.01",
+        "a D_2 w3 (4 seeds)\nShapiro p = 0.04",
+    ]
     fig = figures.sigma_per_dataset(
         pd.DataFrame({"experiment": ["a", "a", "b"], "replace_index": [1, 2, 1], "sigma": [0.1, 0.2, 0.3]})
     )
