@@ -34,6 +34,7 @@ class TableBlock:
     title: str
     frame: pd.DataFrame
     caption: str
+    in_page: bool = True  # False: written as CSV only (a long table the page shows in another shape)
 
 
 @dataclass

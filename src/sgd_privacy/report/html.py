@@ -86,6 +86,8 @@ def block_html(block: Block, png: Mapping[int, bytes]) -> str:
     """HTML of one block; figures use their PNG bytes from `png` (keyed by the block's id)."""
     if isinstance(block, Note):
         return f'<p class="note {block.tone}">{html.escape(block.text)}</p>'
+    if isinstance(block, TableBlock) and not block.in_page:
+        return ""
     if isinstance(block, TableBlock):
         return (
             f"<h3>{html.escape(block.title)}</h3>{table_html(block.frame)}"

@@ -370,7 +370,13 @@ def mia_table(table6: pd.DataFrame, experiments: Mapping[str, Mapping], T: Mappi
     study = pd.DataFrame(sv.TABLE6_MIA).rename(columns=STUDY_TABLE6)[list(STUDY_TABLE6.values())]
     table = table.merge(study, on="study_T", how="left")
     table["study_T"] = table["study_T"].where(table["study_T"] > 0)
-    return table.sort_values(["experiment", *(["init"] if "init" in table else []), "t"]).reset_index(drop=True)
+    table = table.sort_values(["experiment", *(["init"] if "init" in table else []), "t"]).reset_index(drop=True)
+    # the comparison first, so that the study's columns are visible without scrolling sideways
+    first = ["experiment", *(["init"] if "init" in table else []), "t", "T_experiment", "n_runs"]
+    first += ["epsilon_accuracy_known", "epsilon_accuracy_hidden", "epsilon_accuracy_diff", "p_value_epsilon_accuracy"]
+    first += ["study_T", "study_epsilon_known", "study_epsilon_hidden", "study_epsilon_diff", "study_p_value"]
+    first += ["study_n_models"]
+    return table[first + [c for c in table.columns if c not in first]]
 
 
 def run_intervals(attacks: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -423,7 +429,9 @@ def bounds_table(yeom: pd.DataFrame | None, lira: pd.DataFrame | None, lira_expe
         if col not in table:
             table[col] = np.nan
     keys = ["experiment", "t", "n_calibration_runs", "n_evaluation_runs"]
-    return table[keys + BOUND_COLUMNS].sort_values(["experiment", "attack", "t", "setting"]).reset_index(drop=True)
+    extra = [c for c in table.columns if c.startswith("epsilon_score") or c in ("n_trials", "unit")]
+    cols = keys + BOUND_COLUMNS[:-1] + extra + BOUND_COLUMNS[-1:]
+    return table[cols].sort_values(["experiment", "attack", "t", "setting"]).reset_index(drop=True)
 
 
 # The DP study's swept keys the lab report has tables for: config key -> (the study's column, its rows).
@@ -532,7 +540,19 @@ def bolt_on_table(bolt_on: pd.DataFrame) -> pd.DataFrame:
     cols = ["no_extra_noise", "accuracy_unperturbed", "accuracy_perturbed", "mean_diff", "ci_low", "ci_high"]
     cols += ["p_value", "n_runs", "n_draws"]
     require(bolt_on, keys + cols, "bolt_on")
-    return bolt_on[keys + cols].sort_values(keys[:5] + ["epsilon"]).reset_index(drop=True)
+    extra = [c for c in ("guarantee", "provable_epsilon", "calibration") if c in bolt_on.columns]
+    return bolt_on[keys + extra + cols].sort_values(keys[:5] + ["epsilon"]).reset_index(drop=True)
+
+
+def bolt_on_pivot(table: pd.DataFrame) -> pd.DataFrame:
+    """The bolt-on table in a readable shape: one row per experiment, init and variant, the perturbed test
+    accuracy at each epsilon in its own column, beside the unperturbed accuracy and the sample sizes."""
+    index = ["experiment", "init", "sensitivity", "mechanism", "heuristic"]
+    index += [c for c in ("guarantee",) if c in table.columns]
+    wide = table.pivot_table(index=index, columns="epsilon", values="accuracy_perturbed", aggfunc="first")
+    wide.columns = [f"accuracy_at_epsilon_{e:g}" for e in wide.columns]
+    base = table.groupby(index)[["accuracy_unperturbed", "n_runs", "n_draws"]].first()
+    return base.join(wide).reset_index()
 
 
 def query_table(attack: pd.DataFrame) -> pd.DataFrame:

@@ -208,7 +208,8 @@ def bounds_parts(inputs: Inputs) -> list[Block]:
             "counted on the other runs; one-sided Clopper-Pearson bounds on FPR and FNR at confidence "
             f"{m.get('confidence', '?')} give epsilon >= max(ln((1 - delta - FPR) / FNR), ln((1 - delta - FNR) / FPR)) "
             f"at delta = {m.get('delta', '?')}. n_members, n_nonmembers: the counted (run, example) trials. The note "
-            "column says what each bound assumes. "
+            "column says what each bound assumes. Columns named epsilon_score* (where the stage writes them) are "
+            "pooled scores, not bounds: they carry no confidence level. "
             f"{mia_settings(inputs, ['delta', 'confidence', 'bound_candidates'])}",
         )
     ]

@@ -40,7 +40,15 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
             "of s the seed's own spread sigma_intrinsic does not already supply. Line: mean test accuracy; band: 95% "
             f"CI of the mean change in accuracy; dotted: no output noise. Samples: {sizes}. {slice_text}",
         ),
-        TableBlock("bolt_on", "Output perturbation: noise and accuracy", table, f"Samples: {sizes}. {slice_text}"),
+        TableBlock(
+            "bolt_on",
+            "Output perturbation: test accuracy at each epsilon",
+            tb.bolt_on_pivot(table),
+            "One row per variant; accuracy_at_epsilon_X: mean test accuracy with the output noise calibrated to "
+            "epsilon X (the noise, intervals and p-values of every point are in the CSV tables/"
+            f"output_perturbation_bolt_on_points.csv). Samples: {sizes}. {slice_text}",
+        ),
+        TableBlock("bolt_on_points", "Output perturbation: every point", table, f"Samples: {sizes}.", in_page=False),
     ]
     blocks += [Note(f"Not drawn: {w}.", "missing") for w in skipped_words(skipped)]
     if table["heuristic"].any():
