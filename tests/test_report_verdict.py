@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -134,3 +135,48 @@ def test_every_verdict_has_words(verdict):
 
     note = comparison(verdict, "x")
     assert note.tone in ("agrees", "differs", "cannot_tell") and note.text.endswith("x")
+
+
+def _distribution_notes(hz_p: float, laplace: float, n_seeds: int, power: pd.DataFrame | None) -> list[str]:
+    """The weight-distribution section's verdict notes for one logistic-regression dataset D_i."""
+    from sgd_privacy.report.frames import Inputs
+    from sgd_privacy.report.sections.intrinsic import distribution_parts
+
+    tests = pd.DataFrame(
+        [
+            {"experiment": "lr", "replace_index": 1, "n_seeds": n_seeds, "n_params": 51, "hz_p_min": hz_p}
+            | {"hz_note": "", "laplace_rejected_bonferroni": laplace}
+        ]
+    )
+    tables = {"distribution_tests": tests} | ({"hz_power": power} if power is not None else {})
+    inputs = Inputs(tables, {}, {"experiments": {"lr": {"model": "logreg", "dataset": "mnist5k_binary"}}})
+    return [
+        b.text for b in distribution_parts(inputs) if getattr(b, "tone", "") in ("agrees", "differs", "cannot_tell")
+    ]
+
+
+def _power(dimension: int, points: dict[int, float]) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            {"distribution": "laplace", "dimension": dimension, "n_seeds": n, "replicates": 20, "power": p}
+            for n, p in points.items()
+        ]
+    )
+
+
+def test_the_default_runs_distribution_verdicts_cannot_tell_at_24_seeds():
+    # the issue's examples: HZ does not reject (p = 0.3) with 24 seeds where the simulated power is 10%, and
+    # 0% of 51 weights rejected as Laplace with 24 seeds against the study's 38-74% with 800
+    hz, laplace = _distribution_notes(0.3, 0.0, 24, _power(55, {25: 0.1, 800: 1.0}))
+    assert hz.startswith("Cannot tell at this size: lr (D_1, 24 seeds, 51 parameters): Henze-Zirkler does not reject")
+    assert "simulated power against a Laplace at 24 seeds: 10%" in hz
+    assert laplace.startswith("Cannot tell at this size: lr (D_1, 24 seeds, 51 parameters): 0% of weights rejected")
+    # with 800 seeds, where the power is 100%, the same non-rejection agrees and 0% differs
+    hz, laplace = _distribution_notes(0.3, 0.0, 800, _power(55, {25: 0.1, 800: 1.0}))
+    assert hz.startswith("Agrees with the study:") and laplace.startswith("Differs from the study:")
+    # without the simulation the power is unknown: cannot tell
+    hz, _ = _distribution_notes(0.3, 0.5, 800, None)
+    assert hz.startswith("Cannot tell at this size:") and "power at this size unknown" in hz
+    # below the simulated seed range a high power at its first point does not carry over
+    hz, _ = _distribution_notes(0.3, 0.5, 10, _power(55, {25: 0.9, 800: 1.0}))
+    assert hz.startswith("Cannot tell at this size:")
