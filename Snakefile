@@ -25,6 +25,7 @@ include: "workflow/rules/report.smk"
 include: "workflow/rules/perturbation.smk"
 include: "workflow/rules/dp.smk"
 include: "workflow/rules/mia.smk"
+include: "workflow/rules/hzpower.smk"
 
 
 rule all:
@@ -36,3 +37,4 @@ rule all:
         perturbation_targets(),
         dp_targets(),
         mia_targets(),
+        hz_power_targets(),

@@ -316,10 +316,37 @@ def other_stage_tables(rng: np.random.Generator) -> dict[str, pd.DataFrame]:
     return mia_tables(rng) | dp_tables(rng) | perturbation_tables(rng)
 
 
+def fixture_tables(kinds: set[str] | None = None) -> dict[str, pd.DataFrame]:
+    """Every fixture table (or only `kinds`) by kind, to change before writing with `write_frames`."""
+    rng = np.random.default_rng(0)
+    tables = intrinsic_tables(rng) | other_stage_tables(rng) | {"hz_power": hz_power_table()}
+    return {k: v for k, v in tables.items() if kinds is None or k in kinds}
+
+
+def hz_power_table() -> pd.DataFrame:
+    """The HZ power simulation's table: power against a Laplace rising with the seeds, size 5% under normals."""
+    rows = []
+    for n, power in ((3, 0.1), (6, 0.3), (12, 0.9)):
+        for distribution, p in (("laplace", power), ("normal_full", 0.05), ("normal_diagonal", 0.05)):
+            rows.append(
+                {"distribution": distribution, "dimension": 4, "n_seeds": n, "replicates": 20, "power": p}
+                | {"power_lo": max(p - 0.1, 0), "power_hi": min(p + 0.1, 1), "p_median": 0.3, "alpha": 0.05}
+            )
+    return pd.DataFrame(rows)
+
+
+def write_frames(root: Path, tables: dict[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """Write `tables` (kind -> frame) under `root` plus the dataset sidecar; the files by kind."""
+    return _write(root, tables, None)
+
+
 def write_fixtures(root: Path, kinds: set[str] | None = None) -> dict[str, list[str]]:
     """Write every table (or only `kinds`) under `root`; return the files by kind, as the report rule gives them."""
-    rng = np.random.default_rng(0)
-    tables = intrinsic_tables(rng) | other_stage_tables(rng)
+    return _write(root, fixture_tables(), kinds)
+
+
+def _write(root: Path, tables: dict[str, pd.DataFrame], kinds: set[str] | None) -> dict[str, list[str]]:
+    """Write the tables of `kinds` (all when None) and the dataset sidecar; the files by kind."""
     files: dict[str, list[str]] = {}
     meta = root / "data" / "mnist_binary.json"
     write_json(
@@ -339,7 +366,7 @@ def write_fixtures(root: Path, kinds: set[str] | None = None) -> dict[str, list[
     for kind, frame in tables.items():
         if kinds is not None and kind not in kinds:
             continue
-        if "experiment" in frame:
+        if "experiment" in frame and len(frame):
             files[kind] = []
             for name, g in frame.groupby("experiment"):
                 path = root / str(name) / f"{kind}.parquet"

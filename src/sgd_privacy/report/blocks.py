@@ -10,8 +10,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from .frames import Inputs
+from .verdict import WORDS, Verdict
 
-Tone = Literal["note", "agrees", "differs", "missing"]
+Tone = Literal["note", "agrees", "differs", "cannot_tell", "missing"]
 
 
 @dataclass
@@ -22,6 +23,7 @@ class FigureBlock:
     title: str
     figure: Figure
     caption: str
+    png: bytes | None = None  # drawn once when the section is rendered
 
 
 @dataclass
@@ -32,11 +34,12 @@ class TableBlock:
     title: str
     frame: pd.DataFrame
     caption: str
+    in_page: bool = True  # False: written as CSV only (a long table the page shows in another shape)
 
 
 @dataclass
 class Note:
-    """A one-line statement; `agrees`/`differs` compare a finding with the study's."""
+    """A one-line statement; `agrees`/`differs`/`cannot_tell` compare a finding with the study's."""
 
     text: str
     tone: Tone = "note"
@@ -62,8 +65,7 @@ class Section:
     parts: Sequence[Part] = field(default_factory=tuple)
 
 
-def comparison(agrees: bool, text: str) -> Note:
-    """A note saying plainly whether a finding agrees with the study's."""
-    return Note(
-        ("Agrees with the study: " if agrees else "Differs from the study: ") + text, "agrees" if agrees else "differs"
-    )
+def comparison(verdict: Verdict, text: str) -> Note:
+    """A note saying plainly whether a finding agrees with the study's, differs, or cannot tell at this size."""
+    tone: Tone = "cannot_tell" if verdict is Verdict.CANNOT_TELL else verdict.value  # type: ignore[assignment]
+    return Note(WORDS[verdict] + text, tone)

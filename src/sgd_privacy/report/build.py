@@ -14,6 +14,7 @@ from pathlib import Path
 import matplotlib
 
 from ..io import atomic_path
+from .banner import banner_html
 from .blocks import Block, FigureBlock, Note, Section, TableBlock
 from .frames import Inputs, ReportInputError
 from .html import RenderedSection, page_html
@@ -38,10 +39,42 @@ def render_section(section: Section, inputs: Inputs) -> RenderedSection:
     blocks: list[Block] = []
     for part in section.parts:
         try:
-            blocks += part(inputs)
+            made = part(inputs)
         except ReportInputError as exc:
             blocks.append(Note(f"Left out ({part.__name__}): {exc}.", "missing"))
+            continue
+        except DATA_ERRORS as exc:
+            blocks.append(
+                Note(
+                    f"Left out ({part.__name__}): its tables could not be drawn ({type(exc).__name__}: {exc}).",
+                    "missing",
+                )
+            )
+            continue
+        for block in made:
+            blocks.append(drawable(block))
     return RenderedSection(section.key, section.title, section.study, blocks)
+
+
+# Errors a valid but unusual result (NaN bounds, one seed, empty tables) can raise while drawing: the part or
+# figure is replaced by a note naming them; any other error (a full disk, a bug in the build) stops the build.
+DATA_ERRORS = (ValueError, TypeError, KeyError, IndexError, ZeroDivisionError, OverflowError)
+
+
+def drawable(block: Block) -> Block:
+    """The block itself, or for a figure that cannot be drawn from these values a note saying so."""
+    if not isinstance(block, FigureBlock):
+        return block
+    try:
+        buffer = io.BytesIO()
+        block.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
+        block.png = buffer.getvalue()
+    except DATA_ERRORS as exc:
+        return Note(
+            f"Figure '{block.title}' left out: it cannot be drawn from these values ({type(exc).__name__}: {exc}).",
+            "missing",
+        )
+    return block
 
 
 @dataclass
@@ -76,6 +109,7 @@ def build_report(
     figure_dir: str | os.PathLike,
     table_dir: str | os.PathLike,
     sections: Sequence[Section] = SECTIONS,
+    provenance: Mapping[str, object] | None = None,
 ) -> ReportSummary:
     """Render `sections` from `inputs`; write the page, every figure as PNG and SVG, every table as CSV."""
     rendered = [render_section(s, inputs) for s in sections]
@@ -86,9 +120,11 @@ def build_report(
             for block in sec.blocks or []:
                 stem = f"{sec.key}_{block.name}" if isinstance(block, FigureBlock | TableBlock) else ""
                 if isinstance(block, FigureBlock):
-                    buffer = io.BytesIO()
-                    block.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
-                    png[id(block)] = buffer.getvalue()
+                    if block.png is None:
+                        buffer = io.BytesIO()
+                        block.figure.savefig(buffer, format="png", dpi=PNG_DPI, metadata=PNG_METADATA)
+                        block.png = buffer.getvalue()
+                    png[id(block)] = block.png
                     (fig_tmp / f"{stem}.png").write_bytes(png[id(block)])
                     with matplotlib.rc_context({"svg.hashsalt": "sgd-privacy"}):  # stable element ids
                         block.figure.savefig(fig_tmp / f"{stem}.svg", format="svg", metadata=SVG_METADATA)
@@ -97,7 +133,8 @@ def build_report(
                     block.frame.to_csv(tab_tmp / f"{stem}.csv", index=False)
                     tables.append(stem)
                     block.name = stem
-        page = page_html(TITLE, rendered, png, inputs.config, inputs.sources)
+        banner = banner_html(inputs, rendered, provenance)
+        page = page_html(TITLE, rendered, png, inputs.config, inputs.sources, banner)
         with atomic_path(html_path) as tmp:
             tmp.write_text(page, encoding="utf-8")
     return ReportSummary(
@@ -114,6 +151,7 @@ def build_from_files(
     html_path: str | os.PathLike,
     figure_dir: str | os.PathLike,
     table_dir: str | os.PathLike,
+    provenance: Mapping[str, object] | None = None,
 ) -> ReportSummary:
     """Read the tables by kind (kinds no section reads are rejected) and build the report."""
     known = {k for s in SECTIONS for k in s.kinds}
@@ -122,4 +160,4 @@ def build_from_files(
         raise ValueError(
             f"the report got table kinds no section reads: {', '.join(unknown)}; known kinds: {', '.join(sorted(known))}"
         )
-    return build_report(Inputs.read(files, config), html_path, figure_dir, table_dir)
+    return build_report(Inputs.read(files, config), html_path, figure_dir, table_dir, provenance=provenance)

@@ -92,7 +92,8 @@ def _palette_legend(fig: Figure, palette: dict, extra: Sequence[tuple[Artist, st
 def _plain_log_ticks(ax: Axes, values: np.ndarray) -> None:
     """Log x axis ticked at `values` with plain numbers (no overlapping minor labels)."""
     ax.set_xscale("log")
-    ax.set_xticks(np.unique(values))
+    values = np.asarray(values, dtype=float)
+    ax.set_xticks(np.unique(values[np.isfinite(values) & (values > 0)]))
     ax.xaxis.set_major_formatter(ScalarFormatter())
     ax.xaxis.set_minor_formatter(NullFormatter())
 
@@ -188,15 +189,17 @@ def umap_scatter(umap: pd.DataFrame) -> Figure:
 
 
 def nonnormal_weights(examples: pd.DataFrame) -> Figure:
-    """Figure 5: histograms over seeds of the least normal weights (lowest Shapiro-Wilk p) per experiment."""
+    """Figure 5: histograms over seeds of the least normal weights (lowest Shapiro-Wilk p), one panel per
+    experiment, dataset D_i and weight (a weight among the least normal on two D_i gets two panels)."""
     require(examples, ["experiment", "weight", "shapiro_p", "value"], "nonnormal_weights")
-    keys = examples.drop_duplicates(["experiment", "weight"])[["experiment", "weight", "shapiro_p"]]
-    fig, axes = new_figure(len(keys), ncols=4, panel=(3.2, 2.6))
-    for ax, row in zip(axes, keys.itertuples(index=False), strict=True):
-        g = examples[(examples["experiment"] == row.experiment) & (examples["weight"] == row.weight)]
-        sns.histplot(data=g, x="value", bins=20, kde=True, ax=ax, color="#3b6ea8")
+    by = ["experiment", "replace_index", "weight"] if "replace_index" in examples else ["experiment", "weight"]
+    panels = [(key, g) for key, g in examples.groupby(by, sort=True)]
+    fig, axes = new_figure(len(panels), ncols=4, panel=(3.2, 2.6))
+    for ax, (key, g) in zip(axes, panels, strict=True):
+        sns.histplot(data=g, x="value", bins=20, kde=len(g) > 2, ax=ax, color="#3b6ea8")
+        where = f" D_{key[1]}" if len(by) == 3 else ""
         ax.set(
-            title=f"{row.experiment} w{row.weight}\nShapiro p = {row.shapiro_p:.2g}",
+            title=f"{key[0]}{where} w{key[-1]} ({len(g)} seeds)\nShapiro p = {g['shapiro_p'].iloc[0]:.2g}",
             xlabel="weight value",
             ylabel="seeds",
         )
@@ -451,6 +454,38 @@ def ledger(frame: pd.DataFrame) -> Figure:
     sns.barplot(data=long, x="dataset", y="epsilon", hue="composition", hue_order=list(cols.values()), ax=axes[0])
     axes[0].set(xlabel="dataset", ylabel="epsilon spent (at the ledger's delta)")
     _style(axes[0])
+    _legend_below(fig, axes)
+    return fig
+
+
+HZ_LABELS = {
+    "laplace": "Laplace (power)",
+    "normal_full": "normal, inverse-Wishart covariance (size)",
+    "normal_diagonal": "normal, diagonal covariance (size)",
+}
+
+
+def hz_power(power: pd.DataFrame) -> Figure:
+    """The HZ test's rejection rate at 5% against the number of seeds (log x), one line per distribution and
+    a panel per dimension, with Clopper-Pearson intervals; dashed: 80% power, dotted: the 5% level."""
+    require(power, ["distribution", "dimension", "n_seeds", "power"], "hz_power")
+    panels = _panels(power, "dimension")
+    fig, axes = new_figure(len(panels), ncols=2, panel=(5.0, 3.4))
+    colours = dict(zip(HZ_LABELS, sns.color_palette("tab10", len(HZ_LABELS)), strict=True))
+    for ax, (dim, frame) in zip(axes, panels, strict=True):
+        for name, g in frame.groupby("distribution", sort=True):
+            g = g.sort_values("n_seeds")
+            colour = colours.get(str(name), "grey")
+            ax.plot(g["n_seeds"], g["power"], marker="o", ms=3, color=colour, label=HZ_LABELS.get(str(name), str(name)))
+            if {"power_lo", "power_hi"} <= set(g.columns):
+                ax.fill_between(g["n_seeds"], g["power_lo"], g["power_hi"], color=colour, alpha=0.15, lw=0)
+        ax.axhline(0.8, color="k", linestyle="--", lw=0.8)
+        ax.axhline(0.05, color="grey", linestyle=":", lw=0.8)
+        _plain_log_ticks(ax, frame["n_seeds"].to_numpy())
+        ax.set_ylim(-0.02, 1.02)
+        ax.set(title=f"dimension {dim}", xlabel="seeds (samples per replicate)", ylabel="share of replicates rejected")
+        _style(ax)
+    axes[0].legend()
     _legend_below(fig, axes)
     return fig
 

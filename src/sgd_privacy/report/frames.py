@@ -33,6 +33,17 @@ class MissingColumnsError(ReportInputError):
         )
 
 
+class EmptyTableError(ReportInputError):
+    """A table a part of the report needs has no rows."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        super().__init__(
+            f"table '{kind}' has no rows (the stage wrote an empty table: nothing to show, e.g. nothing was "
+            "attacked or tested, or every run diverged)"
+        )
+
+
 def require(frame: pd.DataFrame, columns: Sequence[str], kind: str) -> pd.DataFrame:
     """Return `frame` if it has every one of `columns`; otherwise raise MissingColumnsError naming them."""
     missing = [c for c in columns if c not in frame.columns]
@@ -78,10 +89,12 @@ class Inputs:
         """Whether files of this kind were given."""
         return kind in self.tables
 
-    def get(self, kind: str, columns: Sequence[str] = ()) -> pd.DataFrame:
-        """The table of `kind`, checked to have `columns`."""
+    def get(self, kind: str, columns: Sequence[str] = (), allow_empty: bool = False) -> pd.DataFrame:
+        """The table of `kind`, checked to have `columns` and (unless `allow_empty`) at least one row."""
         if kind not in self.tables:
             raise MissingTableError(kind)
+        if not allow_empty and self.tables[kind].empty:
+            raise EmptyTableError(kind)
         return require(self.tables[kind], columns, kind)
 
     def experiments(self) -> dict[str, dict]:

@@ -30,7 +30,9 @@ th{background:#f3f5f8;position:sticky;top:0}td.text,th.text{text-align:left}
 th.study,td.study{background:#fff7e0}
 p.note{margin:0.35em 0;padding:4px 10px;border-left:4px solid #9aa5b1;background:#f6f8fa;font-size:0.92em}
 p.agrees{border-color:#3a9a5b;background:#eef8f1}p.differs{border-color:#d2691e;background:#fdf1e7}
-p.missing{border-color:#9aa5b1;color:#4a5563}
+p.missing{border-color:#9aa5b1;color:#4a5563}p.cannot_tell{border-color:#7a6fb0;background:#f3f1fa}
+.banner{background:#f7f9fc;border:1px solid #d7dde5;padding:4px 16px 10px;margin:1em 0}
+.banner h2{margin-top:0.6em}ul.provenance{font-size:0.85em;color:#4a5563}
 pre{background:#f6f8fa;padding:10px;font-size:0.8em;overflow-x:auto}
 """
 
@@ -84,6 +86,8 @@ def block_html(block: Block, png: Mapping[int, bytes]) -> str:
     """HTML of one block; figures use their PNG bytes from `png` (keyed by the block's id)."""
     if isinstance(block, Note):
         return f'<p class="note {block.tone}">{html.escape(block.text)}</p>'
+    if isinstance(block, TableBlock) and not block.in_page:
+        return ""
     if isinstance(block, TableBlock):
         return (
             f"<h3>{html.escape(block.title)}</h3>{table_html(block.frame)}"
@@ -98,7 +102,12 @@ def block_html(block: Block, png: Mapping[int, bytes]) -> str:
 
 
 def page_html(
-    title: str, sections: Sequence[RenderedSection], png: Mapping[int, bytes], config: Mapping, sources: Mapping
+    title: str,
+    sections: Sequence[RenderedSection],
+    png: Mapping[int, bytes],
+    config: Mapping,
+    sources: Mapping,
+    banner: str = "",
 ) -> str:
     """The whole page: contents, present sections, a list of those left out, config slices and inputs."""
     present = [s for s in sections if s.blocks is not None]
@@ -122,8 +131,8 @@ def page_html(
         f'<link rel="icon" href="data:,"><title>{html.escape(title)}</title><style>{CSS}</style></head>'
         f"<body><main><h1>{html.escape(title)}</h1>"
         "<p>Every number beside a shaded <b>study</b> column is the value the study printed; notes say where "
-        "this run agrees or differs. Figures and tables are also saved as PNG/SVG and CSV beside this page.</p>"
-        f"<nav><ol>{toc}</ol></nav>{''.join(body)}"
+        "this run agrees, differs, or cannot tell at this size. Figures and tables are also saved as PNG/SVG and CSV beside this page.</p>"
+        f"{banner}<nav><ol>{toc}</ol></nav>{''.join(body)}"
         f'<section id="config"><h2>Configuration and inputs</h2><h3>Config slices</h3><pre>{cfg}</pre>'
         f"<h3>Input tables</h3><pre>{files}</pre></section></main></body></html>\n"
     )

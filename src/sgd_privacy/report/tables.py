@@ -16,6 +16,7 @@ import pandas as pd
 from ..attacks.metrics import mean_ci
 from . import study_values as sv
 from .frames import require
+from .verdict import interval_verdict
 
 
 def experiment_info(experiments: Mapping[str, Mapping], name: str) -> dict[str, str]:
@@ -91,6 +92,85 @@ def grid_table(runs: pd.DataFrame, convergence: pd.DataFrame, experiments: Mappi
     return pd.DataFrame(rows)
 
 
+def study_grid(experiments: Mapping[str, Mapping], name: str) -> dict[str, int]:
+    """The study's Table 3 grid (seeds, datasets, models) for an experiment's model and dataset (empty if none)."""
+    info = experiment_info(experiments, name)
+    study, _ = _study_key(info["dataset"])
+    return dict(sv.TABLE3_GRID.get((info["model"], study or ""), {}))
+
+
+def T_kind(convergence: pd.DataFrame | None, name: str) -> str:
+    """How an experiment's T was found: 'convergence point', 'last logged step', 'set in the config' or 'unknown'."""
+    if convergence is None or "experiment" not in convergence:
+        return "unknown"
+    rows = convergence[convergence["experiment"] == name]
+    if rows.empty:
+        return "unknown"
+    source = str(rows["T_source"].iloc[0]).lower() if "T_source" in rows else ""
+    if "last logged" in source:
+        return "last logged step"
+    if "config" in source or "set" in source.split(":")[0]:
+        return "set in the config"
+    if "n_converged" in rows and int(rows["n_converged"].iloc[0]) == 0:
+        return "last logged step"
+    return "convergence point" if source or "n_converged" in rows else "unknown"
+
+
+def T_source_words(convergence: pd.DataFrame | None, name: str) -> str:
+    """The training stage's own words for how T was found ('unknown' without them)."""
+    if convergence is None or "T_source" not in convergence:
+        return T_kind(convergence, name)
+    rows = convergence[convergence["experiment"] == name]
+    return str(rows["T_source"].iloc[0]) if len(rows) else "unknown"
+
+
+def convergence_table(runs: pd.DataFrame, convergence: pd.DataFrame) -> pd.DataFrame:
+    """Per experiment: T, how it was found, and how many runs converged, did not, or diverged (from the
+    convergence table's counts, else counted from the runs)."""
+    require(runs, ["experiment", "diverged"], "runs")
+    require(convergence, ["experiment", "T"], "convergence")
+    rows = []
+    for name, g in runs.groupby("experiment", sort=True):
+        c = convergence[convergence["experiment"] == name]
+        first = c.iloc[0] if len(c) else pd.Series(dtype=object)
+        diverged = int(first.get("n_diverged", g["diverged"].sum()))
+        converged = first.get("n_converged", g["converged"].sum() if "converged" in g else np.nan)
+        runs_n = int(first.get("n_runs", len(g)))
+        rows.append(
+            {
+                "experiment": name,
+                "T": first.get("T", np.nan),
+                "T_found_as": T_kind(convergence, str(name)),
+                "T_source": first.get("T_source", ""),
+                "runs": runs_n,
+                "converged": converged,
+                "not_converged": runs_n - diverged - converged if np.isfinite(converged) else np.nan,
+                "diverged": diverged,
+                "converged_T": T_kind(convergence, str(name)) == "convergence point",
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def convergence_words(rec: Mapping) -> str:
+    """One experiment's convergence in words: how T was found and the run counts."""
+    converged = rec["converged"]
+    counts = (
+        f"{int(converged)} of {rec['runs']} runs converged, {int(rec['not_converged'])} did not"
+        if np.isfinite(converged)
+        else f"{rec['runs']} runs (convergence not counted)"
+    )
+    counts += f", {rec['diverged']} diverged" if rec["diverged"] else ""
+    flag = (
+        ""
+        if rec["converged_T"]
+        else "; how T was found is not recorded (no T_source)"
+        if rec["T_found_as"] == "unknown"
+        else "; T is not a convergence point, so results at T are for that step only"
+    )
+    return f"T = {rec['T']} ({rec['T_found_as']}); {counts}{flag}."
+
+
 def distances_table(at_T: pd.DataFrame, over_t: pd.DataFrame, T: Mapping[str, int]) -> pd.DataFrame:
     """Distances at T per experiment and pair kind (pairs, 5%, median, max), the bolt-on bound at T
     and how many times the largest sensitivity distance it is (the study: 3.2 to 6.5 for convex models)."""
@@ -139,11 +219,14 @@ EPSILON_QUANTITIES = (
     ("delta_theory", "Delta_theory (bolt-on bound at T)", None),
     ("delta_empirical", "Delta_empirical (largest sensitivity distance at T)", None),
     ("sigma", "sigma (smallest per-weight spread)", ("sigma_ci_low", "sigma_ci_high")),
+    ("epsilon_theory_analytic", "epsilon with Delta_theory, analytic Gaussian mechanism", None),
+    ("epsilon_empirical_analytic", "epsilon with Delta_empirical, analytic Gaussian mechanism", None),
+    ("delta_theory_worst_case", "Delta_theory, worst case", None),
     ("sigma_max", "largest per-weight spread", None),
     ("epsilon_theory", "epsilon with Delta_theory", ("epsilon_theory_ci_low", "epsilon_theory_ci_high")),
-    ("epsilon_theory_weight_min", "epsilon with Delta_theory, least sensitive weight", None),
+    ("epsilon_theory_weight_min", "epsilon with Delta_theory, weight with the largest spread", None),
     ("epsilon_empirical", "epsilon with Delta_empirical", ("epsilon_empirical_ci_low", "epsilon_empirical_ci_high")),
-    ("epsilon_empirical_weight_min", "epsilon with Delta_empirical, least sensitive weight", None),
+    ("epsilon_empirical_weight_min", "epsilon with Delta_empirical, weight with the largest spread", None),
 )
 
 
@@ -167,6 +250,8 @@ def epsilon_table(epsilon: pd.DataFrame, experiments: Mapping[str, Mapping]) -> 
                     "value": rec[col],
                     "ci_low": rec[ci[0]] if ci and ci[0] in rec else np.nan,
                     "ci_high": rec[ci[1]] if ci and ci[1] in rec else np.nan,
+                    "boot_low": rec.get(ci[0].replace("_ci_", "_boot_ci_"), np.nan) if ci else np.nan,
+                    "boot_high": rec.get(ci[1].replace("_ci_", "_boot_ci_"), np.nan) if ci else np.nan,
                     "study": ref.get(col, np.nan),
                     "study_dataset": label if ref else "",
                     "T": rec["T"],
@@ -273,18 +358,25 @@ def mia_table(table6: pd.DataFrame, experiments: Mapping[str, Mapping], T: Mappi
     known and hidden, their differences and one-sided paired t-test p-values, attacked runs, members and
     non-members, the train/validation loss ratio, and the study's row compared (`study_step`)."""
     require(table6, TABLE6_COLUMNS, "mia_table6")
-    table = table6[TABLE6_COLUMNS].copy()
+    extra = [c for c in table6.columns if c in ("init", "low_n") or c.startswith("n_low")]
+    table = table6[TABLE6_COLUMNS[:1] + extra + TABLE6_COLUMNS[1:]].copy()
     # the stage writes train / validation; the study's ratio grows with overfitting (validation / train)
     table["val_over_train_loss"] = 1.0 / table["loss_ratio"]
     info = [experiment_info(experiments, e) for e in table["experiment"]]
     table.insert(1, "model", [i["model"] for i in info])
     table.insert(2, "dataset", [i["dataset"] for i in info])
-    table.insert(4, "T_converged", [T.get(e, np.nan) for e in table["experiment"]])
+    table.insert(4 + len(extra), "T_experiment", [T.get(e, np.nan) for e in table["experiment"]])
     table["study_T"] = [study_step(int(t), T.get(e)) for e, t in zip(table["experiment"], table["t"], strict=True)]
     study = pd.DataFrame(sv.TABLE6_MIA).rename(columns=STUDY_TABLE6)[list(STUDY_TABLE6.values())]
     table = table.merge(study, on="study_T", how="left")
     table["study_T"] = table["study_T"].where(table["study_T"] > 0)
-    return table.sort_values(["experiment", "t"]).reset_index(drop=True)
+    table = table.sort_values(["experiment", *(["init"] if "init" in table else []), "t"]).reset_index(drop=True)
+    # the comparison first, so that the study's columns are visible without scrolling sideways
+    first = ["experiment", *(["init"] if "init" in table else []), "t", "T_experiment", "n_runs"]
+    first += ["epsilon_accuracy_known", "epsilon_accuracy_hidden", "epsilon_accuracy_diff", "p_value_epsilon_accuracy"]
+    first += ["study_T", "study_epsilon_known", "study_epsilon_hidden", "study_epsilon_diff", "study_p_value"]
+    first += ["study_n_models"]
+    return table[first + [c for c in table.columns if c not in first]]
 
 
 def run_intervals(attacks: pd.DataFrame, confidence: float = 0.95) -> pd.DataFrame:
@@ -337,7 +429,9 @@ def bounds_table(yeom: pd.DataFrame | None, lira: pd.DataFrame | None, lira_expe
         if col not in table:
             table[col] = np.nan
     keys = ["experiment", "t", "n_calibration_runs", "n_evaluation_runs"]
-    return table[keys + BOUND_COLUMNS].sort_values(["experiment", "attack", "t", "setting"]).reset_index(drop=True)
+    extra = [c for c in table.columns if c.startswith("epsilon_score") or c in ("n_trials", "unit")]
+    cols = keys + BOUND_COLUMNS[:-1] + extra + BOUND_COLUMNS[-1:]
+    return table[cols].sort_values(["experiment", "attack", "t", "setting"]).reset_index(drop=True)
 
 
 # The DP study's swept keys the lab report has tables for: config key -> (the study's column, its rows).
@@ -358,7 +452,40 @@ def dp_final_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Each DP configuration's last epoch per attack: repeats, test accuracy and attack metrics (95% CI)."""
     keys = ["configuration", "algorithm", "dataset", "attack", "epoch", "repeats", "noise_multiplier"]
     require(summary, keys + DP_COLUMNS, "dp_summary")
-    return last_epoch(summary)[keys + DP_COLUMNS].sort_values(["configuration", "attack"]).reset_index(drop=True)
+    extra = [c for c in DP_EXTRA if c in summary.columns]
+    table = last_epoch(summary)[keys + DP_COLUMNS + extra].sort_values(["configuration", "attack"])
+    return clip_intervals(table.reset_index(drop=True))
+
+
+# Columns shown beside the attacks where the DP stage wrote them: utility on the training set and the gap.
+DP_EXTRA = ["train_accuracy", "train_accuracy_lo", "train_accuracy_hi", "p_err_floor"]
+# Each metric's range: intervals are clipped to it (a Student-t interval over few repeats can leave it).
+METRIC_RANGES = {
+    "test_accuracy": (0.0, 1.0),
+    "train_accuracy": (0.0, 1.0),
+    "p_err": (0.0, 1.0),
+    "auc": (0.0, 1.0),
+    "advantage": (-1.0, 1.0),
+    "max_advantage": (-1.0, 1.0),
+}
+
+
+def clip_intervals(table: pd.DataFrame) -> pd.DataFrame:
+    """Clip every `{metric}_lo` / `{metric}_hi` of a metric with a known range to that range, and add the
+    generalisation gap (train - test accuracy) where train accuracy is given."""
+    out = table.copy()
+    for metric, (lo, hi) in METRIC_RANGES.items():
+        for end in ("lo", "hi"):
+            col = f"{metric}_{end}"
+            if col in out:
+                out[col] = out[col].clip(lo, hi)
+    if {"train_accuracy", "test_accuracy"} <= set(out.columns):
+        out.insert(
+            list(out.columns).index("train_accuracy") + 1,
+            "generalisation_gap",
+            out["train_accuracy"] - out["test_accuracy"],
+        )
+    return out
 
 
 def sweep_table(sweeps: pd.DataFrame, sweep: str) -> pd.DataFrame:
@@ -375,7 +502,21 @@ def sweep_table(sweeps: pd.DataFrame, sweep: str) -> pd.DataFrame:
         ref = pd.DataFrame(study)
         ref = ref.rename(columns={c: f"study_{c}" for c in ref.columns if c != column}).rename(columns={column: key[0]})
         table = table.merge(ref, on=key[0], how="left")
-    return table.sort_values(["configuration", "attack"]).reset_index(drop=True)
+        table = clip_intervals(table)
+        for ours, theirs in (("test_accuracy", "study_test_accuracy"), ("advantage", "study_mi_advantage")):
+            if theirs in table:
+                table[f"verdict_{ours}"] = [
+                    str(interval_verdict(r[f"{ours}_lo"], r[f"{ours}_hi"], r[theirs], r[theirs], SWEEP_TOLERANCE))
+                    if np.isfinite(r[theirs])
+                    else ""
+                    for r in table.to_dict("records")
+                ]
+        return table.sort_values(["configuration", "attack"]).reset_index(drop=True)
+    return clip_intervals(table).sort_values(["configuration", "attack"]).reset_index(drop=True)
+
+
+# How close a sweep point's accuracy or advantage must be to the lab report's to agree (both are rates).
+SWEEP_TOLERANCE = 0.02
 
 
 def outlier_table(outliers: pd.DataFrame) -> pd.DataFrame:
@@ -399,7 +540,19 @@ def bolt_on_table(bolt_on: pd.DataFrame) -> pd.DataFrame:
     cols = ["no_extra_noise", "accuracy_unperturbed", "accuracy_perturbed", "mean_diff", "ci_low", "ci_high"]
     cols += ["p_value", "n_runs", "n_draws"]
     require(bolt_on, keys + cols, "bolt_on")
-    return bolt_on[keys + cols].sort_values(keys[:5] + ["epsilon"]).reset_index(drop=True)
+    extra = [c for c in ("guarantee", "provable_epsilon", "calibration") if c in bolt_on.columns]
+    return bolt_on[keys + extra + cols].sort_values(keys[:5] + ["epsilon"]).reset_index(drop=True)
+
+
+def bolt_on_pivot(table: pd.DataFrame) -> pd.DataFrame:
+    """The bolt-on table in a readable shape: one row per experiment, init and variant, the perturbed test
+    accuracy at each epsilon in its own column, beside the unperturbed accuracy and the sample sizes."""
+    index = ["experiment", "init", "sensitivity", "mechanism", "heuristic"]
+    index += [c for c in ("guarantee",) if c in table.columns]
+    wide = table.pivot_table(index=index, columns="epsilon", values="accuracy_perturbed", aggfunc="first")
+    wide.columns = [f"accuracy_at_epsilon_{e:g}" for e in wide.columns]
+    base = table.groupby(index)[["accuracy_unperturbed", "n_runs", "n_draws"]].first()
+    return base.join(wide).reset_index()
 
 
 def query_table(attack: pd.DataFrame) -> pd.DataFrame:
