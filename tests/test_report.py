@@ -244,12 +244,15 @@ def test_epsilon_and_sigma_tables_against_table_4_and_5():
 
 def test_mia_and_sweep_tables_match_the_study_rows_by_setting():
     t = other_stage_tables(np.random.default_rng(0))
-    mia = tables.mia_table(t["mia_table6"], CONFIG["experiments"], {"exp_mlp": T}).set_index("t")
+    both = tables.mia_table(t["mia_table6"], CONFIG["experiments"], {"exp_mlp": T})
+    # the study's Table 6 is variable init: fixed-init rows carry no study values
+    assert set(both["init"]) == {"fixed", "variable"} and both.loc[both["init"] == "fixed", "study_T"].isna().all()
+    mia = both[both["init"] == "variable"].set_index("t")
     # steps T and 2 T: the study's rows at its convergence point 2000 and at 4000
     assert mia.loc[20, "study_T"] == 2000 and mia.loc[40, "study_T"] == 4000
     assert mia.loc[40, "study_epsilon_known"] == 0.3677 and mia.loc[40, "study_n_models"] == 1000
     assert mia.loc[20, "study_epsilon_diff"] == 0.000366 and mia.loc[20, "model"] == "mlp"
-    assert (mia["n_runs"] == 36).all() and (mia["n_members"] == 30).all()  # 6 seeds x 3 D_i x 2 inits
+    assert (mia["n_runs"] == 18).all() and (mia["n_members"] == 30).all()  # 6 seeds x 3 D_i, one init mode
     sweep = tables.sweep_table(t["dp_sweeps"], "eps").set_index(["target_epsilon", "attack"])
     assert sorted(sweep.index.get_level_values(0).unique()) == [1.0, 3.0] and (sweep["epoch"] == 2).all()
     assert sweep.loc[(3.0, "nn_shadow"), "study_test_accuracy"] == 0.974
@@ -346,7 +349,8 @@ def test_full_report_has_every_section_and_an_image_per_figure(full_report):
 def test_report_tables_carry_the_study_values(full_report):
     _, page, out = full_report
     mia = pd.read_csv(out / "tables" / "mia_mia_table6.csv")
-    assert mia.loc[mia["t"] == 20, "study_p_value"].item() == pytest.approx(0.0325687)
+    assert mia.loc[(mia["t"] == 20) & (mia["init"] == "variable"), "study_p_value"].item() == pytest.approx(0.0325687)
+    assert mia.loc[mia["init"] == "fixed", "study_p_value"].isna().all()
     grid = pd.read_csv(out / "tables" / "data_grid.csv").set_index("experiment")
     assert grid.loc["exp_lr", "study_accuracy"] == 0.916 and grid.loc["exp_mlp", "study_accuracy"] == 0.985
     assert '<th class="study">study_accuracy</th>' in page
@@ -378,17 +382,18 @@ def test_mia_section_has_table_6_figures_lira_and_bounds_with_sample_sizes(full_
         "Epsilon lower bounds from the attacks",
     ]
     assert "Not like for like: exp_mlp is a mlp on mnist_binary; the study attacked a cnn on cifar10" in section
-    assert "exp_mlp t = 20: 36 runs x (30 members + 30 non-members)" in section
+    assert "exp_mlp (variable init) t = 20: 18 runs x (30 members + 30 non-members)" in section
     assert "8 target runs, 160 member and 160 non-member (target, example) pairs pooled per setting" in section
     # every Table 6 row is compared with the study's, with both sample sizes
-    table6 = pd.read_csv(out / "tables" / "mia_mia_table6.csv").set_index("t")
+    table6 = pd.read_csv(out / "tables" / "mia_mia_table6.csv")
+    table6 = table6[table6["init"] == "variable"].set_index("t")
     for t, study_t, n_models in ((20, 2000, 1500), (40, 4000, 1000)):
         row = table6.loc[t]
-        # the fixture's Yeom attack gains nothing from the seed (p > 0.05), but 36 runs cannot resolve the study's
+        # the fixture's Yeom attack gains nothing from the seed (p > 0.05), but 18 runs cannot resolve the study's
         # effect (0.000366 at 2000 steps): its interval holds both 0 and that effect
         assert row["p_value_epsilon_accuracy"] > 0.05
         assert (
-            f"Cannot tell at this size: exp_mlp at t = {t} (36 runs, 30 members and 30 non-members each): hiding the "
+            f"Cannot tell at this size: exp_mlp (variable init) at t = {t} (18 runs, 30 members and 30 non-members each): hiding the "
             f"seed changes the attack epsilon by {-row['epsilon_accuracy_diff']:+.3g}" in section
         )
         assert f"(study at T = {study_t}: " in section and f"{n_models} models)" in section
@@ -405,9 +410,12 @@ def test_mia_section_has_table_6_figures_lira_and_bounds_with_sample_sizes(full_
     bounds = pd.read_csv(out / "tables" / "mia_epsilon_bounds.csv")
     assert sorted(bounds["attack"].unique()) == ["lira_offline", "lira_online", "loss_threshold"]
     assert (bounds["experiment"] == "exp_mlp").all() and bounds["note"].str.len().gt(20).all()
-    assert bounds.loc[bounds["attack"] == "loss_threshold", "t"].tolist() == [20, 20, 40, 40]
+    yeom = bounds[bounds["attack"] == "loss_threshold"]
+    # seed known and hidden, per init mode, at both steps
+    assert sorted(yeom["t"].tolist()) == [20] * 4 + [40] * 4 and set(yeom["init"]) == {"fixed", "variable"}
     assert bounds.loc[bounds["attack"] != "loss_threshold", "t"].isna().all()  # LiRA attacks the final runs
-    assert "loss_threshold: members and non-members are fixed, different examples" in section
+    assert "loss_threshold: epsilon_lower_bound: one member and one non-member example drawn at random" in section
+    assert "the counted trials, one of each per independent unit" in section
     assert "Config slice (mia): delta = 1e-05, confidence = 0.95, bound_candidates = 50." in section
 
 

@@ -370,6 +370,8 @@ def mia_table(table6: pd.DataFrame, experiments: Mapping[str, Mapping], T: Mappi
     study = pd.DataFrame(sv.TABLE6_MIA).rename(columns=STUDY_TABLE6)[list(STUDY_TABLE6.values())]
     table = table.merge(study, on="study_T", how="left")
     table["study_T"] = table["study_T"].where(table["study_T"] > 0)
+    if "init" in table:  # the study's Table 6 is variable init; fixed-init rows are shown without its values
+        table.loc[table["init"] != "variable", [c for c in table.columns if c.startswith("study_")]] = np.nan
     table = table.sort_values(["experiment", *(["init"] if "init" in table else []), "t"]).reset_index(drop=True)
     # the comparison first, so that the study's columns are visible without scrolling sideways
     first = ["experiment", *(["init"] if "init" in table else []), "t", "T_experiment", "n_runs"]
@@ -428,10 +430,12 @@ def bounds_table(yeom: pd.DataFrame | None, lira: pd.DataFrame | None, lira_expe
     for col in ("t", "n_calibration_runs", "n_evaluation_runs"):
         if col not in table:
             table[col] = np.nan
-    keys = ["experiment", "t", "n_calibration_runs", "n_evaluation_runs"]
-    extra = [c for c in table.columns if c.startswith("epsilon_score") or c in ("n_trials", "unit")]
-    cols = keys + BOUND_COLUMNS[:-1] + extra + BOUND_COLUMNS[-1:]
-    return table[cols].sort_values(["experiment", "attack", "t", "setting"]).reset_index(drop=True)
+    keys = ["experiment", "t", *(["init"] if "init" in table else []), "n_calibration_runs", "n_evaluation_runs"]
+    sample = [c for c in ("unit", "n_units", "n_trials", "low_n") if c in table]
+    extra = [c for c in table.columns if c.startswith("epsilon_score")]
+    cols = keys + BOUND_COLUMNS[:-1] + sample + extra + BOUND_COLUMNS[-1:]
+    order = ["experiment", "attack", "t", *(["init"] if "init" in table else []), "setting"]
+    return table[cols].sort_values(order, na_position="last").reset_index(drop=True)
 
 
 # The DP study's swept keys the lab report has tables for: config key -> (the study's column, its rows).

@@ -33,6 +33,11 @@ def study_setup() -> str:
     )
 
 
+def init_text(row: dict) -> str:
+    """' (variable init)' for a Table 6 row that names its init mode, else ''."""
+    return f" ({row['init']} init)" if isinstance(row.get("init"), str) else ""
+
+
 def mia_parts(inputs: Inputs) -> list[Block]:
     """Seed known vs hidden per attacked experiment and step (`mia_table6`: experiment, t, n_runs, n_members,
     n_nonmembers, accuracy_known/hidden/diff, p_value_accuracy, epsilon_accuracy_known/hidden/diff,
@@ -42,7 +47,7 @@ def mia_parts(inputs: Inputs) -> list[Block]:
     names = list(table["experiment"].unique())
     slice_text = f"{describe_experiments(inputs, names)} {mia_settings(inputs, ['experiments', 'n_members', 'n_nonmembers', 'n_threshold'])}"
     sizes = "; ".join(
-        f"{r['experiment']} t = {r['t']}: {r['n_runs']} runs x ({r['n_members']} members + {r['n_nonmembers']} "
+        f"{r['experiment']}{init_text(r)} t = {r['t']}: {r['n_runs']} runs x ({r['n_members']} members + {r['n_nonmembers']} "
         "non-members)"
         for r in table.to_dict("records")
     )
@@ -72,7 +77,7 @@ def mia_parts(inputs: Inputs) -> list[Block]:
     for rec in table.to_dict("records"):
         diff, p = rec["epsilon_accuracy_diff"], rec["p_value_epsilon_accuracy"]
         who = (
-            f"{rec['experiment']} at t = {rec['t']} ({rec['n_runs']} runs, {rec['n_members']} members and "
+            f"{rec['experiment']}{init_text(rec)} at t = {rec['t']} ({rec['n_runs']} runs, {rec['n_members']} members and "
             f"{rec['n_nonmembers']} non-members each)"
         )
         p_text = f"p = {fmt(p)}" if np.isfinite(p) else "no p-value (fewer than two runs, or all differences equal)"
@@ -207,7 +212,8 @@ def bounds_parts(inputs: Inputs) -> list[Block]:
             "The threshold is chosen on the runs of the first half of the seeds (calibration) and the errors are "
             "counted on the other runs; one-sided Clopper-Pearson bounds on FPR and FNR at confidence "
             f"{m.get('confidence', '?')} give epsilon >= max(ln((1 - delta - FPR) / FNR), ln((1 - delta - FNR) / FPR)) "
-            f"at delta = {m.get('delta', '?')}. n_members, n_nonmembers: the counted (run, example) trials. The note "
+            f"at delta = {m.get('delta', '?')}. n_members, n_nonmembers: the counted trials, one of each per independent "
+            "unit (unit, n_units: an evaluation seed); low_n: fewer than 30 units. The note "
             "column says what each bound assumes. Columns named epsilon_score* (where the stage writes them) are "
             "pooled scores, not bounds: they carry no confidence level. "
             f"{mia_settings(inputs, ['delta', 'confidence', 'bound_candidates'])}",
