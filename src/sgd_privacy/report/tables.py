@@ -216,12 +216,12 @@ def theory_at_T(over_t: pd.DataFrame, T: Mapping[str, int]) -> dict[str, float]:
 
 
 EPSILON_QUANTITIES = (
-    ("delta_theory", "Delta_theory (bolt-on bound at T)", None),
+    ("delta_theory", "Delta_theory (bolt-on bound at T, the study's fractional pass count)", None),
     ("delta_empirical", "Delta_empirical (largest sensitivity distance at T)", None),
     ("sigma", "sigma (smallest per-weight spread)", ("sigma_ci_low", "sigma_ci_high")),
-    ("epsilon_theory_analytic", "epsilon with Delta_theory, analytic Gaussian mechanism", None),
-    ("epsilon_empirical_analytic", "epsilon with Delta_empirical, analytic Gaussian mechanism", None),
-    ("delta_theory_worst_case", "Delta_theory, worst case", None),
+    ("epsilon_theory_analytic", "epsilon with worst-case Delta_theory, analytic Gaussian mechanism", None),
+    ("epsilon_empirical_analytic", "epsilon with Delta_empirical, analytic Gaussian mechanism (heuristic)", None),
+    ("delta_theory_worst_case", "Delta_theory, worst case (passes begun: the bound)", None),
     ("sigma_max", "largest per-weight spread", None),
     ("epsilon_theory", "epsilon with Delta_theory", ("epsilon_theory_ci_low", "epsilon_theory_ci_high")),
     ("epsilon_theory_weight_min", "epsilon with Delta_theory, weight with the largest spread", None),

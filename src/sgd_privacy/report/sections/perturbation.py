@@ -37,7 +37,10 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
             "Output perturbation: test accuracy against epsilon",
             fg.output_perturbation(bolt_on),
             "Gaussian noise s = c Delta / epsilon on the released weights (bolt_on); augmented: only the part "
-            "of s the seed's own spread sigma_intrinsic does not already supply. Line: mean test accuracy; band: 95% "
+            "of s the seed's own spread sigma_intrinsic does not already supply. The augmented figure is the study's "
+            "suggestion that intrinsic noise could replace part of the added noise, measured, not proved: its "
+            "guarantee is 'heuristic' and provable_epsilon (in the tables) is what the added noise alone proves "
+            "(infinite when none is added). Line: mean test accuracy; band: 95% "
             f"CI of the mean change in accuracy; dotted: no output noise. Samples: {sizes}. {slice_text}",
         ),
         TableBlock(
@@ -55,7 +58,9 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
         blocks.append(
             Note(
                 "Rows calibrated to Delta_empirical are a heuristic: the largest observed distance is not a bound on "
-                "the sensitivity, so they carry no DP guarantee."
+                "the sensitivity, so they carry no DP guarantee. Augmented rows are a heuristic too: the seed's "
+                "spread is neither data-independent nor isotropic Gaussian (guarantee = heuristic; provable_epsilon "
+                "is the epsilon their added noise proves)."
             )
         )
     return blocks
