@@ -16,10 +16,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 from scipy import stats
 
-from ..rng import Purpose, hash32
 from .bounds import low_n
 from .metrics import auc, clopper_pearson, mean_ci, roc_curve
 from .yeom import paired_one_sided_p
@@ -31,6 +29,10 @@ SETTINGS = ("known", "hidden")
 def subset_rows(subset_seed: int, subsets: Sequence[int], pool_size: int) -> np.ndarray:
     """(K, pool_size // 2) pool rows of each subset, ascending: exactly half the pool, drawn from
     (subset_seed, subset) alone, so a subset's rows do not depend on how many subsets there are."""
+    import torch  # here, so that the attack on stored confidences imports no torch
+
+    from ..rng import Purpose, hash32
+
     k = torch.as_tensor(list(subsets), dtype=torch.int64).reshape(-1, 1)
     keys = hash32(subset_seed, Purpose.SUBSET, k, torch.arange(pool_size, dtype=torch.int64).reshape(1, -1))
     chosen = torch.argsort(keys, dim=1, stable=True)[:, : pool_size // 2]

@@ -16,15 +16,10 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-import torch
 
-from ..data.neighbours import neighbour_rows
-from ..train.batched import DeviceData, Runs, Schedule, train_many
 from ..train.history import RUN_KEYS, read_histories, read_weights
-from ..train.shard import DTYPES, model_for, pick_device
 from .bounds import TRIAL_SEED, pooled_score, trial_bound, unit_bound
 from .lira import VARIANTS, membership, subset_rows, target_scores
-from .outputs import example_outputs
 from .yeom import SETTINGS, attack_table, partner_rows
 
 LOSS_COLUMNS = ["member_loss", "nonmember_loss"]
@@ -84,6 +79,13 @@ def shard_losses(
 ) -> pa.Table:
     """Per run and step of one shard: its metrics, the mean loss on its threshold rows, and the per-example
     losses (float32) of its members and of the non-members, from the weights kept at `steps`."""
+    # the training stack (torch) only here and in lira_shadow_table: the attacks on stored tables need none
+    import torch
+
+    from ..data.neighbours import neighbour_rows
+    from ..train.shard import DTYPES, model_for, pick_device
+    from .outputs import example_outputs
+
     slice_ = shard_training_slice(shard_path)
     dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
     model = model_for(slice_, arrays)
@@ -248,6 +250,10 @@ def lira_shadow_table(
 ) -> pa.Table:
     """Train one seed's run on each LiRA subset (exact halves of the first `pool_size` training rows) and
     return, per run, the pool's membership, logit-scaled confidences and losses at the end of training."""
+    from ..train.batched import DeviceData, Runs, Schedule, train_many
+    from ..train.shard import DTYPES, model_for, pick_device
+    from .outputs import example_outputs
+
     dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
     model = model_for(slice_, arrays)
     pool, b = lira["pool_size"], slice_["batch_size"]

@@ -13,10 +13,10 @@ import torch
 from ..data.neighbours import neighbour_rows
 from ..errors import TrainingError
 from ..rng import Purpose, permutations
+from .history import METRICS
 from .models import Model, dropout_keep, flatten
 
 log = logging.getLogger(__name__)
-METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..errors import TrainingError
-from .batched import METRICS
 from .convergence import convergence_index, experiment_T
 
 log = logging.getLogger(__name__)
 
 RUN_KEYS = ["experiment", "seed", "replace_index", "init"]
+# per-run metrics the trainer logs (here, not in the trainer, so reading histories needs no torch)
+METRICS = ("train_loss", "train_acc", "val_loss", "val_acc")
 
 
 def read_histories(paths: Sequence[str], with_weights: bool = False) -> pd.DataFrame:
