@@ -4,6 +4,7 @@ and the one small pipeline run that the end-to-end tests, the golden values and 
 from __future__ import annotations
 
 import copy
+import math
 import os
 import shutil
 import subprocess
@@ -227,3 +228,71 @@ def shared_pipeline(root: Path) -> Pipeline:
                 raise
             done.write_text(f"{time.monotonic() - start:.0f} s, pid {os.getpid()}\n")
     return Pipeline(workdir, copy.deepcopy(PIPELINE_CONFIG))
+
+
+# ---------------------------------------------------------------- golden values of the shared run
+GOLDEN = ROOT / "tests" / "data" / "golden.csv"
+GOLDEN_COLUMNS = ["table", "selector", "column", "value", "rel_tol", "abs_tol", "why"]
+
+
+@dataclass(frozen=True)
+class Golden:
+    """One pinned number: `column` of the single row of results/`table` that `selector` picks
+    ('key=value;key=value', compared as text; empty: the table has one row)."""
+
+    table: str
+    selector: str
+    column: str
+    value: float
+    rel_tol: float
+    abs_tol: float
+    why: str
+
+    @property
+    def key(self) -> str:
+        """A readable id: table[selector].column."""
+        return f"{self.table}[{self.selector}].{self.column}"
+
+    def measure(self, workdir: Path) -> float:
+        """The number as the run in `workdir` has it; raises when the selector does not pick exactly one row."""
+        frame = pd.read_parquet(workdir / "results" / self.table)
+        if self.column not in frame.columns:
+            raise KeyError(f"{self.key}: results/{self.table} has no column {self.column!r} ({list(frame.columns)})")
+        keep = pd.Series(True, index=frame.index)
+        for term in filter(None, self.selector.split(";")):
+            name, _, want = term.partition("=")
+            keep &= frame[name].astype(str) == want
+        rows = frame[keep]
+        if len(rows) != 1:
+            raise KeyError(f"{self.key}: the selector picks {len(rows)} rows of results/{self.table}, not one")
+        return float(rows[self.column].iloc[0])
+
+    def allowed(self) -> float:
+        """The largest deviation accepted: abs_tol + rel_tol * |value|."""
+        return self.abs_tol + self.rel_tol * abs(self.value)
+
+    def matches(self, measured: float) -> bool:
+        """Whether `measured` is within the tolerance (NaN matches NaN, an infinity only itself)."""
+        if math.isnan(self.value) or math.isinf(self.value):
+            return measured == self.value or (math.isnan(self.value) and math.isnan(measured))
+        return abs(measured - self.value) <= self.allowed()
+
+
+def read_golden(path: Path = GOLDEN) -> list[Golden]:
+    """The pinned values (tests/data/golden.csv); an empty value cell reads as NaN."""
+    frame = pd.read_csv(path, keep_default_na=False, dtype=str)
+    if list(frame.columns) != GOLDEN_COLUMNS:
+        raise ValueError(f"{path}: columns {list(frame.columns)}, expected {GOLDEN_COLUMNS}")
+    return [
+        Golden(r.table, r.selector, r.column, float(r.value or "nan"), float(r.rel_tol), float(r.abs_tol), r.why)
+        for r in frame.itertuples()
+    ]
+
+
+def write_golden(rows: list[Golden], path: Path = GOLDEN) -> None:
+    """Write the pinned values with full float precision (repr), one row each, in the given order."""
+    frame = pd.DataFrame(
+        [[g.table, g.selector, g.column, repr(g.value), repr(g.rel_tol), repr(g.abs_tol), g.why] for g in rows],
+        columns=GOLDEN_COLUMNS,
+    )
+    frame.to_csv(path, index=False, lineterminator="\n")
