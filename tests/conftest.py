@@ -142,20 +142,13 @@ def pipeline_clone(pipeline_results, tmp_path: Path) -> Path:
     return pipeline_results.clone(tmp_path / "pipeline")
 
 
-def in_ci() -> bool:
-    """Whether this is a CI run (CI=true, as GitHub Actions, GitLab and most CI services set it)."""
-    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+@pytest.fixture(scope="session")
+def service():
+    """workflow_helpers.require_service: `service(name, reason)` skips the test where the service is unavailable
+    (reason not None) and fails it under CI=true."""
+    from workflow_helpers import require_service
 
-
-def require_service(name: str, reason: str | None) -> None:
-    """Skip the calling test when the service `name` is unavailable (`reason` not None); under CI=true fail
-    instead, since CI must run every test. Call it with reason=None when the service is up (a no-op)."""
-    if reason is None:
-        return
-    message = f"{name} is not available: {reason}"
-    if in_ci():
-        pytest.fail(f"{message} (CI=true: a test service that cannot be set up fails the run)", pytrace=False)
-    pytest.skip(message)
+    return require_service
 
 
 PIPELINE_FIXTURES = {"pipeline_results", "pipeline_clone"}

@@ -100,19 +100,19 @@ RESOURCE_CHANGES = {
 }
 
 
-@pytest.mark.parametrize("name", [*RESOURCE_CHANGES, "all at once"])
-def test_resource_settings_rerun_nothing(pipeline_clone, name):
+def test_resource_settings_rerun_nothing(pipeline_clone):
     workdir = pipeline_clone
     config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
-    changes = RESOURCE_CHANGES.values() if name == "all at once" else [RESOURCE_CHANGES[name]]
-    for section, key, value in changes:
-        assert config.setdefault(section, {}).get(key) != value, f"{section}.{key} is already {value}"
-        config[section][key] = value
-    write_config(workdir, config)
-    assert planned(snakemake(workdir, "-n")) == {}
-    # the guard: a setting that does change results plans jobs in the same copy
-    config["experiments"]["tiny"]["lr"] = 0.25
-    write_config(workdir, config)
+    for name, (section, key, value) in RESOURCE_CHANGES.items():
+        changed = copy.deepcopy(config)
+        assert changed.setdefault(section, {}).get(key) != value, f"{section}.{key} is already {value}"
+        changed[section][key] = value
+        write_config(workdir, changed)
+        assert planned(snakemake(workdir, "-n")) == {}, name
+    # the guard: in the same copy, a setting that does change results plans jobs
+    changed = copy.deepcopy(config)
+    changed["experiments"]["tiny"]["lr"] = 0.25
+    write_config(workdir, changed)
     assert planned(snakemake(workdir, "-n"))["train_shard"] == 2
 
 

@@ -46,8 +46,10 @@ def main() -> int:
     if args.check:
         bad = 0
         for g, m in zip(rows, measured, strict=True):
-            dev = abs(m - g.value)
-            share = dev / g.allowed() if g.allowed() > 0 else (0.0 if g.matches(m) else math.inf)
+            if g.matches(m) and not math.isfinite(g.value):
+                share = 0.0  # NaN or an infinity, matched exactly
+            else:
+                share = abs(m - g.value) / g.allowed() if g.allowed() > 0 else (0.0 if g.matches(m) else math.inf)
             bad += not g.matches(m)
             print(f"{'ok ' if g.matches(m) else 'BAD'} {g.key}: {m!r} vs {g.value!r} ({share:.3g} of tolerance)")
         print(f"{bad} of {len(rows)} values outside their tolerance")

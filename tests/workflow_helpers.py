@@ -103,6 +103,24 @@ def planned(result: subprocess.CompletedProcess) -> dict[str, int]:
     return counts
 
 
+def in_ci() -> bool:
+    """Whether this is a CI run (CI=true, as .ci/run, GitHub Actions, GitLab and most CI services set it)."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
+
+
+def require_service(name: str, reason: str | None) -> None:
+    """Skip the calling test when the test service `name` is unavailable (`reason` is why); under CI=true fail
+    it instead, since CI must run every test. A no-op when `reason` is None (the service is up)."""
+    import pytest
+
+    if reason is None:
+        return
+    message = f"{name} is not available: {reason}"
+    if in_ci():
+        pytest.fail(f"{message} (CI=true: a test service that cannot be set up fails the run)", pytrace=False)
+    pytest.skip(message)
+
+
 # ---------------------------------------------------------------- the shared pipeline run
 # One small config that reaches every stage: the tiny logreg grid (analysis, output perturbation), a
 # breast-cancer logreg with enough seeds for the Henze-Zirkler test, an MLP attacked by the MIA and
