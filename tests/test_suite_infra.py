@@ -16,7 +16,10 @@ def dry(stdout: str, returncode: int = 0, stderr: str = "") -> subprocess.Comple
 
 def test_planned_reads_the_job_table():
     assert planned(dry(TABLE)) == {"train_shard": 2, "report": 1}
-    assert planned(dry("Building DAG of jobs...\nNothing to be done (all requested files are present and up to date).\n")) == {}
+    assert (
+        planned(dry("Building DAG of jobs...\nNothing to be done (all requested files are present and up to date).\n"))
+        == {}
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,3 +61,39 @@ def test_a_missing_service_skips_outside_ci_and_fails_in_ci(monkeypatch):
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="Slurm is not available: no sinfo .CI=true"):
         require_service("Slurm", "no sinfo")
+
+
+LOCK_SCRIPT = """
+import sys, time
+from pathlib import Path
+sys.path.insert(0, {tests!r})
+import workflow_helpers as wh
+
+def fake_run(workdir, config=None, cores=2):
+    with open({count!r}, "a") as f:
+        f.write("run\\n")
+    time.sleep(1.0)
+    workdir.mkdir(parents=True)
+    return wh.Pipeline(workdir, {{}})
+
+wh.run_pipeline = fake_run
+print(wh.shared_pipeline(Path({root!r})).workdir)
+"""
+
+
+def test_two_workers_share_one_pipeline_run(tmp_path):
+    """What pytest-xdist's two workers do: both ask for the shared run at once; one runs it, the other waits
+    for it and reuses it."""
+    import sys
+    from pathlib import Path
+
+    count = tmp_path / "count.txt"
+    script = LOCK_SCRIPT.format(tests=str(Path(__file__).parent), count=str(count), root=str(tmp_path))
+    procs = [
+        subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    assert count.read_text() == "run\n"  # one run, not two
+    assert {o.strip() for o, _ in outs} == {str(tmp_path / "pipeline")}

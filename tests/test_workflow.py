@@ -3,8 +3,6 @@
 import copy
 import shutil
 
-import pandas as pd
-import pytest
 import yaml
 
 from workflow_helpers import ROOT, planned, tiny_config, write_config

@@ -21,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from workflow_helpers import GOLDEN, PIPELINE_CONFIG, read_golden, run_pipeline, write_golden  # noqa: E402
+from workflow_helpers import GOLDEN, PIPELINE_CONFIG, read_golden, run_pipeline, write_golden
 
 
 def main() -> int:
