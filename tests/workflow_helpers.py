@@ -230,7 +230,7 @@ def shared_pipeline(root: Path) -> Pipeline:
     """The run of PIPELINE_CONFIG in `root`/pipeline, made once per test session: a file lock makes the
     pytest-xdist workers (which share `root`) wait for one run instead of each making its own; a failed run
     is recorded so the next caller fails at once with the same message."""
-    from filelock import FileLock
+    from filelock import FileLock  # installed with torch (a dependency of it), so no extra pin
 
     workdir = root / "pipeline"
     done, failed = root / ".pipeline-done", root / ".pipeline-failed"
