@@ -1,9 +1,11 @@
-"""Shared fixtures: writers for tiny raw files in each dataset's real format."""
+"""Shared fixtures: writers for tiny raw files in each dataset's real format, the shared pipeline run,
+the test services' skip-or-fail rule and the order in which files run."""
 
 from __future__ import annotations
 
 import gzip
 import io
+import os
 import pickle
 import tarfile
 from pathlib import Path
@@ -121,12 +123,58 @@ def workdir(tmp_path: Path) -> Path:
     return copy_workflow(tmp_path)
 
 
+@pytest.fixture(scope="session")
+def pipeline_results(tmp_path_factory: pytest.TempPathFactory):
+    """The one small pipeline run of workflow_helpers.PIPELINE_CONFIG, shared by every test of the session
+    (and by both pytest-xdist workers, through a file lock in the session's common temporary folder).
+    Read it (`.table(path)`, `.files(glob)`, `.workdir`); to change its config, rerun or dry-run it, use
+    `pipeline_clone`. Tests that use it are marked slow."""
+    from workflow_helpers import shared_pipeline
+
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return shared_pipeline(root)
+
+
+@pytest.fixture
+def pipeline_clone(pipeline_results, tmp_path: Path) -> Path:
+    """A private copy of the shared pipeline run (results and Snakemake's records included) to change and rerun."""
+    return pipeline_results.clone(tmp_path / "pipeline")
+
+
+@pytest.fixture(scope="session")
+def service():
+    """workflow_helpers.require_service: `service(name, reason)` skips the test where the service is unavailable
+    (reason not None) and fails it under CI=true."""
+    from workflow_helpers import require_service
+
+    return require_service
+
+
+PIPELINE_FIXTURES = {"pipeline_results", "pipeline_clone"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Longest files first: the real-Slurm test's file, then files with end-to-end Snakemake tests, then the
-    rest, each file kept in one piece (its module fixtures are set up once). With `make test`'s two
-    workers (`-n 2 --dist loadfile`) the long files then overlap with the rest instead of trailing."""
+    """Mark the tests that use the shared pipeline run slow and those with a copied workflow snakemake; then order the files: the real-Slurm test's file,
+    the files using the shared pipeline run (the first starts it), the other files with end-to-end Snakemake
+    tests, then the rest, each file kept in one piece (its module fixtures are set up once). With `make
+    test`'s two workers (`-n 2 --dist loadfile --no-loadscope-reorder`, without which pytest-xdist re-sorts
+    files by their number of tests) the long files then overlap with the rest instead of trailing."""
     rank: dict[Path, int] = {}
     for item in items:
-        own = 0 if item.get_closest_marker("slurm") else 1 if item.get_closest_marker("slow") else 2
-        rank[item.path] = min(rank.get(item.path, 2), own)
+        fixtures = set(getattr(item, "fixturenames", ()))
+        uses_pipeline = bool(PIPELINE_FIXTURES & fixtures)
+        if uses_pipeline and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+        if "workdir" in fixtures:  # a copied workflow: the test calls Snakemake (`make test-fast` leaves it out)
+            item.add_marker(pytest.mark.snakemake)
+        if item.get_closest_marker("slurm"):
+            own = 0
+        elif uses_pipeline:
+            own = 1
+        elif item.get_closest_marker("slow"):
+            own = 2
+        else:
+            own = 3
+        rank[item.path] = min(rank.get(item.path, 3), own)
     items.sort(key=lambda item: rank[item.path])

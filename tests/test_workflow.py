@@ -3,8 +3,6 @@
 import copy
 import shutil
 
-import pandas as pd
-import pytest
 import yaml
 
 from workflow_helpers import ROOT, planned, tiny_config, write_config
@@ -52,65 +50,87 @@ def test_bad_config_stops_before_any_job(workdir):
     config = copy.deepcopy(TINY)
     config["experiments"]["tiny"]["batch_size"] = "large"
     write_config(workdir, config)
-    result = snakemake(workdir)
-    assert result.returncode != 0
+    result = snakemake(workdir, fails=True)
     assert "config key 'experiments.tiny.batch_size': value 'large' is invalid" in result.stderr
     assert not (workdir / "results").exists()
 
 
-@pytest.mark.slow
-def test_run_then_config_change_reruns_only_affected_jobs(workdir):
-    write_config(workdir, TINY)
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr
-    summary = pd.read_parquet(workdir / "results/train/tiny/convergence.parquet")
-    assert summary["n_runs"].item() == 16 and summary["n_diverged"].item() == 0
-    epsilon = pd.read_parquet(workdir / "results/analysis/tiny/epsilon.parquet")
+def test_shared_run_reports_every_stage(pipeline_results):
+    tiny = pipeline_results.table("results/train/tiny/convergence.parquet")
+    assert tiny["n_runs"].item() == 16 and tiny["n_diverged"].item() == 0
+    epsilon = pipeline_results.table("results/analysis/tiny/epsilon.parquet")
     assert epsilon["n_seeds"].item() == 4 and epsilon["epsilon_theory"].item() > 0
-    tests = pd.read_parquet(workdir / "results/analysis/tiny/distribution_tests.parquet")
+    tests = pipeline_results.table("results/analysis/tiny/distribution_tests.parquet")
     assert tests["hz_note"].item() == "not tested: 4 seeds < 8"
-    assert len(pd.read_parquet(workdir / "results/analysis/tiny/umap.parquet")) == 8
-    page = (workdir / "results/report/index.html").read_text()
-    # the stages TINY enables (training, analysis, output perturbation of its logreg) are in the report;
-    # DP-SGD has no configurations in TINY, so its section is only named as absent
-    for section in ("data", "distances", "epsilon", "output_perturbation"):
+    assert len(pipeline_results.table("results/analysis/tiny/umap.parquet")) == 8
+    hz = pipeline_results.table("results/analysis/hz/distribution_tests.parquet")
+    assert hz["n_seeds"].item() == 40 and 0 <= hz["hz_p_min"].item() <= 1  # 40 seeds > 31 parameters: tested
+    page = (pipeline_results.workdir / "results/report/index.html").read_text()
+    # every stage the shared config enables has its section, and every part found the columns it reads
+    for section in ("data", "distances", "epsilon", "output_perturbation", "dp", "mia"):
         assert f'<section id="{section}">' in page, section
-    assert "Left out" not in page
-    assert '<section id="dp">' not in page and "DP-SGD and SAM: privacy against utility: not in this config" in page
-    assert '<section id="mia">' not in page and "Membership inference: seed known vs hidden: not in this config" in page
-    assert planned(snakemake(workdir, "-n")) == {}  # nothing to do
-    grown = copy.deepcopy(TINY)
+    assert "Left out" not in page and "not in this config" not in page
+
+
+def test_config_changes_rerun_only_affected_jobs(pipeline_clone):
+    workdir = pipeline_clone
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    assert planned(snakemake(workdir, "-n")) == {}  # the copy of the finished run is complete
+    grown = copy.deepcopy(config)
     grown["experiments"]["tiny"]["seeds"] = 8  # adds one seed block per init mode
     write_config(workdir, grown)
     counts = planned(snakemake(workdir, "-n"))
     assert counts["train_shard"] == 2 and counts["convergence"] == 1
     assert "fixed_init" not in counts and "prepare_dataset" not in counts
-    changed = copy.deepcopy(TINY)
+    changed = copy.deepcopy(config)
     changed["experiments"]["tiny"]["fixed_init_seed"] = 7  # only fixed-init shards depend on it
     write_config(workdir, changed)
     counts = planned(snakemake(workdir, "-n"))
     assert counts["train_shard"] == 1 and counts["fixed_init"] == 1 and "prepare_dataset" not in counts
 
 
+# Settings documented as resources (config/README.md): where and how fast a job runs, never what it computes.
+RESOURCE_CHANGES = {
+    "device": ("training", "device", "cpu"),
+    "memory budget": ("training", "memory_budget_mb", 256),
+    "threads": ("training", "threads", 1),
+    "conv_path": ("training", "conv_path", "exact"),
+}
+
+
+def test_resource_settings_rerun_nothing(pipeline_clone):
+    workdir = pipeline_clone
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    for name, (section, key, value) in RESOURCE_CHANGES.items():
+        changed = copy.deepcopy(config)
+        assert changed.setdefault(section, {}).get(key) != value, f"{section}.{key} is already {value}"
+        changed[section][key] = value
+        write_config(workdir, changed)
+        assert planned(snakemake(workdir, "-n")) == {}, name
+    # the guard: in the same copy, a setting that does change results plans jobs
+    changed = copy.deepcopy(config)
+    changed["experiments"]["tiny"]["lr"] = 0.25
+    write_config(workdir, changed)
+    assert planned(snakemake(workdir, "-n"))["train_shard"] == 2
+
+
 def test_missing_raw_data_fails_cleanly_without_partial_outputs(workdir):
     write_config(workdir, {"prepare": ["mnist_binary"], "experiments": {}})
-    result = snakemake(workdir)
-    assert result.returncode != 0
+    snakemake(workdir, fails=True)
     log = (workdir / "logs" / "data" / "mnist_binary.log").read_text()
     assert "train-images-idx3-ubyte.gz" in log and "data.download: true" in log
     leftovers = list((workdir / "results").rglob("*")) if (workdir / "results").exists() else []
     assert [p for p in leftovers if p.is_file()] == []
 
 
-def test_data_source_settings_do_not_rerun_offline_datasets(workdir):
-    write_config(workdir, {"prepare": ["digits_binary"], "experiments": {}})
-    assert snakemake(workdir).returncode == 0
-    write_config(workdir, {"prepare": ["digits_binary"], "experiments": {}, "data": {"download": True}})
-    assert planned(snakemake(workdir, "-n")) == {}
-    write_config(
-        workdir, {"prepare": ["digits_binary"], "experiments": {}, "datasets": {"digits_binary": {"split_seed": 3}}}
-    )
-    assert planned(snakemake(workdir, "-n"))["prepare_dataset"] == 1
+def test_data_source_settings_do_not_rerun_offline_datasets(pipeline_clone):
+    workdir = pipeline_clone
+    config = yaml.safe_load((workdir / "config" / "config.yaml").read_text())
+    write_config(workdir, config | {"data": {"download": True, "data_dir": str(workdir / "raw")}})
+    assert planned(snakemake(workdir, "-n")) == {}  # digits_binary and the rest ship with installed packages
+    write_config(workdir, config | {"datasets": {"digits_binary": {"split_seed": 3}}})
+    counts = planned(snakemake(workdir, "-n"))
+    assert counts["prepare_dataset"] == 1 and counts["train_shard"] > 0  # a dataset option does change data
 
 
 def test_slurm_profile_dry_run(workdir):
@@ -123,8 +143,8 @@ def test_slurm_profile_dry_run(workdir):
 def test_study_config_plans_the_full_grid(workdir):
     study = yaml.safe_load((ROOT / "config" / "study.yaml").read_text())
     weights = workdir / "resources" / "weights" / "resnet50_gn_imagenet.pt"  # the DP study's local backbone
-    missing = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))
-    assert missing.returncode != 0 and "resnet50_gn_imagenet.pt" in missing.stdout + missing.stderr
+    missing = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"), fails=True)
+    assert "resnet50_gn_imagenet.pt" in missing.stdout + missing.stderr
     weights.parent.mkdir(parents=True)
     weights.write_bytes(b"")
     result = snakemake(workdir, "-n", "--configfile", str(ROOT / "config" / "study.yaml"))

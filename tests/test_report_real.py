@@ -1,0 +1,52 @@
+"""The report built from the real tables of the shared pipeline run (perturbation, DP, MIA and LiRA stages):
+every part finds the columns it reads. Moved from tests/test_report.py, where they needed a local
+`make run` and were skipped in CI."""
+
+import pandas as pd
+
+from report_fixtures import CONFIG
+from sgd_privacy.report import build_from_files
+
+
+def build(tmp_path, files):
+    out = tmp_path / "report"
+    summary = build_from_files(files, CONFIG, out / "index.html", out / "figures", out / "tables")
+    return summary, (out / "index.html").read_text(), out
+
+
+def test_report_builds_from_the_real_perturbation_and_dp_tables(pipeline_results, tmp_path):
+    real = {
+        "bolt_on": pipeline_results.files("results/perturbation/*/bolt_on.parquet"),
+        "query_attack": pipeline_results.files("results/perturbation/*/query_attack.parquet"),
+        **{f"dp_{n}": pipeline_results.files(f"results/dp/{n}.parquet") for n in ("summary", "sweeps", "outliers")},
+        "ledger": pipeline_results.files("results/dp/ledger.parquet"),
+    }
+    assert all(real.values()), real  # the shared run made every table
+    summary, page, out = build(tmp_path, real)
+    assert summary.shown == ["dp", "output_perturbation", "ledger"]
+    assert "Left out" not in page  # every part found the columns it reads
+    assert {"dp_dp_privacy_utility", "output_perturbation_bolt_on_accuracy", "output_perturbation_query_attack"} <= set(
+        summary.figures
+    )
+    ledger = pd.read_csv(out / "tables" / "ledger_ledger.csv")
+    assert list(ledger.columns) == list(pd.read_parquet(real["ledger"][0]).columns)
+
+
+def test_report_builds_from_the_real_mia_tables(pipeline_results, tmp_path):
+    real = {
+        "mia_table6": pipeline_results.files("results/mia/*/table6.parquet"),
+        "mia_attacks": pipeline_results.files("results/mia/*/attacks.parquet"),
+        "mia_bounds": pipeline_results.files("results/mia/*/epsilon_bounds.parquet"),
+        "lira_summary": pipeline_results.files("results/lira/*/summary.parquet")[:1],
+        "lira_roc": pipeline_results.files("results/lira/*/roc.parquet")[:1],
+        "lira_bounds": pipeline_results.files("results/lira/*/epsilon_bounds.parquet")[:1],
+    }
+    assert all(real.values()), real
+    summary, page, out = build(tmp_path, real)
+    assert summary.shown == ["mia"]
+    assert "Left out" not in page  # every part found the columns it reads
+    assert summary.figures == ["mia_mia_known_hidden", "mia_lira_roc"]
+    table6 = pd.read_csv(out / "tables" / "mia_mia_table6.csv")
+    assert len(table6) == sum(len(pd.read_parquet(p)) for p in real["mia_table6"])
+    bounds = pd.read_csv(out / "tables" / "mia_epsilon_bounds.csv")
+    assert len(bounds) == sum(len(pd.read_parquet(p)) for p in real["mia_bounds"] + real["lira_bounds"])
