@@ -21,6 +21,7 @@ from report_fixtures import CONFIG, T, other_stage_tables, write_fixtures
 from sgd_privacy.report import SECTIONS, build_from_files, figures, tables
 from sgd_privacy.report import study_values as sv
 from sgd_privacy.report.frames import Inputs, MissingColumnsError
+from workflow_helpers import require_service
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP_CHROMIUM = ROOT / "tests" / "setup_chromium.sh"
@@ -486,50 +487,7 @@ def test_inputs_concatenate_the_files_of_a_kind(tmp_path):
     assert inputs.get("epsilon")["T"].tolist() == [T, T]
 
 
-REAL = {
-    "bolt_on": sorted(map(str, ROOT.glob("results/perturbation/*/bolt_on.parquet"))),
-    "query_attack": sorted(map(str, ROOT.glob("results/perturbation/*/query_attack.parquet"))),
-    **{
-        f"dp_{n}": [str(p)]
-        for n in ("summary", "sweeps", "outliers")
-        if (p := ROOT / f"results/dp/{n}.parquet").exists()
-    },
-    "ledger": [str(p)] if (p := ROOT / "results/dp/ledger.parquet").exists() else [],
-}
-
-
-@pytest.mark.skipif(not all(REAL.values()), reason="no results/perturbation and results/dp of a pipeline run here")
-def test_report_builds_from_the_real_perturbation_and_dp_tables(tmp_path):
-    summary, page, out = _build(tmp_path, files=REAL)
-    assert summary.shown == ["dp", "output_perturbation", "ledger"]
-    assert "Left out" not in page  # every part found the columns it reads
-    assert {"dp_dp_privacy_utility", "output_perturbation_bolt_on_accuracy", "output_perturbation_query_attack"} <= set(
-        summary.figures
-    )
-    ledger = pd.read_csv(out / "tables" / "ledger_ledger.csv")
-    assert list(ledger.columns) == list(pd.read_parquet(REAL["ledger"][0]).columns)
-
-
-REAL_MIA = {
-    "mia_table6": sorted(map(str, ROOT.glob("results/mia/*/table6.parquet"))),
-    "mia_attacks": sorted(map(str, ROOT.glob("results/mia/*/attacks.parquet"))),
-    "mia_bounds": sorted(map(str, ROOT.glob("results/mia/*/epsilon_bounds.parquet"))),
-    "lira_summary": sorted(map(str, ROOT.glob("results/lira/*/summary.parquet")))[:1],
-    "lira_roc": sorted(map(str, ROOT.glob("results/lira/*/roc.parquet")))[:1],
-    "lira_bounds": sorted(map(str, ROOT.glob("results/lira/*/epsilon_bounds.parquet")))[:1],
-}
-
-
-@pytest.mark.skipif(not all(REAL_MIA.values()), reason="no results/mia and results/lira of a pipeline run here")
-def test_report_builds_from_the_real_mia_tables(tmp_path):
-    summary, page, out = _build(tmp_path, files=REAL_MIA)
-    assert summary.shown == ["mia"]
-    assert "Left out" not in page  # every part found the columns it reads
-    assert summary.figures == ["mia_mia_known_hidden", "mia_lira_roc"]
-    table6 = pd.read_csv(out / "tables" / "mia_mia_table6.csv")
-    assert len(table6) == sum(len(pd.read_parquet(p)) for p in REAL_MIA["mia_table6"])
-    bounds = pd.read_csv(out / "tables" / "mia_epsilon_bounds.csv")
-    assert len(bounds) == sum(len(pd.read_parquet(p)) for p in REAL_MIA["mia_bounds"] + REAL_MIA["lira_bounds"])
+# The report on the real tables of a pipeline run: tests/test_report_real.py (the shared run).
 
 
 # ---------------------------------------------------------------- a real browser
@@ -543,9 +501,10 @@ def chromium() -> str:
         result = subprocess.run(["bash", str(SETUP_CHROMIUM)], capture_output=True, text=True, timeout=900)
         found = shutil.which("chromium")
         if found is None:
-            pytest.skip(f"Chromium could not be installed: {result.stderr[-500:]}")
+            require_service("Chromium", f"it could not be installed: {result.stderr[-500:]}")
     if found is None:
-        pytest.skip("Chromium is not installed and cannot be (needs root and apt-get): run tests/setup_chromium.sh")
+        require_service("Chromium", "not installed and cannot be (needs root and apt-get): run tests/setup_chromium.sh")
+    assert found is not None
     return found
 
 

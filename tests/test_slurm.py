@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from workflow_helpers import TINY_EXPERIMENT, copy_workflow, tiny_config, write_config
+from workflow_helpers import TINY_EXPERIMENT, copy_workflow, require_service, tiny_config, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SETUP = ROOT / "tests" / "slurm" / "setup.sh"
@@ -49,9 +49,7 @@ def slurm_up() -> str | None:
 
 @pytest.fixture(scope="module")
 def cluster() -> None:
-    reason = slurm_up()
-    if reason:
-        pytest.skip(reason)
+    require_service("Slurm", slurm_up())
 
 
 def workflow_copy(path: Path, seeds: int) -> Path:
