@@ -201,3 +201,17 @@ def test_checkpoints_are_written_every_interval(tmp_path, monkeypatch):
         now[0] = 100.0 + tick
         saver(lambda: batched_module.TrainState(1, 0, 16, None, empty))
     assert taken == [160.0, 220.5, 300.0]
+
+
+def test_resume_under_another_memory_budget(arrays, tmp_path, monkeypatch):
+    """The budget is a resource: a retry given another one (here chunks of 3 models) finishes the chunk in
+    progress at its saved size and gives the same bits (the grouping contract)."""
+    out = tmp_path / "resumed.parquet"
+    ckpt = checkpoint_path(out)
+    count_saves(monkeypatch, kill_at=9)
+    with pytest.raises(Killed):
+        shard(arrays, out, checkpoint=ckpt, checkpoint_s=0)
+    monkeypatch.setattr(batched_module, "chunking", lambda *args: (3, 50))
+    shard(arrays, out, checkpoint=ckpt)
+    monkeypatch.setattr(batched_module, "chunking", lambda *args: (4, 50))
+    assert sha256(out) == sha256(shard(arrays, tmp_path / "fresh.parquet"))
