@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -215,3 +216,47 @@ def test_resume_under_another_memory_budget(arrays, tmp_path, monkeypatch):
     shard(arrays, out, checkpoint=ckpt)
     monkeypatch.setattr(batched_module, "chunking", lambda *args: (4, 50))
     assert sha256(out) == sha256(shard(arrays, tmp_path / "fresh.parquet"))
+
+
+SHARD = "results/train/tiny/shards/s0_r0_variable.parquet"
+
+
+@pytest.mark.slow
+def test_workflow_job_killed_mid_shard_resumes(tmp_path):
+    """Snakemake's train_shard job, killed with SIGKILL (it and Snakemake) once its checkpoint exists,
+    resumes from it on the rerun; the shard equals an uninterrupted job's, and the checkpoint interval
+    (a resource) reruns nothing."""
+    from workflow_helpers import SNAKEMAKE, copy_workflow, planned, run_snakemake, tiny_config, write_config
+
+    work = copy_workflow(tmp_path / "wf")
+    long = {"epochs": 150, "cadence": 10_000, "init_modes": ["variable"]}
+    config = tiny_config(training={"checkpoint_minutes": 0.002})  # about every 0.1 s
+    config["experiments"]["tiny"] |= long
+    write_config(work, config)
+    env = {**os.environ, "PYTHONPATH": str(work / "src")}
+    prepared = run_snakemake(work, "--until", "prepare_dataset")
+    assert prepared.returncode == 0, prepared.stderr
+    ckpt = work / f"{SHARD}.ckpt"
+    job = subprocess.Popen(
+        [*SNAKEMAKE, "--cores", "1", SHARD], cwd=work, env=env, start_new_session=True, stdout=subprocess.DEVNULL
+    )
+    deadline = time.monotonic() + 300
+    while not ckpt.exists() and job.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+    os.killpg(job.pid, signal.SIGKILL)
+    job.wait()
+    assert ckpt.exists() and not (work / SHARD).exists(), "the job finished before it could be killed"
+    assert run_snakemake(work, "--unlock").returncode == 0  # the killed Snakemake left its lock
+    resumed = run_snakemake(work, "--rerun-incomplete", SHARD, cores=1)
+    assert resumed.returncode == 0, resumed.stderr
+    log = (work / "logs/train/tiny/s0_r0_variable.log").read_text()
+    assert f"resuming from checkpoint {SHARD}.ckpt" in log
+    assert not ckpt.exists()
+    digest = sha256(work / SHARD)
+    config["training"]["checkpoint_minutes"] = 0
+    write_config(work, config)
+    assert planned(run_snakemake(work, "-n", SHARD)) == {}  # a resource: changing it reruns nothing
+    fresh = run_snakemake(work, "--force", SHARD, cores=1)
+    assert fresh.returncode == 0, fresh.stderr
+    assert "resuming" not in (work / "logs/train/tiny/s0_r0_variable.log").read_text()
+    assert sha256(work / SHARD) == digest
