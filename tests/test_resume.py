@@ -15,9 +15,11 @@ import pytest
 
 import sgd_privacy.train.batched as batched_module
 import sgd_privacy.train.checkpoint as checkpoint_module
+from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.io import write_table
 from sgd_privacy.train.checkpoint import Checkpointer, checkpoint_path, discard_checkpoint
 from sgd_privacy.train.shard import run_shard
+from workflow_helpers import ROOT, SNAKEMAKE, copy_workflow, planned, run_snakemake, tiny_config, write_config
 
 # 6 runs of an MLP with dropout (the step-keyed hash is the only randomness), trained in two chunks
 # (4 + 2 models); 29 rows of each D_i at batch 4: 7 steps an epoch, 21 steps a chunk.
@@ -226,8 +228,6 @@ def test_workflow_job_killed_mid_shard_resumes(tmp_path):
     """Snakemake's train_shard job, killed with SIGKILL (it and Snakemake) once its checkpoint exists,
     resumes from it on the rerun; the shard equals an uninterrupted job's, and the checkpoint interval
     (a resource) reruns nothing."""
-    from workflow_helpers import SNAKEMAKE, copy_workflow, planned, run_snakemake, tiny_config, write_config
-
     work = copy_workflow(tmp_path / "wf")
     long = {"epochs": 150, "cadence": 10_000, "init_modes": ["variable"]}
     config = tiny_config(training={"checkpoint_minutes": 0.002})  # about every 0.1 s
@@ -260,3 +260,12 @@ def test_workflow_job_killed_mid_shard_resumes(tmp_path):
     assert fresh.returncode == 0, fresh.stderr
     assert "resuming" not in (work / "logs/train/tiny/s0_r0_variable.log").read_text()
     assert sha256(work / SHARD) == digest
+
+
+def test_checkpoint_minutes_in_the_schema():
+    schema = load_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    experiments = {"e": {"dataset": "digits_binary", "model": "logreg"}}
+    assert validate_config({"experiments": experiments}, schema)["training"]["checkpoint_minutes"] == 10
+    assert validate_config({"experiments": experiments, "training": {"checkpoint_minutes": 0.5}}, schema)
+    with pytest.raises(ConfigError, match=r"'training.checkpoint_minutes': value -1 .* less than the minimum of 0"):
+        validate_config({"experiments": experiments, "training": {"checkpoint_minutes": -1}}, schema)
