@@ -1,5 +1,6 @@
 # Training stage: the vectorised grid trainer, one job per shard, then convergence per experiment.
-# Device, memory budget and threads are resources, not params: they never change results.
+# Device, memory budget, threads and the checkpoint interval are resources, not params: they never
+# change results.
 
 
 rule fixed_init:
@@ -46,6 +47,7 @@ rule train_shard:
         gpu=training_gpus(),
         runtime=runtime_min(240),
         conv_path=config["training"]["conv_path"],
+        checkpoint_minutes=str(config["training"]["checkpoint_minutes"]),
     params:
         run=train_params,
     script:

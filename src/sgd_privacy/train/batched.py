@@ -6,6 +6,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
@@ -89,6 +90,36 @@ class TrainResult:
         )
 
 
+@dataclass
+class BatchState:
+    """A chunk of runs at a step boundary, before step `t` (and before logging it): everything
+    `train_batch` needs to continue bit-identically. The arrays may be views of the trainer's own
+    buffers: write or copy them before training continues."""
+
+    t: int
+    params: list[np.ndarray]  # each (M, ...) in the training dtype
+    metrics: dict[str, np.ndarray]  # name -> (M, L), NaN where not yet logged
+    weights: np.ndarray  # (M, Lw, P)
+    diverged: np.ndarray  # (M,) bool
+
+
+@dataclass
+class TrainState:
+    """Where `train_many` stands at a step boundary: the runs before `start` finished (`done`), the
+    chunk of runs from `start` in progress (`batch`), and the chunking it uses."""
+
+    chunk: int  # models per chunk from here on
+    start: int
+    rows_per_chunk: int  # evaluation rows per chunk of the chunk in progress
+    done: TrainResult | None  # runs [0, start)
+    batch: BatchState
+
+    @property
+    def size(self) -> int:
+        """Runs in the chunk in progress."""
+        return len(self.batch.diverged)
+
+
 @dataclass(frozen=True)
 class DeviceData:
     """Training and validation arrays, moved to the device once per job."""
@@ -161,15 +192,22 @@ def train_batch(
     fixed_init: list[torch.Tensor] | None = None,
     rows_per_chunk: int = 2048,
     on_epoch: Callable[[int], None] | None = None,
+    resume: BatchState | None = None,
+    on_step: Callable[[Callable[[], BatchState]], None] | None = None,
 ) -> TrainResult:
     """Train every run of `runs` together with plain constant-step SGD and log its history;
-    `on_epoch(k)` is called after each of the k epochs."""
+    `on_epoch(k)` is called after each of the k epochs, `on_step(snapshot)` at every step boundary
+    (`snapshot()` gives the `BatchState` there), and `resume` continues from such a state."""
     device, dtype = data.x_train.device, data.x_train.dtype
     n_rows = len(data.x_train) - 1 if runs.rows is None else runs.rows.shape[1]  # |D_i| = N - 1
     spe, b = schedule.steps_per_epoch(n_rows), schedule.batch_size
     if spe == 0:
         raise TrainingError(f"batch size {b} exceeds the {n_rows} rows of each neighbouring dataset")
-    params = [p.requires_grad_(True) for p in initial_params(model, runs, fixed_init, device, dtype)]
+    if resume is None:
+        initial = initial_params(model, runs, fixed_init, device, dtype)
+    else:
+        initial = [torch.as_tensor(p).to(device=device, dtype=dtype) for p in resume.params]
+    params = [p.requires_grad_(True) for p in initial]
     replace = torch.as_tensor(runs.replace, dtype=torch.int64, device=device)
     seeds = torch.as_tensor(runs.seeds, dtype=torch.int64, device=device)
     unique_seeds, seed_slot = torch.unique(seeds, return_inverse=True)
@@ -181,6 +219,13 @@ def train_batch(
     metrics = {k: np.full((m, len(steps)), np.nan) for k in METRICS}
     weights = np.zeros((m, len(wsteps), model.n_params), dtype=torch.empty(0, dtype=dtype).numpy().dtype)
     diverged = torch.zeros(m, dtype=torch.bool, device=device)
+    t = 0
+    if resume is not None:
+        t = resume.t
+        for k in METRICS:
+            metrics[k][:] = resume.metrics[k]
+        weights[:] = resume.weights
+        diverged[:] = torch.as_tensor(resume.diverged, device=device)
     units = model.dropout_units()
     # each step's counter for the dropout hash, on the device once: a Python step number would be
     # copied host-to-device (a blocking transfer on a GPU) at every hash call
@@ -198,10 +243,17 @@ def train_batch(
             if t in keep_w:
                 weights[:, keep_w[t]] = flat.cpu().numpy()
 
-    t = 0
-    for epoch in range(schedule.epochs):
+    def snapshot() -> BatchState:
+        with torch.no_grad():
+            values = [p.detach().cpu().numpy().copy() for p in params]
+            return BatchState(t, values, metrics, weights, diverged.cpu().numpy())
+
+    first_epoch, first_step = divmod(t, spe)
+    for epoch in range(first_epoch, schedule.epochs):
         perm = permutations(unique_seeds, Purpose.PERMUTATION, epoch, n_rows)[seed_slot]
-        for s in range(spe):
+        for s in range(first_step if epoch == first_epoch else 0, spe):
+            if on_step:
+                on_step(snapshot)
             if t in log_at:
                 record(t)
             positions = perm[:, s * b : (s + 1) * b]
@@ -257,6 +309,18 @@ def device_budget_mb(budget_mb: float, device: torch.device, free_fraction: floa
     return min(budget_mb, free_fraction * free / 2**20)
 
 
+def _pass_state(
+    on_step: Callable[[Callable[[], TrainState]], None],
+    parts: list[TrainResult],
+    chunk: int,
+    start: int,
+    rows_per_chunk: int,
+    snapshot: Callable[[], BatchState],
+) -> None:
+    """Hand `on_step` the `TrainState` of a chunk's step boundary (built only if it asks)."""
+    on_step(lambda: TrainState(chunk, start, rows_per_chunk, TrainResult.concat(parts) if parts else None, snapshot()))
+
+
 OOM_ERRORS: tuple[type[BaseException], ...] = (torch.OutOfMemoryError,)
 
 
@@ -268,16 +332,27 @@ def train_many(
     fixed_init: list[torch.Tensor] | None = None,
     budget_mb: int = 2048,
     progress: Callable[[str], None] | None = log.info,
+    resume: TrainState | None = None,
+    on_step: Callable[[Callable[[], TrainState]], None] | None = None,
 ) -> TrainResult:
     """Train `runs` in chunks that fit `budget_mb` (on CUDA also the free GPU memory), reporting models
     done, models/s and ETA. A chunk that runs out of memory is retried at half its size, and later
-    chunks keep the smaller size (logged): grouping does not change a run's weights (the contract)."""
+    chunks keep the smaller size (logged): grouping does not change a run's weights (the contract).
+    `on_step(snapshot)` is called at every step boundary (`snapshot()` gives the `TrainState` there);
+    `resume` continues from such a state with its chunking, bit-identically."""
     budget = device_budget_mb(budget_mb, data.x_train.device)
     chunk, _ = chunking(model, schedule, len(data.x_train), budget, data.x_train.element_size())
-    parts, start_time, start = [], time.perf_counter(), 0
+    parts: list[TrainResult] = []
+    start_time, start, batch = time.perf_counter(), 0, None
+    if resume is not None:
+        chunk, start, batch = resume.chunk, resume.start, resume.batch
+        parts = [] if resume.done is None else [resume.done]
     while start < len(runs):
         size = min(chunk, len(runs) - start)
         rows_per_chunk = eval_rows(model, size, len(data.x_train), budget, data.x_train.element_size())
+        if batch is not None and resume is not None:
+            size, rows_per_chunk = resume.size, resume.rows_per_chunk
+        step_hook = None if on_step is None else partial(_pass_state, on_step, parts, chunk, start, rows_per_chunk)
 
         def report(
             epoch: int, start: int = start, size: int = size, say: Callable[[str], None] = progress or log.info
@@ -298,6 +373,8 @@ def train_many(
                 fixed_init,
                 rows_per_chunk,
                 report if progress else None,
+                batch,
+                step_hook,
             )
         except OOM_ERRORS as err:
             if size == 1:
@@ -305,11 +382,11 @@ def train_many(
                     f"one model does not fit in the device's memory ({err}); lower training.batch_size "
                     "or train on a device with more memory"
                 ) from err
-            chunk = size // 2
+            chunk, batch = size // 2, None  # a resumed chunk restarts from its first step at the smaller size
             if data.x_train.device.type == "cuda":
                 torch.cuda.empty_cache()
             log.warning("out of memory training %d models at once; retrying them %d at a time", size, chunk)
             continue
         parts.append(part)
-        start += size
+        start, batch = start + size, None
     return TrainResult.concat(parts)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -13,6 +14,7 @@ import torch
 from ..errors import TrainingError
 from ..rng import Purpose
 from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
+from .checkpoint import Checkpointer, checkpoint_key, load_checkpoint
 from .device import device_info, pick_device
 from .grid import shard_runs
 from .models import CNN, Model, build_model, flatten, unflatten
@@ -89,12 +91,18 @@ def run_shard(
     budget_mb: int = 2048,
     progress: Callable[[str], None] | None = log.info,
     conv_path: str = "auto",
+    checkpoint: str | Path | None = None,
+    checkpoint_s: float | None = None,
 ) -> pa.Table:
     """Train every run of a shard and return its history table (`conv_path`: the CNN's
-    convolutions, see `CNN`; it never changes which runs are computed)."""
+    convolutions, see `CNN`; it never changes which runs are computed). With a `checkpoint` path, a
+    checkpoint made there under the same settings is resumed from (bit-identical result), one made
+    under others is discarded, and with `checkpoint_s` the state is saved there every `checkpoint_s`
+    seconds (0: at every step boundary); the caller deletes it once the table is written."""
     dev, dtype = pick_device(device), DTYPES[slice_["dtype"]]
     model = model_for(slice_, arrays, conv_path)
-    conv = f", {model.path_for(dev)} convolutions" if isinstance(model, CNN) else ""  # refuses exact on CUDA
+    path = model.path_for(dev) if isinstance(model, CNN) else ""  # refuses exact on CUDA
+    conv = f", {path} convolutions" if path else ""
     seeds, replace, fixed = shard_runs(spec, len(arrays["x_train"]))
     runs = Runs(seeds, replace, fixed)
     init = None
@@ -109,7 +117,19 @@ def run_shard(
         progress(
             f"{experiment}: {len(runs)} runs of {model.n_params} parameters on {dev}{gpu} ({slice_['dtype']}{conv})"
         )
-    result = train_many(model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress)
+    resume, saver = None, None
+    if checkpoint is not None:
+        key = checkpoint_key(experiment, slice_, spec, runs, arrays, fixed_init, {"device": dev.type, "conv": path})
+        resume = load_checkpoint(checkpoint, key)
+        if resume is not None and progress:
+            first, last = resume.start + 1, resume.start + resume.size
+            progress(
+                f"resuming from checkpoint {checkpoint}: {resume.start} models done, models {first}-{last} at step {resume.batch.t}"
+            )
+        saver = None if checkpoint_s is None else Checkpointer(checkpoint, key, checkpoint_s)
+    result = train_many(
+        model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress, resume=resume, on_step=saver
+    )
     if result.diverged.any() and progress:
         progress(
             f"{int(result.diverged.sum())} of {len(runs)} runs diverged (non-finite weights or loss); kept and flagged"
