@@ -305,6 +305,7 @@ PROVENANCE = {
     "built": "2026-12-02T20:00:00Z",
     "config_files": ["config/config.yaml"],
     "packages": {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0"},
+    "devices": {"cuda:0 (GPU NVIDIA H100, CUDA 12.6, cuDNN 91000, torch 2.13.0)": 3},
 }
 
 
@@ -561,7 +562,13 @@ def test_chromium_shows_the_banner_verdicts_convergence_and_clipped_intervals(fu
     assert "study_seeds" in banner and "study_models" in banner and "study_n_train" in banner
     assert "cannot tell at this size" in banner
     text = re.sub(r"<[^>]+>", "", banner)
-    for item in ("Commit: 0123abcd", "Commit date: 2026-12-01", "Config file(s): config/config.yaml", "numpy 2.4.6"):
+    for item in (
+        "Commit: 0123abcd",
+        "Commit date: 2026-12-01",
+        "Config file(s): config/config.yaml",
+        "numpy 2.4.6",
+        "Device: cuda:0 (GPU NVIDIA H100, CUDA 12.6, cuDNN 91000, torch 2.13.0): 3 shards",
+    ):
         assert item in text
     # every comparison with a study value is one of three verdicts, said in words that match its class
     notes = re.findall(r'<p class="note (\w+)">([^<]*)</p>', page)

@@ -50,3 +50,15 @@ def test_report_builds_from_the_real_mia_tables(pipeline_results, tmp_path):
     assert len(table6) == sum(len(pd.read_parquet(p)) for p in real["mia_table6"])
     bounds = pd.read_csv(out / "tables" / "mia_epsilon_bounds.csv")
     assert len(bounds) == sum(len(pd.read_parquet(p)) for p in real["mia_bounds"] + real["lira_bounds"])
+
+
+def test_provenance_names_the_device_of_every_real_shard(pipeline_results):
+    """The shared run trained on the CPU: every shard's metadata says so, and the banner counts them all."""
+    from sgd_privacy.report.banner import collect_provenance
+
+    shards = pipeline_results.files("results/train/*/shards/*.parquet")
+    assert shards
+    devices = collect_provenance([], pipeline_results.workdir, shards)["devices"]
+    assert list(devices.values()) == [len(shards)]
+    (record,) = devices
+    assert record.startswith("cpu (GPU none, CUDA none, cuDNN none, torch ")

@@ -186,6 +186,9 @@ def report_inputs(wildcards):
     for kind, name in (("lira_summary", "summary"), ("lira_roc", "roc"), ("lira_bounds", "epsilon_bounds")):
         files[kind] = [f"results/lira/{lira}/{name}.parquet"] if lira is not None else []
     # -- end report: membership inference
+    files["hz_power"] = ["results/analysis/hz_power.parquet"] if config["hz_power"]["enabled"] else []
+    # the shards' metadata only (device, GPU, CUDA and cuDNN) for the provenance block, not a table kind
+    files["shards"] = [f for e in experiments for f in shard_files(e)]
     return files
 
 
@@ -214,7 +217,14 @@ def report_params(wildcards):
     if config["mia"]["experiments"] or config["mia"]["lira"]["experiment"] is not None:
         params["mia"] = config["mia"]
     # -- end report: membership inference
+    if config["hz_power"]["enabled"]:
+        params["hz_power"] = dict(config["hz_power"])
     return params
+
+
+def hz_power_targets():
+    """The HZ power simulation's tables when enabled (`hz_power.enabled`)."""
+    return ["results/analysis/hz_power.parquet"] if config["hz_power"]["enabled"] else []
 
 
 # --- perturbation (docs/methods.md, section 9; workflow/rules/perturbation.smk) ---

@@ -2,11 +2,6 @@
 # small job; the report's weight-distribution section draws it and its HZ verdicts use the power.
 
 
-def hz_power_targets():
-    """The simulation's tables when enabled (`hz_power.enabled`)."""
-    return ["results/analysis/hz_power.parquet"] if config["hz_power"]["enabled"] else []
-
-
 rule hz_power:
     output:
         power="results/analysis/hz_power.parquet",

@@ -1,5 +1,7 @@
 """The final report: one self-contained HTML page, every figure as PNG and SVG, every table as CSV."""
 
+from pathlib import Path
+
 from sgd_privacy.jobs import job_logging
 from sgd_privacy.report import build_from_files
 from sgd_privacy.report.banner import collect_provenance
@@ -7,7 +9,8 @@ from sgd_privacy.report.banner import collect_provenance
 smk = snakemake  # noqa: F821 - injected by Snakemake
 log = job_logging(smk.log[0])
 files = {kind: list(paths) for kind, paths in smk.input.items()}
-provenance = collect_provenance(smk.params.config_files, smk.params.repo)
+shards = files.pop("shards", [])  # read for their device metadata only
+provenance = collect_provenance(smk.params.config_files, Path(smk.scriptdir).parents[1], shards)
 summary = build_from_files(
     files, smk.params.config, smk.output.html, smk.output.figures, smk.output.tables, provenance=provenance
 )

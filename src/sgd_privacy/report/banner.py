@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from ..provenance import package_versions
+from ..train.history import shard_devices
 from . import study_values as sv
 from . import tables as tb
 from .blocks import Note
@@ -96,10 +97,15 @@ def verdict_counts(sections: Sequence[RenderedSection]) -> dict[str, int]:
     return counts
 
 
-def collect_provenance(config_files: Sequence[str | os.PathLike], repo: str | os.PathLike = ".") -> dict[str, object]:
+def collect_provenance(
+    config_files: Sequence[str | os.PathLike], repo: str | os.PathLike = ".", shards: Sequence[str] = ()
+) -> dict[str, object]:
     """The run's provenance for the banner: git commit (and whether the tree had changes), the commit's date,
-    the config files, the package versions of this process and the report's build time (UTC)."""
+    the config files, the package versions of this process, the report's build time (UTC) and the devices
+    that trained the `shards` (from their metadata)."""
     out: dict[str, object] = {"config_files": [os.fspath(p) for p in config_files]}
+    if shards:
+        out["devices"] = shard_devices(shards)
 
     def git(*args: str) -> str:
         try:
@@ -124,13 +130,14 @@ def collect_provenance(config_files: Sequence[str | os.PathLike], repo: str | os
 
 
 def provenance_html(provenance: Mapping[str, object] | None, config: Mapping) -> str:
-    """The provenance block: commit, dates, config files, package versions and the device setting."""
+    """The provenance block: commit, dates, config files, package versions and the devices that trained the shards."""
     if not provenance:
         return '<p class="note missing">Provenance not recorded: the report was built without it (commit, config files and package versions unknown).</p>'
     packages = provenance.get("packages") or {}
     versions = ", ".join(f"{k} {v}" for k, v in dict(packages).items())  # type: ignore[call-overload]
     files = ", ".join(str(f) for f in provenance.get("config_files") or []) or "config/config.yaml (default)"  # type: ignore[attr-defined]
-    device = config.get("device") or "not recorded in the inputs (the shards carry no device metadata)"
+    devices = dict(provenance.get("devices") or {})  # type: ignore[call-overload]
+    device = "; ".join(f"{k}: {n} shard{'s' * (n != 1)}" for k, n in devices.items()) or "no training shards read"
     items = [
         ("Commit", provenance.get("commit", "unknown")),
         ("Commit date", provenance.get("commit_date", "unknown")),

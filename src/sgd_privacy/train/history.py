@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 
@@ -112,3 +113,23 @@ def convergence_tables(
         ]
     )
     return runs, summary
+
+
+def device_record(metadata: dict[bytes, bytes] | None) -> dict[str, str]:
+    """The device record (device, GPU, CUDA, cuDNN, torch) a shard's Parquet metadata carries ({} for older shards)."""
+    raw = (metadata or {}).get(b"device")
+    return json.loads(raw) if raw else {}
+
+
+def shard_devices(paths: Sequence[str]) -> dict[str, int]:
+    """How many shards each device record trained, read from the files' metadata only (no table is loaded)."""
+    counts: dict[str, int] = {}
+    for path in paths:
+        rec = device_record(pq.read_schema(path).metadata)
+        key = (
+            f"{rec['device']} (GPU {rec['gpu']}, CUDA {rec['cuda']}, cuDNN {rec['cudnn']}, torch {rec['torch']})"
+            if rec
+            else "not recorded (a shard written before device records)"
+        )
+        counts[key] = counts.get(key, 0) + 1
+    return counts

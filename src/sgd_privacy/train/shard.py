@@ -17,6 +17,7 @@ from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_man
 from .checkpoint import Checkpointer, checkpoint_key, load_checkpoint
 from .device import device_info, pick_device
 from .grid import shard_runs
+from .history import device_record
 from .models import CNN, Model, build_model, flatten, unflatten
 from .settings import ModelSettings, TrainingSettings
 
@@ -77,8 +78,7 @@ def history_table(experiment: str, runs: Runs, init: str, result: TrainResult, n
 
 def shard_device(table: pa.Table) -> dict[str, str]:
     """The device record (`device_info`) a shard's history table carries in its metadata ({} for older shards)."""
-    raw = (table.schema.metadata or {}).get(b"device")
-    return json.loads(raw) if raw else {}
+    return device_record(table.schema.metadata)
 
 
 def run_shard(
