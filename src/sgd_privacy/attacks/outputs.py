@@ -19,9 +19,20 @@ def logit_confidence(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return own - torch.logsumexp(others, dim=-1)
 
 
+MIN_EVAL_ROWS = 64
+"""Rows a model chunk must be able to evaluate at once: fewer models per chunk, not fewer rows, below it."""
+
+
 def eval_rows_per_chunk(model: Model, n_models: int, budget_mb: int, itemsize: int) -> int:
     """Rows evaluated at once so that the activations of `n_models` models fit `budget_mb`."""
     return max(16, int(budget_mb * 2**20 // (itemsize * model.eval_activation_size() * max(n_models, 1))))
+
+
+def models_per_chunk(model: Model, n_models: int, n_params: int, budget_mb: int, itemsize: int) -> int:
+    """Models evaluated together so that their parameters and the activations of MIN_EVAL_ROWS rows each fit
+    `budget_mb` (at least one model; the row chunk is then sized from this chunk's real model count)."""
+    per_model = itemsize * (n_params + model.eval_activation_size() * MIN_EVAL_ROWS)
+    return max(1, min(n_models, int(budget_mb * 2**20 // per_model)))
 
 
 @torch.no_grad()
@@ -35,18 +46,26 @@ def example_outputs(
     budget_mb: int = 1024,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Losses and logit-scaled confidences (M, n) as float32 of the models whose flat weights are the
-    rows of `weights` (M, P), on the examples (x, y), evaluated in row chunks that fit `budget_mb`."""
-    params = unflatten(model, torch.tensor(weights, dtype=dtype, device=device))
-    x_t = torch.as_tensor(x, dtype=dtype, device=device)
-    y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
-    rows = eval_rows_per_chunk(model, len(weights), budget_mb, x_t.element_size())
-    losses, confidences = [], []
-    for start in range(0, len(x_t), rows):
-        logits = model.logits(params, x_t[start : start + rows], shared=True)
-        yb = y_t[start : start + rows]
-        losses.append(model.example_losses(logits, yb).float().cpu())
-        confidences.append(logit_confidence(logits, yb).float().cpu())
-    if not losses:
+    rows of `weights` (M, P), on the examples (x, y), evaluated in chunks of models and of rows that fit
+    `budget_mb` (each model's outputs do not depend on the chunking)."""
+    if len(x) == 0:
         empty = np.zeros((len(weights), 0), dtype=np.float32)
         return empty, empty.copy()
-    return torch.cat(losses, dim=1).numpy(), torch.cat(confidences, dim=1).numpy()
+    x_t = torch.as_tensor(x, dtype=dtype, device=device)
+    y_t = torch.as_tensor(y, dtype=torch.int64, device=device)
+    itemsize = x_t.element_size()
+    per_chunk = models_per_chunk(model, len(weights), weights.shape[1], budget_mb, itemsize)
+    loss_parts, confidence_parts = [], []
+    for first in range(0, len(weights), per_chunk):
+        chunk = weights[first : first + per_chunk]
+        params = unflatten(model, torch.tensor(chunk, dtype=dtype, device=device))
+        rows = eval_rows_per_chunk(model, len(chunk), budget_mb, itemsize)
+        losses, confidences = [], []
+        for start in range(0, len(x_t), rows):
+            logits = model.logits(params, x_t[start : start + rows], shared=True)
+            yb = y_t[start : start + rows]
+            losses.append(model.example_losses(logits, yb).float().cpu())
+            confidences.append(logit_confidence(logits, yb).float().cpu())
+        loss_parts.append(torch.cat(losses, dim=1))
+        confidence_parts.append(torch.cat(confidences, dim=1))
+    return torch.cat(loss_parts).numpy(), torch.cat(confidence_parts).numpy()
