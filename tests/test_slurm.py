@@ -28,7 +28,10 @@ SHARD = {"seeds": 2, "replace_indices": 2}
 def config(seeds: int) -> dict:
     """A reduced config: one small experiment, variable init only, two seeds per training job."""
     experiment = {**TINY_EXPERIMENT, "seeds": seeds, "init_modes": ["variable"], "shard": SHARD}
-    training = {"device": "auto", "dtype": "float32", "memory_budget_mb": 256, "threads": 1}
+    # device cpu: the test node's GPU is a GRES with no CUDA device behind it, and a job given a GPU whose
+    # PyTorch cannot use CUDA stops by design (tests/test_device.py); GPU routing is checked by
+    # tests/test_preflight.py on the plugin's own partition choice and by the preflight test below
+    training = {"device": "cpu", "dtype": "float32", "memory_budget_mb": 256, "threads": 1}
     # the output-perturbation stage is left out to keep the test short; the report runs locally (localrule)
     return tiny_config(training=training, experiments={"tiny": experiment}, perturbation={"experiments": []})
 
@@ -144,9 +147,9 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
         "rule_train_shard/tiny_s0_r0_variable",
         "rule_train_shard/tiny_s1_r0_variable",
     ], out[-3000:]
-    # GPU jobs on the partition with the GPU, every other job on the CPU partition (site file's `partitions`)
+    # no job asks for a GPU with device cpu, so every job goes to the CPU partition (site file's `partitions`)
     assert partitions(out) == {
-        "train_shard": {"gpu"},
+        "train_shard": {"cpu"},
         "prepare_prepare_dataset": {"cpu"},
         "analysis_convergence_distances_distribution_tests_intrinsic_epsilon_weight_embedding": {"cpu"},
     }, out[-3000:]
