@@ -199,8 +199,8 @@ def intrinsic_checks(cfg: dict, check: Checker) -> None:
     attacked = cnn["seeds"] * cnn["replace_indices"] * len(cnn.get("init_modes", ["variable", "fixed"]))
     for row in sv.TABLE6_MIA:
         check.same(f"cifar10_cnn.attacked_models_{row['T']}", row["n_models"], attacked)
-    check.same("mia.n_members", setup["n_members"], cfg["mia"]["n_members"])
-    check.same("mia.n_nonmembers", setup["n_nonmembers"], cfg["mia"]["n_nonmembers"])
+    # the study prints no member / non-member counts for Table 6 (only its 15,000-example training subset),
+    # so mia.n_members and mia.n_nonmembers are the pipeline's choice (docs/methods.md, section 6)
 
 
 def dp_confs(cfg: dict) -> dict[str, dict]:
