@@ -135,7 +135,9 @@ def test_data_source_settings_do_not_rerun_offline_datasets(pipeline_clone):
 
 def test_slurm_profile_dry_run(workdir):
     shutil.copytree(ROOT / "slurm", workdir / "slurm")
-    result = snakemake(workdir, "-n", "--profile", "slurm", "--profile", "slurm/site.example.yaml")
+    # as the README says: the example becomes slurm/site.yaml (it names itself as the plugin's partition file)
+    shutil.copy(workdir / "slurm" / "site.example.yaml", workdir / "slurm" / "site.yaml")
+    result = snakemake(workdir, "-n", "--profile", "slurm", "--profile", "slurm/site.yaml")
     assert result.returncode == 0, result.stderr
     assert planned(result)["train_shard"] > 0
 

@@ -158,6 +158,8 @@ PIPELINE_CONFIG: dict = {
         },
     },
     "analysis": {**TINY_ANALYSIS, "experiments": ["tiny", "hz"]},
+    # the HZ power simulation at the hz experiment's dimension and seed count, so the report weighs its HZ verdict
+    "hz_power": {"enabled": True, "dimensions": [31], "seeds": [20, 40], "replicates": 5},
     "perturbation": {
         "experiments": ["tiny"],
         "noise_draws": 5,
