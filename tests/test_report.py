@@ -302,7 +302,6 @@ def _build(tmp_path: Path, kinds: set[str] | None = None, files: dict | None = N
 PROVENANCE = {
     "commit": "0123abcd",
     "commit_date": "2026-12-01T10:00:00+00:00",
-    "built": "2026-12-02T20:00:00Z",
     "config_files": ["config/config.yaml"],
     "packages": {"python": "3.11.7", "numpy": "2.4.6", "torch": "2.13.0"},
     "devices": {"cuda:0 (GPU NVIDIA H100, CUDA 12.6, cuDNN 91000, torch 2.13.0)": 3},

@@ -216,6 +216,9 @@ def test_a_gpu_job_bound_for_a_partition_without_gpus_stops_before_any_submissio
     that lists it as the GPU partition stops the run with the partition and both fixes named, and nothing
     reaches Slurm."""
     workdir = workflow_copy(tmp_path / "w", seeds=4)
+    gpu_config = config(4)
+    gpu_config["training"] = {**gpu_config["training"], "device": "auto"}  # training jobs ask for a GPU
+    write_config(workdir, gpu_config)
     wrong = {**SITE, "partitions": {"cpu": {}, "cpuonly": {"max_gpu": 1}}}
     (workdir / "slurm" / "site.yaml").write_text(yaml.safe_dump(wrong))
     proc = on_slurm(workdir)

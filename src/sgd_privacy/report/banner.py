@@ -7,7 +7,6 @@ import html
 import os
 import subprocess
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +100,7 @@ def collect_provenance(
     config_files: Sequence[str | os.PathLike], repo: str | os.PathLike = ".", shards: Sequence[str] = ()
 ) -> dict[str, object]:
     """The run's provenance for the banner: git commit (and whether the tree had changes), the commit's date,
-    the config files, the package versions of this process, the report's build time (UTC) and the devices
+    the config files, the package versions of this process and the devices
     that trained the `shards` (from their metadata)."""
     out: dict[str, object] = {"config_files": [os.fspath(p) for p in config_files]}
     if shards:
@@ -124,7 +123,6 @@ def collect_provenance(
     commit = git("rev-parse", "HEAD")
     out["commit"] = (commit + (" (with uncommitted changes)" if git("status", "--porcelain") else "")) or "unknown"
     out["commit_date"] = git("log", "-1", "--format=%cI") or "unknown"
-    out["built"] = f"{datetime.now(UTC):%Y-%m-%dT%H:%M:%SZ}"
     out["packages"] = package_versions()
     return out
 
@@ -141,7 +139,6 @@ def provenance_html(provenance: Mapping[str, object] | None, config: Mapping) ->
     items = [
         ("Commit", provenance.get("commit", "unknown")),
         ("Commit date", provenance.get("commit_date", "unknown")),
-        ("Report built", provenance.get("built", "unknown")),
         ("Config file(s)", files),
         ("Packages", versions or "unknown"),
         ("Device", device),
