@@ -6,6 +6,7 @@ local file (never downloaded at run time).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -66,28 +67,47 @@ class BasicBlock(nn.Module):
         return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class ResNet18GN(nn.Module):
-    """ResNet-18 with GroupNorm in torchvision's key layout (conv1, bn1, layer1..4, fc), dropout before `fc`."""
+class ResNetGN(nn.Module):
+    """A GroupNorm ResNet in torchvision's key layout (conv1, bn1, layer1..4, fc), dropout before `fc`; its four
+    stages come from `make_stages` (called after the stem, so parameters are created in the layout's order)."""
 
-    def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        n_classes: int,
+        make_stages: Callable[[], list[nn.Sequential]],
+        width_out: int,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.GroupNorm(GROUPS, 64)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths, c_in, layers = (64, 128, 256, 512), 64, []
-        for i, width in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            layers.append(nn.Sequential(BasicBlock(c_in, width, stride), BasicBlock(width, width, 1)))
-            c_in = width
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
+        self.layer1, self.layer2, self.layer3, self.layer4 = make_stages()
         self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(512, n_classes)
+        self.fc = nn.Linear(width_out, n_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Logits."""
         x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(self.drop(x.mean(dim=(2, 3))))
+
+
+def resnet18_stages() -> list[nn.Sequential]:
+    """ResNet-18's four stages of two basic blocks (widths 64 to 512)."""
+    c_in, layers = 64, []
+    for i, width in enumerate((64, 128, 256, 512)):
+        layers.append(nn.Sequential(BasicBlock(c_in, width, 1 if i == 0 else 2), BasicBlock(width, width, 1)))
+        c_in = width
+    return layers
+
+
+class ResNet18GN(ResNetGN):
+    """ResNet-18 with GroupNorm in torchvision's key layout (conv1, bn1, layer1..4, fc), dropout before `fc`."""
+
+    def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0) -> None:
+        super().__init__(in_channels, n_classes, resnet18_stages, 512, dropout)
 
 
 class Bottleneck(nn.Module):
@@ -116,29 +136,22 @@ class Bottleneck(nn.Module):
         return torch.relu(out + (x if self.downsample is None else self.downsample(x)))
 
 
-class ResNet50GN(nn.Module):
+def resnet50_stages() -> list[nn.Sequential]:
+    """ResNet-50's four stages of 3, 4, 6 and 3 bottleneck blocks (widths 64 to 512, outputs 4x)."""
+    c_in, layers = 64, []
+    for i, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+        stage = [Bottleneck(c_in, width, 1 if i == 0 else 2)]
+        stage += [Bottleneck(4 * width, width, 1) for _ in range(blocks - 1)]
+        layers.append(nn.Sequential(*stage))
+        c_in = 4 * width
+    return layers
+
+
+class ResNet50GN(ResNetGN):
     """ResNet-50 with GroupNorm ([DG]'s model) in torchvision's key layout, dropout before `fc`."""
 
     def __init__(self, in_channels: int, n_classes: int, dropout: float = 0.0) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.GroupNorm(GROUPS, 64)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        c_in, layers = 64, []
-        for i, (width, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
-            stage = [Bottleneck(c_in, width, 1 if i == 0 else 2)]
-            stage += [Bottleneck(4 * width, width, 1) for _ in range(blocks - 1)]
-            layers.append(nn.Sequential(*stage))
-            c_in = 4 * width
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.drop = nn.Dropout(dropout)
-        self.fc = nn.Linear(2048, n_classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Logits."""
-        x = self.maxpool(torch.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(self.drop(x.mean(dim=(2, 3))))
+        super().__init__(in_channels, n_classes, resnet50_stages, 2048, dropout)
 
 
 RESNETS = {"resnet18": ResNet18GN, "resnet50": ResNet50GN}
