@@ -25,26 +25,12 @@ from sgd_privacy.dp.settings import configurations, resolve
 from sgd_privacy.dp.study import run_job, shadow_features
 from sgd_privacy.dp.summary import final_runs
 from sgd_privacy.dp.train import make_private, train_run, train_step
+from test_dp import BASE as SGD_BASE
+from test_dp import DELTA
 from workflow_helpers import ROOT
 
-DELTA = 1e-5
-BASE = {
-    "dataset": "tiny",
-    "model": "cnn",
-    "algorithm": "dpsgd",
-    "epochs": 2,
-    "batch_size": 16,
-    "lr": 0.1,
-    "momentum": 0.0,
-    "l2": 0.0,
-    "dropout": 0.0,
-    "seed": 0,
-    "rho": 0.05,
-    "max_grad_norm": 1.0,
-    "noise_multiplier": None,
-    "target_epsilon": None,
-    "backbone_weights": None,
-}
+# the DP tests' base settings (tests/test_dp.py), here with DP-SGD as the default algorithm
+BASE = {**SGD_BASE, "algorithm": "dpsgd"}
 pytestmark = pytest.mark.filterwarnings(
     "ignore:Secure RNG turned off", "ignore:Full backward hook", "ignore:Optimal order is the largest alpha"
 )
