@@ -17,6 +17,7 @@ from sgd_privacy.attacks.yeom import attack_table, paired_one_sided_p, partner_r
 from sgd_privacy.io import write_table
 from sgd_privacy.train.models import build_model
 from sgd_privacy.train.shard import run_shard
+from workflow_helpers import TINY_MLP_EXPERIMENT
 
 SETTINGS = {"n_members": 20, "n_nonmembers": 20, "n_threshold": None}
 BOUNDS = {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 100}
@@ -354,21 +355,7 @@ def test_config_errors_name_the_key():
 TINY_MIA = {
     "prepare": [],
     "analysis": {"experiments": []},
-    "experiments": {
-        "tiny": {
-            "dataset": "digits_binary",
-            "model": "mlp",
-            "hidden": 8,
-            "lr": 0.5,
-            "batch_size": 16,
-            "epochs": 4,
-            "cadence": 10,
-            "seeds": 4,
-            "replace_indices": 2,
-            "init_modes": ["variable"],
-            "shard": {"seeds": 2, "replace_indices": 2},
-        }
-    },
+    "experiments": {"tiny": copy.deepcopy(TINY_MLP_EXPERIMENT)},
     "mia": {
         "experiments": {"tiny": [10, 20]},
         "n_members": 40,

@@ -30,6 +30,20 @@ TINY_EXPERIMENT = {
     "replace_indices": 2,
     "shard": {"seeds": 4, "replace_indices": 2},
 }
+# the small MLP that the membership-inference tests attack (tests/test_mia.py and the shared run's `mlp`)
+TINY_MLP_EXPERIMENT = {
+    "dataset": "digits_binary",
+    "model": "mlp",
+    "hidden": 8,
+    "lr": 0.5,
+    "batch_size": 16,
+    "epochs": 4,
+    "cadence": 10,
+    "seeds": 4,
+    "replace_indices": 2,
+    "init_modes": ["variable"],
+    "shard": {"seeds": 2, "replace_indices": 2},
+}
 TINY_ANALYSIS = {"n_pairs": 50, "bootstrap": 20, "ad_simulations": 200}
 
 
@@ -143,19 +157,7 @@ PIPELINE_CONFIG: dict = {
             "init_modes": ["variable"],
             "shard": {"seeds": 40, "replace_indices": 1},
         },
-        "mlp": {
-            "dataset": "digits_binary",
-            "model": "mlp",
-            "hidden": 8,
-            "lr": 0.5,
-            "batch_size": 16,
-            "epochs": 4,
-            "cadence": 10,
-            "seeds": 4,
-            "replace_indices": 2,
-            "init_modes": ["variable"],
-            "shard": {"seeds": 2, "replace_indices": 2},
-        },
+        "mlp": copy.deepcopy(TINY_MLP_EXPERIMENT),
     },
     "analysis": {**TINY_ANALYSIS, "experiments": ["tiny", "hz"]},
     # the HZ power simulation at the hz experiment's dimension and seed count, so the report weighs its HZ verdict
