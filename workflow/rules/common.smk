@@ -1,4 +1,5 @@
 # Shared helpers: config validation, the library on the path, per-rule config slices.
+import json
 import sys
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from sgd_privacy.config import ConfigError, load_schema, validate_config
 from sgd_privacy.data import DATASETS, custom_files, dataset_options
 from sgd_privacy.data.custom import custom_options
 from sgd_privacy.train.grid import Shard, architecture_slice, plan_shards, shard_spec, training_slice
+from sgd_privacy.train.hostmem import shard_held_mb, training_host_mb
 
 SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 ENV = "../../envs/pipeline.yaml"
@@ -455,3 +457,33 @@ def runtime_min(minutes):
 def training_gpus():
     """GPUs a training job requests: one when training.device is auto or cuda, none for cpu."""
     return 1 if config["training"]["device"] in ("auto", "cuda") else 0
+
+
+def training_mem_mb(held):
+    """mem_mb of a GPU-capable job (sgd_privacy.train.hostmem): the budget counts on the host only for a
+    CPU job; `held(wildcards, input)` is what the job keeps for its output (MB). Snakemake defers it until
+    the inputs exist."""
+
+    def mem_mb(wildcards, input):
+        data_mb = input.size_mb
+        budget = config["training"]["memory_budget_mb"]
+        return training_host_mb(budget, training_gpus() == 1, data_mb, held(wildcards, input))
+
+    return mem_mb
+
+
+def shard_held(wildcards, input):
+    """What a train_shard job holds for its history table (MB), from the dataset's metadata."""
+    params = train_params(wildcards)
+    meta = json.loads(Path(input.meta).read_text())
+    return shard_held_mb(params["training"], params["shard"], meta)
+
+
+def weights_held(wildcards, input):
+    """What a job that reads trained weights holds: the weights as float32 and Arrow's copy."""
+    return 2 * input.size_mb
+
+
+def nothing_held(wildcards, input):
+    """A job whose output is small next to its data."""
+    return 0

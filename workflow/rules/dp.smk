@@ -47,7 +47,7 @@ rule dp_train:
         runtime=runtime_min(240),
         gpu=training_gpus(),
         device=config["training"]["device"],
-        mem_mb=config["training"]["memory_budget_mb"] + 2048,
+        mem_mb=training_mem_mb(nothing_held),
     params:
         run=dp_job_params,
     script:

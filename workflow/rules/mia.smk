@@ -20,7 +20,7 @@ rule mia_losses:
         gpu=training_gpus(),
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
-        mem_mb=config["training"]["memory_budget_mb"] + 2048,
+        mem_mb=training_mem_mb(weights_held),
     params:
         settings=mia_loss_params,
     script:
@@ -72,7 +72,7 @@ rule lira_shadows:
         gpu=training_gpus(),
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
-        mem_mb=config["training"]["memory_budget_mb"] + 2048,
+        mem_mb=training_mem_mb(nothing_held),
     params:
         run=lira_train_params,
     script:

@@ -43,7 +43,7 @@ rule train_shard:
     resources:
         device=config["training"]["device"],
         budget_mb=config["training"]["memory_budget_mb"],
-        mem_mb=config["training"]["memory_budget_mb"] + 2048,
+        mem_mb=training_mem_mb(shard_held),
         gpu=training_gpus(),
         runtime=runtime_min(240),
         conv_path=config["training"]["conv_path"],

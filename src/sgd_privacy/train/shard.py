@@ -29,11 +29,16 @@ __all__ = ["DTYPES", "device_info", "model_for", "pick_device", "run_shard", "sc
 def model_for(slice_: dict, arrays: dict[str, np.ndarray], conv_path: str = "auto") -> Model:
     """Build the experiment's model (from a training or architecture slice) for the dataset's input
     shape and classes (`conv_path`: see `CNN`)."""
-    spec = ModelSettings.from_slice(slice_)
     n_classes = int(max(arrays["y_train"].max(), arrays["y_test"].max()) + 1)
+    return model_of_shape(slice_, tuple(arrays["x_train"].shape[1:]), n_classes, conv_path)
+
+
+def model_of_shape(slice_: dict, x_shape: tuple[int, ...], n_classes: int, conv_path: str = "auto") -> Model:
+    """The experiment's model for per-example inputs of shape `x_shape` and `n_classes` classes."""
+    spec = ModelSettings.from_slice(slice_)
     return build_model(
         spec.model,
-        tuple(arrays["x_train"].shape[1:]),
+        x_shape,
         n_classes,
         hidden=spec.hidden,
         dropout=spec.dropout,
