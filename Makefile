@@ -53,7 +53,7 @@ $(STAMP): pyproject.toml $(LOCK)
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-test: gate services
+test: services gate
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # Unit tests only: no Snakemake call (markers slow, snakemake), no Slurm (marker slurm); under 3 minutes.

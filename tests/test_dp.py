@@ -3,13 +3,12 @@
 import copy
 import itertools
 import math
-from pathlib import Path
+import re
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from scipy import stats
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
@@ -21,7 +20,7 @@ from sgd_privacy.dp.sam import sam_perturbation, sam_step
 from sgd_privacy.dp.settings import configurations, resolve, sweep_membership
 from sgd_privacy.dp.summary import dominated, final_runs, outlier_table, summary_table, sweep_table
 from sgd_privacy.dp.train import make_private, stratified_halves, study_split, train_run
-from workflow_helpers import copy_workflow, run_snakemake, write_config
+from workflow_helpers import planned, run_snakemake, write_config
 
 DELTA = 1e-5
 BASE = {
@@ -343,40 +342,25 @@ def test_mnist_ten_class_images_from_raw_files(raw_dir, unchecked):
 
 
 # ---------------------------------------------------------------- workflow
-ROOT = Path(__file__).resolve().parents[1]
-TINY_DP = {
-    "prepare": [],
-    "experiments": {},
-    "dp": {
-        "repeats": 1,
-        "shadow": {"epochs": 1},
-        "attack": {"epochs": 10},
-        "defaults": {"dataset": "mnist5k", "epochs": 1, "batch_size": 64},
-        "sweeps": {"lr": {"key": "lr", "values": [0.05, 0.1]}},
-    },
-}
-
-
 @pytest.mark.slow
-def test_dp_pipeline_runs_and_a_changed_sweep_value_reruns_only_its_jobs(tmp_path):
-    copy_workflow(tmp_path)
-    write_config(tmp_path, TINY_DP)
-    done = run_snakemake(tmp_path)
-    assert done.returncode == 0, done.stderr[-3000:]
-    runs = pd.read_parquet(tmp_path / "results/dp/runs/lr-0.1/r0_epochs.parquet")
+def test_dp_pipeline_runs_and_a_changed_sweep_value_reruns_only_its_jobs(pipeline_results, pipeline_clone):
+    """The shared run's DP study (sweep `compare`: SGD, DP-SGD, DP-SAM on mnist5k), then: a changed variant
+    and a new one plan only their own training, the summary and the report."""
+    runs = pipeline_results.table("results/dp/runs/compare-dpsgd/r0_epochs.parquet")
     assert sorted(runs["epoch"].unique()) == [0, 1] and set(runs["attack"]) == {
         "loss_threshold",
         "class_threshold",
         "nn_shadow",
     }
-    sweeps = pd.read_parquet(tmp_path / "results/dp/sweeps.parquet")
-    assert set(sweeps["configuration"]) == {"lr-0.05", "lr-0.1"}
-    ledger = pd.read_parquet(tmp_path / "results/dp/ledger.parquet")
-    assert ledger[["dataset", "runs", "dp_runs", "non_private_runs"]].values.tolist() == [["mnist5k", 2, 0, 2]]
-    changed = copy.deepcopy(TINY_DP)
-    changed["dp"]["sweeps"]["lr"]["values"] = [0.05, 0.2]
-    (tmp_path / "config" / "config.yaml").write_text(yaml.safe_dump(changed))
-    plan = run_snakemake(tmp_path, "-n")
-    assert plan.returncode == 0, plan.stderr
-    assert "lr-0.2" in plan.stdout and "configuration=lr-0.05" not in plan.stdout
-    assert "dp_shadow" not in plan.stdout and "prepare_dataset" not in plan.stdout
+    sweeps = pipeline_results.table("results/dp/sweeps.parquet")
+    assert set(sweeps["configuration"]) == {"compare-sgd", "compare-dpsgd", "compare-dpsam"}
+    ledger = pipeline_results.table("results/dp/ledger.parquet").set_index("dataset")
+    assert ledger.loc["mnist5k", ["runs", "dp_runs", "non_private_runs"]].tolist() == [3, 2, 1]
+    changed = copy.deepcopy(pipeline_results.config)
+    variants = changed["dp"]["sweeps"]["compare"]["variants"]
+    variants["dpsam"]["noise_multiplier"] = 1.2
+    variants["dpsgd2"] = {"algorithm": "dpsgd", "target_epsilon": 5}
+    write_config(pipeline_clone, changed)
+    plan = run_snakemake(pipeline_clone, "-n")
+    assert planned(plan) == {"dp_train": 2, "dp_summary": 1, "report": 1, "all": 1}
+    assert set(re.findall(r"configuration=([\w.-]+)", plan.stdout)) == {"compare-dpsam", "compare-dpsgd2"}

@@ -17,7 +17,6 @@ from sgd_privacy.attacks.yeom import attack_table, paired_one_sided_p, partner_r
 from sgd_privacy.io import write_table
 from sgd_privacy.train.models import build_model
 from sgd_privacy.train.shard import run_shard
-from workflow_helpers import TINY_MLP_EXPERIMENT
 
 SETTINGS = {"n_members": 20, "n_nonmembers": 20, "n_threshold": None}
 BOUNDS = {"delta": 1e-5, "confidence": 0.95, "bound_candidates": 100}
@@ -352,47 +351,19 @@ def test_config_errors_name_the_key():
         check_mia_config(bad)
 
 
-TINY_MIA = {
-    "prepare": [],
-    "analysis": {"experiments": []},
-    "experiments": {"tiny": copy.deepcopy(TINY_MLP_EXPERIMENT)},
-    "mia": {
-        "experiments": {"tiny": [10, 20]},
-        "n_members": 40,
-        "n_nonmembers": 40,
-        "n_threshold": 40,
-        "lira": {"experiment": "tiny", "seeds": 2, "shadows": 4, "pool_size": 80, "epochs": 3},
-    },
-}
-
-
 @pytest.mark.slow
-def test_attack_settings_rerun_no_training(tmp_path):
-    """A full run of a tiny config, then: attack settings rerun only attack jobs, never training."""
-    import subprocess
+def test_attack_settings_rerun_no_training(pipeline_results, pipeline_clone):
+    """The shared run's attacked MLP (`mlp`, TINY_MLP_EXPERIMENT), then: attack settings rerun only attack
+    jobs, never training."""
+    import yaml
 
-    from workflow_helpers import copy_workflow, run_snakemake, write_config
+    from workflow_helpers import planned, run_snakemake, write_config
 
-    copy_workflow(tmp_path)
-
-    def run(config: dict, *args: str) -> subprocess.CompletedProcess:
-        write_config(tmp_path, config)
-        return run_snakemake(tmp_path, *args)
-
-    def planned(config: dict) -> set[str]:
-        result = run(config, "-n", "--quiet", "rules")
-        assert result.returncode == 0, result.stderr
-        return {
-            line.split()[0] for line in result.stdout.splitlines() if line.strip() and line.split()[-1].isdigit()
-        } - {"total", "job", "all"}
-
-    result = run(TINY_MIA)
-    assert result.returncode == 0, result.stderr
-    table6_ = pd.read_parquet(tmp_path / "results/mia/tiny/table6.parquet")
+    table6_ = pipeline_results.table("results/mia/mlp/table6.parquet")
     assert table6_["t"].tolist() == [10, 20] and (table6_["n_runs"] == 8).all() and (table6_["n_members"] == 40).all()
-    summary = pd.read_parquet(tmp_path / "results/lira/tiny/summary.parquet")
+    summary = pipeline_results.table("results/lira/mlp/summary.parquet")
     assert len(summary) == 4 and (summary["n_targets"] == 8).all()
-    assert planned(TINY_MIA) == set()
+    base = yaml.safe_load((pipeline_clone / "config" / "config.yaml").read_text())
     changes = {
         ("delta",): 1e-3,
         ("confidence",): 0.9,
@@ -408,12 +379,13 @@ def test_attack_settings_rerun_no_training(tmp_path):
         {"lira_shadows", "lira_attack", "report"},
     ]
     for (keys, value), want in zip(changes.items(), expected, strict=True):
-        config = copy.deepcopy(TINY_MIA)
+        config = copy.deepcopy(base)
         target = config["mia"]
         for k in keys[:-1]:
             target = target[k]
         target[keys[-1]] = value
-        assert planned(config) == want, keys
+        write_config(pipeline_clone, config)
+        assert set(planned(run_snakemake(pipeline_clone, "-n"))) - {"all"} == want, keys
 
 
 def test_models_that_learned_nothing_give_no_bound(tmp_path):

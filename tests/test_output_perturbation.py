@@ -388,11 +388,11 @@ def test_default_dry_run_perturbs_only_logreg_experiments(workdir):
 
 
 @pytest.mark.slow
-def test_perturbation_settings_rerun_no_training(workdir):
-    (workdir / "config/config.yaml").write_text(yaml.safe_dump(TINY))
-    result = snakemake(workdir)
-    assert result.returncode == 0, result.stderr
-    table = pd.read_parquet(workdir / "results/perturbation/tiny/bolt_on.parquet")
+def test_perturbation_settings_rerun_no_training(pipeline_results, pipeline_clone):
+    """The shared run perturbs the tiny grid with the settings of TINY; its tables say what each row
+    proves, and perturbation settings then rerun only their own job, never training."""
+    assert pipeline_results.config["perturbation"] == {"experiments": ["tiny"], **TINY["perturbation"]}
+    table = pipeline_results.table("results/perturbation/tiny/bolt_on.parquet")
     assert set(table["mechanism"]) == {"bolt_on", "augmented"} and set(table["init"]) == {"variable", "fixed"}
     # every row says what its added noise proves; only standard bolt-on rows on the worst-case bound are DP
     done = table[table["scale"].notna()]
@@ -404,15 +404,15 @@ def test_perturbation_settings_rerun_no_training(workdir):
     less = aug[aug["noise_added"] < aug["scale"]]  # the seed's spread stood in for part of the noise
     assert len(less) and (less["provable_epsilon"] > less["epsilon"]).all()
     assert (aug.loc[aug["no_extra_noise"], "provable_epsilon"] == math.inf).all()
-    eps = pd.read_parquet(workdir / "results/analysis/tiny/epsilon.parquet").iloc[0]
+    eps = pipeline_results.table("results/analysis/tiny/epsilon.parquet").iloc[0]
     assert eps["delta_theory_worst_case"] >= eps["delta_theory"] and eps["epsilon_theory_analytic"] > 0
-    attack = pd.read_parquet(workdir / "results/perturbation/tiny/query_attack.parquet")
+    attack = pipeline_results.table("results/perturbation/tiny/query_attack.parquet")
     assert set(attack["api"]) == {"exact", "fresh", "fixed", "dp_sgd"}
     for key, value, rule in (("epsilons", [1, 3], "bolt_on_utility"), ("query_noise", 0.5, "query_attack")):
-        changed = copy.deepcopy(TINY)
+        changed = copy.deepcopy(pipeline_results.config)
         changed["perturbation"][key] = value
-        (workdir / "config/config.yaml").write_text(yaml.safe_dump(changed))
-        assert planned(snakemake(workdir, "-n")) == {rule: 1, "report": 1, "all": 1}  # no training
+        (pipeline_clone / "config/config.yaml").write_text(yaml.safe_dump(changed))
+        assert planned(snakemake(pipeline_clone, "-n")) == {rule: 1, "report": 1, "all": 1}  # no training
 
 
 def test_membership_advantage_is_the_ks_statistic_with_its_p_value():
