@@ -32,6 +32,20 @@ def test_report_builds_from_the_real_perturbation_and_dp_tables(pipeline_results
     assert list(ledger.columns) == list(pd.read_parquet(real["ledger"][0]).columns)
 
 
+def test_the_ledger_holds_the_query_experiments_dp_sgd_models(pipeline_results):
+    """Each perturbed experiment's DP-SGD model is a run of the ledger on its dataset, at the epsilon the query
+    stage's own table records (the shared run's DP stage trains on mnist5k, so these datasets hold it alone)."""
+    ledger = pipeline_results.table("results/dp/ledger.parquet").set_index("dataset")
+    experiments = pipeline_results.config["experiments"]
+    for path in pipeline_results.files("results/perturbation/*/query_attack.parquet"):
+        query = pd.read_parquet(path)
+        dp = query[query["api"] == "dp_sgd"].iloc[0]
+        row = ledger.loc[experiments[query["experiment"].iloc[0]]["dataset"]]
+        assert row["stages"] == "perturbation 1" and row["dp_runs"] == 1
+        assert row["largest_run_epsilon"] == row["basic_epsilon"] == dp["dp_epsilon"]
+    assert "dp " in ledger.loc["mnist5k", "stages"]
+
+
 def test_report_builds_from_the_real_mia_tables(pipeline_results, tmp_path):
     real = {
         "mia_table6": pipeline_results.files("results/mia/*/table6.parquet"),
