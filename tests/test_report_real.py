@@ -76,3 +76,19 @@ def test_provenance_names_the_device_of_every_real_shard(pipeline_results):
     assert list(devices.values()) == [len(shards)]
     (record,) = devices
     assert record.startswith("cpu (GPU none, CUDA none, cuDNN none, torch ")
+
+
+def test_snakemakes_own_report_holds_the_figures_as_png_and_svg(pipeline_clone):
+    """`snakemake --report` on the shared run's results: the archive has every report figure in both formats."""
+    import zipfile
+
+    from workflow_helpers import run_snakemake
+
+    run_snakemake(pipeline_clone, "--report", "report.zip", timeout=600)
+    figures = {p.stem for p in (pipeline_clone / "results/report/figures").iterdir()}
+    assert figures
+    with zipfile.ZipFile(pipeline_clone / "report.zip") as archive:
+        names = archive.namelist()
+    for suffix in (".png", ".svg"):
+        held = {n.rsplit("/", 1)[-1].removesuffix(suffix) for n in names if n.endswith(suffix)}
+        assert figures <= held, (suffix, sorted(figures - held)[:5])
