@@ -85,8 +85,9 @@ def test_snakemakes_own_report_holds_the_figures_as_png_and_svg(pipeline_clone):
     from workflow_helpers import run_snakemake
 
     run_snakemake(pipeline_clone, "--report", "report.zip", timeout=600)
-    figures = {p.stem for p in (pipeline_clone / "results/report/figures").iterdir()}
-    assert figures
+    folder = pipeline_clone / "results/report/figures"
+    figures = {p.stem for p in folder.glob("*.png")}
+    assert figures and figures == {p.stem for p in folder.glob("*.svg")}
     with zipfile.ZipFile(pipeline_clone / "report.zip") as archive:
         names = archive.namelist()
     for suffix in (".png", ".svg"):
