@@ -24,6 +24,7 @@ include: "workflow/rules/analysis.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/perturbation.smk"
 include: "workflow/rules/dp.smk"
+include: "workflow/rules/ledger.smk"
 include: "workflow/rules/mia.smk"
 include: "workflow/rules/hzpower.smk"
 
@@ -36,5 +37,6 @@ rule all:
         report_targets(),
         perturbation_targets(),
         dp_targets(),
+        ledger_targets(),
         mia_targets(),
         hz_power_targets(),

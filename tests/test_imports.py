@@ -13,9 +13,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "workflow" / "scripts"
 
 # Jobs that only read stored tables (histories, weights, losses, confidences) and write tables or the report.
-# dp_summary is not here: its RDP accountant is opacus's, and importing opacus imports torch.
+# privacy_ledger is not here: its RDP accountant is opacus's, and importing opacus imports torch.
 ANALYSIS_ONLY = [
     "convergence",
+    "dp_summary",
     "distances",
     "distribution_tests",
     "intrinsic_epsilon",

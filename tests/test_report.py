@@ -646,3 +646,104 @@ def test_a_rebuild_on_the_same_inputs_writes_the_same_bytes(tmp_path):
     written = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert any(p.suffix == ".svg" for p in written) and any(p.suffix == ".png" for p in written)
     assert [p for p in written if (first / p).read_bytes() != (second / p).read_bytes()] == []
+
+
+# ---------------------------------------------------------------- layout: config slice once, wide tables, citations
+
+
+def test_the_config_slice_is_stated_once_per_section_not_in_captions(full_report):
+    _, page, _ = full_report
+    for s in SECTIONS:
+        start = page.index(f'<section id="{s.key}">')
+        section = page[start : page.index("</section>", start)]
+        captions = re.findall(r'<p class="caption">([^<]*)</p>|<figcaption>([^<]*)</figcaption>', section)
+        assert not [c for pair in captions for c in pair if "Config slice" in c], s.key
+        notes = re.findall(r'<p class="note note">([^<]*)</p>', section)
+        slices = [n for n in notes if "Config slice" in n]
+        assert len(slices) == 1 and notes[0] == slices[0], s.key  # one paragraph, first in the section
+        sentences = re.findall(r"Config slice[^:]*:", slices[0])
+        assert sentences, s.key
+    dp = page[page.index('<section id="dp">') : page.index('<section id="output_perturbation">')]
+    assert dp.count("Config slice (dp): delta = 1e-05, repeats = 3") == 1
+
+
+def test_table_6_cites_only_the_studys_training_subset(full_report):
+    _, page, _ = full_report
+    mia = page[page.index('<section id="mia">') : page.index('<section id="dp">')]
+    assert "trained on a 15,000-example subset" in mia
+    assert not re.search(r"5,?000 members and 5,?000 non-members", page)
+
+
+def test_the_dp_section_shows_the_dp_generalisation_studys_values(full_report):
+    summary, page, out = full_report
+    assert "dp_dg_comparison" in summary.tables
+    dp = page[page.index('<section id="dp">') : page.index('<section id="output_perturbation">')]
+    assert "<h3>The DP-vs-generalisation study&#x27;s printed values beside this run</h3>" in dp
+    table = pd.read_csv(out / "tables" / "dp_dg_comparison.csv")
+    assert len(table) == len(sv.DG_VALUES) and set(table["verdict"]) == {"not comparable"}
+    # the fixtures' DP runs are on mnist5k: every study value is said to be not comparable, with what differs
+    assert (
+        "Not comparable: the study&#x27;s &#x27;DP-SGD at epsilon = 3 (sigma = 0.651), C = 1, lr 0.001 achieves test "
+        "accuracy ~ 0.86 (section V.E)&#x27;: settings differ:" in dp
+    )
+    assert "dataset mnist5k (study cifar10_full)" in dp
+    assert "Not comparable: the study&#x27;s &#x27;DP-SAM with C = 1 at epsilon = 3 (sigma = 0.651) (section V.E)" in dp
+    assert "Not compared: the study&#x27;s findings read from its figures, without a printed number" in dp
+    assert "0.47 at epsilon 0.1, 0.26 at epsilon 1, 0.0067 at epsilon 5" in dp
+    # the lab report's sweep: the points are not its set-up (mnist5k, no 50 epochs), so no verdict is given
+    assert "sweep eps: not comparable with the lab report" in dp
+
+
+def test_wide_tables_show_keys_then_the_comparison():
+    from sgd_privacy.report.html import WIDE_COLUMNS, comparison_first
+
+    narrow = ["experiment", "a", "study_a"]
+    assert comparison_first(narrow) == narrow
+    wide = ["experiment", "init", "t", *(f"c{i}" for i in range(WIDE_COLUMNS)), "study_x", "verdict_x", "study_y"]
+    assert comparison_first(wide)[:6] == ["experiment", "init", "t", "study_x", "verdict_x", "study_y"]
+
+
+LAYOUT_PROBE = """<script>
+window.addEventListener('load', () => {
+  const out = [];
+  document.querySelectorAll('div.scroll').forEach(div => {
+    const box = div.getBoundingClientRect();
+    const heads = [...div.querySelectorAll('th')].map(th => [th.textContent, th.getBoundingClientRect().right - box.left]);
+    out.push({title: div.previousElementSibling ? div.previousElementSibling.textContent : '', width: box.width, heads});
+  });
+  const pre = document.createElement('pre'); pre.id = 'layout'; pre.textContent = JSON.stringify(out);
+  document.body.appendChild(pre);
+});
+</script>"""
+
+
+def test_chromium_shows_every_study_and_verdict_column_without_scrolling_at_1400px(full_report, chromium, tmp_path):
+    """Laid out by a real browser at 1400 px: every table's study_* and verdict* headers end inside its visible box."""
+    import html as html_lib
+    import json
+
+    _, page, _ = full_report
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", LAYOUT_PROBE + "</body>"))
+    dom = _chromium(chromium, tmp_path, "--window-size=1400,900", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    layout = json.loads(html_lib.unescape(re.search(r'<pre id="layout">(.*?)</pre>', dom.stdout, re.S).group(1)))
+    titles = [t["title"] for t in layout]
+    assert "Loss-threshold attack, seed known vs hidden (study Table 6)" in titles
+    assert "Sweep eps (swept key target_epsilon)" in titles
+    for table in layout:
+        compared = [(name, right) for name, right in table["heads"] if name.startswith(("study_", "verdict"))]
+        hidden = [name for name, right in compared if right > table["width"] + 0.5]
+        assert hidden == [], (table["title"], table["width"], hidden)
+    table6 = next(t for t in layout if t["title"].startswith("Loss-threshold attack"))
+    assert len(table6["heads"]) > 25  # wider than the page: it scrolls, but not for its study columns
+
+
+def test_the_query_attack_figure_says_what_its_intervals_are_and_their_n(full_report):
+    _, page, out = full_report
+    section = page[page.index('<section id="output_perturbation">') : page.index('<section id="ledger">')]
+    assert "band: 95% distribution-free interval (Dvoretzky-Kiefer-Wolfowitz" in section
+    assert "wide at n = 20: one attacked run, so the band is over the attacked examples" in section
+    assert "band: 95% chi-square interval over the n members + n non-members recovered scores" in section
+    q = pd.read_csv(out / "tables" / "output_perturbation_query_attack.csv")
+    assert {"advantage_lo", "advantage_hi", "rmse_lo", "rmse_hi"} <= set(q.columns)

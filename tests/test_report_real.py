@@ -32,6 +32,20 @@ def test_report_builds_from_the_real_perturbation_and_dp_tables(pipeline_results
     assert list(ledger.columns) == list(pd.read_parquet(real["ledger"][0]).columns)
 
 
+def test_the_ledger_holds_the_query_experiments_dp_sgd_models(pipeline_results):
+    """Each perturbed experiment's DP-SGD model is a run of the ledger on its dataset, at the epsilon the query
+    stage's own table records (the shared run's DP stage trains on mnist5k, so these datasets hold it alone)."""
+    ledger = pipeline_results.table("results/dp/ledger.parquet").set_index("dataset")
+    experiments = pipeline_results.config["experiments"]
+    for path in pipeline_results.files("results/perturbation/*/query_attack.parquet"):
+        query = pd.read_parquet(path)
+        dp = query[query["api"] == "dp_sgd"].iloc[0]
+        row = ledger.loc[experiments[query["experiment"].iloc[0]]["dataset"]]
+        assert row["stages"] == "perturbation 1" and row["dp_runs"] == 1
+        assert row["largest_run_epsilon"] == row["basic_epsilon"] == dp["dp_epsilon"]
+    assert "dp " in ledger.loc["mnist5k", "stages"]
+
+
 def test_report_builds_from_the_real_mia_tables(pipeline_results, tmp_path):
     real = {
         "mia_table6": pipeline_results.files("results/mia/*/table6.parquet"),
@@ -62,3 +76,20 @@ def test_provenance_names_the_device_of_every_real_shard(pipeline_results):
     assert list(devices.values()) == [len(shards)]
     (record,) = devices
     assert record.startswith("cpu (GPU none, CUDA none, cuDNN none, torch ")
+
+
+def test_snakemakes_own_report_holds_the_figures_as_png_and_svg(pipeline_clone):
+    """`snakemake --report` on the shared run's results: the archive has every report figure in both formats."""
+    import zipfile
+
+    from workflow_helpers import run_snakemake
+
+    run_snakemake(pipeline_clone, "--report", "report.zip", timeout=600)
+    folder = pipeline_clone / "results/report/figures"
+    figures = {p.stem for p in folder.glob("*.png")}
+    assert figures and figures == {p.stem for p in folder.glob("*.svg")}
+    with zipfile.ZipFile(pipeline_clone / "report.zip") as archive:
+        names = archive.namelist()
+    for suffix in (".png", ".svg"):
+        held = {n.rsplit("/", 1)[-1].removesuffix(suffix) for n in names if n.endswith(suffix)}
+        assert figures <= held, (suffix, sorted(figures - held)[:5])

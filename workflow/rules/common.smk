@@ -178,7 +178,7 @@ def report_inputs(wildcards):
         files[kind] = [f"results/perturbation/{e}/{kind}.parquet" for e in perturbed_experiments()]
     if DP_CONFIGURATIONS:
         files |= {f"dp_{n}": [f"results/dp/{n}.parquet"] for n in ("summary", "sweeps", "outliers")}
-        files["ledger"] = ["results/dp/ledger.parquet"]
+    files["ledger"] = ledger_targets()
     # -- end report: output perturbation and DP
     # -- report: membership inference (per attacked experiment) and LiRA (when configured)
     attacked = list(config["mia"]["experiments"])
@@ -351,10 +351,33 @@ def dp_targets():
     """The DP study's summary tables (none without configurations)."""
     if not DP_CONFIGURATIONS:
         return []
-    return [f"results/dp/{n}.parquet" for n in ("summary", "sweeps", "outliers", "ledger")]
+    return [f"results/dp/{n}.parquet" for n in ("summary", "sweeps", "outliers")]
 
 
 # ---- end dp
+# ---- privacy ledger: every DP model the pipeline trains (workflow/rules/ledger.smk)
+def ledger_inputs(wildcards):
+    """The DP stage's run tables and the output-perturbation query tables (each holds a DP-SGD model)."""
+    return {
+        "epochs": dp_run_files("epochs") if DP_CONFIGURATIONS else [],
+        "query": [f"results/perturbation/{e}/query_attack.parquet" for e in perturbed_experiments()],
+    }
+
+
+def ledger_params(wildcards):
+    """The ledger's delta (the DP stage's, None without it) and each query experiment's dataset."""
+    return {
+        "delta": config["dp"]["delta"] if DP_CONFIGURATIONS else None,
+        "datasets": {e: experiment(e)["dataset"] for e in perturbed_experiments()},
+    }
+
+
+def ledger_targets():
+    """The privacy ledger, when any stage trains a DP model (the DP stage or the query experiment)."""
+    return ["results/dp/ledger.parquet"] if DP_CONFIGURATIONS or perturbed_experiments() else []
+
+
+# ---- end privacy ledger
 # ---- membership inference (workflow/rules/mia.smk) ----
 from sgd_privacy.attacks.mia import check_mia_config
 from sgd_privacy.train.grid import seed_list

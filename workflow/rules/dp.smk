@@ -62,7 +62,6 @@ rule dp_summary:
         summary="results/dp/summary.parquet",
         sweeps="results/dp/sweeps.parquet",
         outliers="results/dp/outliers.parquet",
-        ledger="results/dp/ledger.parquet",
     log:
         "logs/dp/summary.log",
     benchmark:

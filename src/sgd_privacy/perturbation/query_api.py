@@ -156,6 +156,25 @@ def train_dp_logreg(
     (`sgd_privacy.dp.train.make_private`: per-example clipping, Gaussian noise, Poisson sampling, RDP);
     returns its weights (d + 1,), bias last, and the accountant's epsilon at `delta`. Every Poisson batch, an
     empty one included, is one update (`sgd_privacy.dp.train.train_step`) and one booked step."""
+    weights, accounting = train_dp_logreg_accounted(
+        x, y, epochs, batch_size, lr, noise_multiplier, max_grad_norm, delta, seed
+    )
+    return weights, accounting["dp_epsilon"]
+
+
+def train_dp_logreg_accounted(
+    x: np.ndarray,
+    y: np.ndarray,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    noise_multiplier: float,
+    max_grad_norm: float,
+    delta: float,
+    seed: int,
+) -> tuple[np.ndarray, dict[str, float]]:
+    """`train_dp_logreg` with what its accountant booked (for the privacy ledger): dp_epsilon at `delta`,
+    dp_noise_multiplier (of each booked step), dp_sample_rate and dp_accounted_steps."""
     from ..dp.train import make_private, train_step
 
     conf = {
@@ -185,7 +204,13 @@ def train_dp_logreg(
             for xb, yb in loader:  # an empty Poisson batch is a step too: noise alone, booked (no skip)
                 train_step(model, optimizer, xb, yb, conf, loss_fn)
     weights = torch.cat([linear.weight.detach().reshape(-1), linear.bias.detach()]).double().numpy()
-    return weights, privacy.epsilon(delta)
+    accounting = {
+        "dp_epsilon": privacy.epsilon(delta),
+        "dp_noise_multiplier": float(privacy.accounted_noise_multiplier),
+        "dp_sample_rate": float(privacy.sample_rate),
+        "dp_accounted_steps": float(privacy.steps()),
+    }
+    return weights, accounting
 
 
 def dp_table(
@@ -255,7 +280,7 @@ def query_tables(
         settings["seed"],
     )
     dp = settings["dp_sgd"]
-    dp_weights, dp_eps = train_dp_logreg(
+    dp_weights, accounting = train_dp_logreg_accounted(
         arrays["x_train"][train_rows],
         arrays["y_train"][train_rows],
         dp["epochs"],
@@ -266,7 +291,11 @@ def query_tables(
         delta,
         settings["seed"],
     )
-    table = pd.concat([api, dp_table(dp_weights, dp_eps, delta, members, nonmembers, ks)], ignore_index=True)
+    dp_rows = dp_table(dp_weights, accounting["dp_epsilon"], delta, members, nonmembers, ks)
+    # what the accountant booked, for the privacy ledger (`sgd_privacy.dp.ledger.query_stage_runs`)
+    for key in ("dp_noise_multiplier", "dp_sample_rate", "dp_accounted_steps"):
+        dp_rows[key] = accounting[key]
+    table = pd.concat([api, dp_rows], ignore_index=True)
     table.insert(0, "experiment", str(runs["experiment"].iloc[0]))
     table.insert(1, "target_seed", int(target["seed"]))
     table.insert(2, "target_replace_index", int(target["replace_index"]))

@@ -24,6 +24,7 @@ class FigureBlock:
     figure: Figure
     caption: str
     png: bytes | None = None  # drawn once when the section is rendered
+    config_slice: tuple[str, ...] = ()  # the config behind it, stated once per section (`section_slice`)
 
 
 @dataclass
@@ -35,6 +36,7 @@ class TableBlock:
     frame: pd.DataFrame
     caption: str
     in_page: bool = True  # False: written as CSV only (a long table the page shows in another shape)
+    config_slice: tuple[str, ...] = ()  # the config behind it, stated once per section (`section_slice`)
 
 
 @dataclass
@@ -63,6 +65,20 @@ class Section:
     kinds: Sequence[str]
     stage: str
     parts: Sequence[Part] = field(default_factory=tuple)
+
+
+SLICE_LEAD = "The config behind this section's figures and tables. "
+
+
+def section_slice(blocks: list[Block]) -> list[Block]:
+    """The blocks with the config-slice sentences of their figures and tables stated once, in a note first
+    (each distinct sentence once, in order of first use), instead of in every caption."""
+    sentences: list[str] = []
+    for block in blocks:
+        for sentence in getattr(block, "config_slice", ()):
+            if sentence and sentence not in sentences:
+                sentences.append(sentence)
+    return [Note(SLICE_LEAD + " ".join(sentences))] + blocks if sentences else blocks
 
 
 def comparison(verdict: Verdict, text: str) -> Note:

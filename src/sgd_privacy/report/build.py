@@ -15,7 +15,7 @@ import matplotlib
 
 from ..io import atomic_path
 from .banner import banner_html
-from .blocks import Block, FigureBlock, Note, Section, TableBlock
+from .blocks import Block, FigureBlock, Note, Section, TableBlock, section_slice
 from .frames import Inputs, ReportInputError
 from .html import RenderedSection, page_html
 from .sections import SECTIONS
@@ -53,7 +53,7 @@ def render_section(section: Section, inputs: Inputs) -> RenderedSection:
             continue
         for block in made:
             blocks.append(drawable(block))
-    return RenderedSection(section.key, section.title, section.study, blocks)
+    return RenderedSection(section.key, section.title, section.study, section_slice(blocks))
 
 
 # Errors a valid but unusual result (NaN bounds, one seed, empty tables) can raise while drawing: the part or

@@ -411,7 +411,8 @@ def output_perturbation(bolt_on: pd.DataFrame) -> Figure:
 
 def repeated_queries(attack: pd.DataFrame) -> Figure:
     """Per experiment: the attacker's error (RMSE of its averaged score) against k, log-log, and its
-    membership advantage against k (log x), one line per API and attack."""
+    membership advantage against k (log x), one line per API and attack, with bands where the frame has
+    `rmse_lo`/`rmse_hi` and `advantage_lo`/`advantage_hi` (`tables.query_intervals`)."""
     require(attack, ["experiment", "api", "attack", "k", "rmse", "advantage"], "query_attack")
     data = attack.assign(line=attack["api"] + " / " + attack["attack"]).sort_values(["line", "k"])
     lines = sorted(data["line"].unique())
@@ -423,8 +424,12 @@ def repeated_queries(attack: pd.DataFrame) -> Figure:
         noisy = frame[frame["rmse"] > NOISELESS]
         for line, g in noisy.groupby("line"):
             err.plot(g["k"], g["rmse"], marker="o", ms=3, color=palette[line], label=line)
+            if {"rmse_lo", "rmse_hi"} <= set(g.columns) and g["rmse_lo"].notna().any():
+                err.fill_between(g["k"], g["rmse_lo"], g["rmse_hi"], color=palette[line], alpha=0.15, lw=0)
         for line, g in frame.groupby("line"):
             adv.plot(g["k"], g["advantage"], marker="o", ms=3, color=palette[line], label=line)
+            if {"advantage_lo", "advantage_hi"} <= set(g.columns):
+                adv.fill_between(g["k"], g["advantage_lo"], g["advantage_hi"], color=palette[line], alpha=0.12, lw=0)
         if "advantage_bound" in frame and frame["advantage_bound"].notna().any():
             adv.axhline(float(frame["advantage_bound"].max()), color="k", linestyle="--", lw=0.8)
         for ax in (err, adv):

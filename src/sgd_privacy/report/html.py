@@ -26,7 +26,7 @@ figcaption,.caption{font-size:0.85em;color:#4a5563;margin-top:4px}
 .scroll{overflow-x:auto;margin-bottom:0.3em}
 table{border-collapse:collapse;font-size:0.82em;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #e3e7ec;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f3f5f8;position:sticky;top:0}td.text,th.text{text-align:left}
+th{background:#f3f5f8;position:sticky;top:0;white-space:normal;overflow-wrap:anywhere;vertical-align:bottom}td.text,th.text{text-align:left}
 th.study,td.study{background:#fff7e0}
 p.note{margin:0.35em 0;padding:4px 10px;border-left:4px solid #9aa5b1;background:#f6f8fa;font-size:0.92em}
 p.agrees{border-color:#3a9a5b;background:#eef8f1}p.differs{border-color:#d2691e;background:#fdf1e7}
@@ -63,8 +63,34 @@ def _cell(value: object) -> tuple[str, bool]:
     return str(value), True
 
 
+# A table with more columns than this is shown with its keys, then its study and verdict columns, then the rest,
+# so that the comparison is visible without scrolling sideways (the CSV keeps the table's own order).
+WIDE_COLUMNS = 12
+# Columns that identify a row (which experiment, step, configuration or setting), kept first in a wide table.
+KEY_COLUMNS = {
+    "experiment", "model", "dataset", "init", "t", "T_experiment", "n_runs", "configuration", "attack", "epoch",
+    "repeats", "replace_index", "target_epsilon", "max_grad_norm", "variant", "setting", "sensitivity", "mechanism",
+}  # fmt: skip
+
+
+def comparison_first(columns: list[str]) -> list[str]:
+    """A wide table's columns in page order: its leading key columns, then every `study_*` and `verdict*`
+    column, then the rest, each group in the table's order; a table of at most WIDE_COLUMNS is unchanged."""
+    if len(columns) <= WIDE_COLUMNS:
+        return columns
+    keys: list[str] = []
+    for col in columns:
+        if col not in KEY_COLUMNS:
+            break
+        keys.append(col)
+    compared = [c for c in columns if c.startswith(("study_", "verdict")) and c not in keys]
+    return keys + compared + [c for c in columns if c not in keys and c not in compared]
+
+
 def table_html(frame: pd.DataFrame) -> str:
-    """An HTML table; study columns shaded, numbers to 4 significant digits, NaN as a dash."""
+    """An HTML table; study columns shaded, numbers to 4 significant digits, NaN as a dash; a wide table shows
+    its comparison columns first (`comparison_first`)."""
+    frame = frame[comparison_first([str(c) for c in frame.columns])]
     head = []
     for col in frame.columns:
         cls = ["study"] if str(col).startswith("study") else []

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from ..attacks.metrics import mean_ci
 from . import study_values as sv
@@ -492,13 +493,23 @@ def clip_intervals(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def sweep_table(sweeps: pd.DataFrame, sweep: str) -> pd.DataFrame:
+def sweep_table(
+    sweeps: pd.DataFrame, sweep: str, settings: Mapping[str, Mapping[str, object]] | None = None
+) -> pd.DataFrame:
     """One DP sweep at each point's last epoch per attack, with the lab report's values at the same
-    setting where it has a table for the swept key (`study_*` columns)."""
+    setting where it has a table for the swept key (`study_*` columns): test accuracy on every attack's rows,
+    the attack's advantage (its best threshold, the lab's max over thresholds) and AUC on the loss-threshold
+    rows only (the lab's attack). With the configurations' `settings`, a point whose set-up differs from the
+    lab's (dataset, model, epochs, batch size, the table's fixed key) gets verdicts 'not comparable' and the
+    differences in `not_comparable`."""
+    from .study_compare import NOT_COMPARABLE, STUDY_ATTACK, lab_comparability
+
     keys = ["sweep", "configuration", "label", "key", "attack", "epoch", "repeats", "noise_multiplier"]
     require(sweeps, keys + DP_COLUMNS + ["dominated"], "dp_sweeps")
     rows = last_epoch(sweeps[sweeps["sweep"] == sweep])
-    table = rows[keys + DP_COLUMNS + ["dominated"]].drop(columns="sweep").reset_index(drop=True)
+    extra = [c for c in ("max_advantage", "max_advantage_lo", "max_advantage_hi") if c in rows.columns]
+    extra += [c for c in ("auc_lo", "auc_hi") if c in rows.columns]
+    table = rows[keys + DP_COLUMNS + extra + ["dominated"]].drop(columns="sweep").reset_index(drop=True)
     key = table["key"].dropna().unique()
     if len(key) == 1 and key[0] in STUDY_SWEEPS:
         column, study = STUDY_SWEEPS[key[0]]
@@ -506,16 +517,35 @@ def sweep_table(sweeps: pd.DataFrame, sweep: str) -> pd.DataFrame:
         ref = pd.DataFrame(study)
         ref = ref.rename(columns={c: f"study_{c}" for c in ref.columns if c != column}).rename(columns={column: key[0]})
         table = table.merge(ref, on=key[0], how="left")
+        other_attack = table["attack"] != STUDY_ATTACK
+        for col in ("study_mi_advantage", "study_mi_auc"):
+            if col in table:
+                table.loc[other_attack, col] = np.nan
         table = clip_intervals(table)
-        for ours, theirs in (("test_accuracy", "study_test_accuracy"), ("advantage", "study_mi_advantage")):
-            if theirs in table:
+        differs = {
+            name: lab_comparability(settings.get(str(name), {}), str(key[0])) if settings is not None else []
+            for name in table["configuration"].unique()
+        }
+        table["not_comparable"] = ["; ".join(differs[c]) for c in table["configuration"]]
+        ours_theirs = [("test_accuracy", "study_test_accuracy"), ("max_advantage", "study_mi_advantage")]
+        ours_theirs += [("auc", "study_mi_auc")]
+        for ours, theirs in ours_theirs:
+            if theirs in table and f"{ours}_lo" in table:
                 table[f"verdict_{ours}"] = [
-                    str(interval_verdict(r[f"{ours}_lo"], r[f"{ours}_hi"], r[theirs], r[theirs], SWEEP_TOLERANCE))
-                    if np.isfinite(r[theirs])
-                    else ""
+                    ""
+                    if not np.isfinite(r[theirs])
+                    else NOT_COMPARABLE
+                    if r["not_comparable"]
+                    else str(interval_verdict(r[f"{ours}_lo"], r[f"{ours}_hi"], r[theirs], r[theirs], SWEEP_TOLERANCE))
                     for r in table.to_dict("records")
                 ]
-        return table.sort_values(["configuration", "attack"]).reset_index(drop=True)
+        table = table.sort_values(["configuration", "attack"]).reset_index(drop=True)
+        # the comparison first: the swept value, the lab's values and the verdicts, then the details
+        first = ["configuration", key[0], "attack", "epoch", "repeats"]
+        first += [c for c in table.columns if c.startswith("verdict_")]
+        first += ["test_accuracy", "study_test_accuracy", *extra[:1], "study_mi_advantage", "auc", "study_mi_auc"]
+        first = [c for c in first if c in table.columns]
+        return table[first + [c for c in table.columns if c not in first]]
     return clip_intervals(table).sort_values(["configuration", "attack"]).reset_index(drop=True)
 
 
@@ -559,11 +589,65 @@ def bolt_on_pivot(table: pd.DataFrame) -> pd.DataFrame:
     return base.join(wide).reset_index()
 
 
+def ks_distance_interval(d: float, n: int, m: int, level: float = 0.95) -> tuple[float, float]:
+    """A distribution-free interval for the distance between two distributions' CDFs (the best-threshold
+    advantage is the two-sample KS statistic d of n and m draws): each empirical CDF lies within
+    sqrt(ln(4 / alpha) / (2 n)) of its own everywhere with probability >= 1 - alpha / 2 (Dvoretzky-Kiefer-
+    Wolfowitz with Massart's constant), so both do with probability >= level; clipped to [0, 1]."""
+    if n < 1 or m < 1 or not np.isfinite(d):
+        return float("nan"), float("nan")
+    alpha = 1.0 - level
+    half = float(np.sqrt(np.log(4.0 / alpha) / (2.0 * n)) + np.sqrt(np.log(4.0 / alpha) / (2.0 * m)))
+    return max(0.0, d - half), min(1.0, d + half)
+
+
+def rmse_interval(rmse: float, n: int, level: float = 0.95) -> tuple[float, float]:
+    """The chi-square interval of a root-mean-square error over n independent zero-mean Gaussian errors
+    (n rmse^2 / s^2 ~ chi-square with n degrees of freedom); NaN for n < 1."""
+    if n < 1 or not np.isfinite(rmse):
+        return float("nan"), float("nan")
+    a = (1.0 - level) / 2.0
+    return (
+        float(rmse * np.sqrt(n / stats.chi2.ppf(1.0 - a, n))),
+        float(rmse * np.sqrt(n / stats.chi2.ppf(a, n))),
+    )
+
+
+# The (API, attack) pairs whose score errors are independent zero-mean Gaussians (the API's own noise, averaged
+# over k answers to the same input): the RMSE interval applies to them only. The nearby attack's errors also
+# hold the model's score differences between nearby inputs.
+GAUSSIAN_ERRORS = {("fresh", "repeat"), ("fixed", "repeat")}
+
+
+def query_intervals(attack: pd.DataFrame, level: float = 0.95) -> pd.DataFrame:
+    """The repeated-query table with 95% intervals: advantage_lo/hi (distribution-free, over the n_members and
+    n_nonmembers attacked examples) on every row, rmse_lo/hi (chi-square over the n_members + n_nonmembers
+    recovered scores) on the rows with Gaussian errors (`GAUSSIAN_ERRORS`), NaN elsewhere."""
+    require(attack, ["api", "attack", "rmse", "advantage", "n_members", "n_nonmembers"], "query_attack")
+    out = attack.copy()
+    adv = [
+        ks_distance_interval(float(r["advantage"]), int(r["n_members"]), int(r["n_nonmembers"]), level)
+        for r in out.to_dict("records")
+    ]
+    out["advantage_lo"], out["advantage_hi"] = [a for a, _ in adv], [b for _, b in adv]
+    err = [
+        rmse_interval(float(r["rmse"]), int(r["n_members"]) + int(r["n_nonmembers"]), level)
+        if (r["api"], r["attack"]) in GAUSSIAN_ERRORS
+        else (float("nan"), float("nan"))
+        for r in out.to_dict("records")
+    ]
+    out["rmse_lo"], out["rmse_hi"] = [a for a, _ in err], [b for _, b in err]
+    return out
+
+
 def query_table(attack: pd.DataFrame) -> pd.DataFrame:
-    """The repeated-query attack at the smallest and largest k per experiment, API and attack."""
-    cols = ["experiment", "api", "attack", "k", "rmse", "advantage", "auc", "advantage_p_value"]
+    """The repeated-query attack at the smallest and largest k per experiment, API and attack, with the
+    intervals of `query_intervals`."""
+    cols = ["experiment", "api", "attack", "k", "rmse", "rmse_lo", "rmse_hi", "advantage", "advantage_lo"]
+    cols += ["advantage_hi", "auc", "advantage_p_value"]
     cols += ["n_members", "n_nonmembers", "query_noise", "dp_epsilon", "advantage_bound"]
-    require(attack, cols, "query_attack")
+    require(attack, [c for c in cols if not c.endswith(("_lo", "_hi"))], "query_attack")
+    attack = query_intervals(attack)
     k = attack.groupby("experiment")["k"]
     ends = attack[(attack["k"] == k.transform("min")) | (attack["k"] == k.transform("max"))]
     return ends[cols].sort_values(["experiment", "api", "attack", "k"]).reset_index(drop=True)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from .. import study_values as sv
 from ..blocks import Section
-from .dp import dp_epoch_parts, dp_sweep_parts, ledger_parts, outlier_parts
+from .dp import dg_study_parts, dp_epoch_parts, dp_sweep_parts, ledger_parts, outlier_parts
 from .intrinsic import (
     data_tables,
     distance_figures,
@@ -94,7 +94,7 @@ SECTIONS: tuple[Section, ...] = (
         "DP vs generalisation against MIA; DP-SGD lab report",
         ("dp_summary", "dp_sweeps", "dp_outliers"),
         "DP-SGD / SAM",
-        (dp_epoch_parts, dp_sweep_parts, outlier_parts),
+        (dp_epoch_parts, dg_study_parts, dp_sweep_parts, outlier_parts),
     ),
     Section(
         "output_perturbation",

@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 
 from .. import figures as fg
+from .. import study_compare as sc
 from .. import study_values as sv
 from .. import tables as tb
 from ..blocks import Block, FigureBlock, Note, TableBlock, comparison
 from ..frames import Inputs
-from ..verdict import direction_verdict, rank_correlation_p
+from ..verdict import Verdict, direction_verdict, rank_correlation_p
+from .common import stage_settings
 
 # ---------------------------------------------------------------- DP-SGD / SAM
 
@@ -28,6 +30,12 @@ def describe_dp(inputs: Inputs, configurations: list[str]) -> str:
     return f"Config slice (dp): delta = {dp.get('delta')}, repeats = {dp.get('repeats')}; " + "; ".join(shown) + "."
 
 
+def all_configurations(inputs: Inputs, shown: list[str]) -> list[str]:
+    """Every configuration of the config slice (else the ones shown): the section states one slice for all."""
+    confs = list((inputs.config.get("dp") or {}).get("configurations") or {})
+    return confs or shown
+
+
 def dp_epoch_parts(inputs: Inputs) -> list[Block]:
     """Per-epoch privacy-utility (`dp_summary`: configuration, epoch, attack, algorithm, repeats,
     test_accuracy, p_err, advantage, each with _lo/_hi)."""
@@ -36,8 +44,9 @@ def dp_epoch_parts(inputs: Inputs) -> list[Block]:
     reps = "/".join(str(r) for r in sorted(summary["repeats"].unique()))
     sizes = (
         f"{reps} repeats per point; epochs {int(summary['epoch'].min())} to {int(summary['epoch'].max())} "
-        f"(epoch 0: before training). {describe_dp(inputs, names)}"
+        "(epoch 0: before training)."
     )
+    slice_text = (describe_dp(inputs, all_configurations(inputs, names)),)
     final = tb.dp_final_table(summary)
     crosses = "Crosses: 95% Student-t confidence intervals over repeats (clipped to the metric's range); circle: first epoch, star: last epoch."
     return [
@@ -46,12 +55,14 @@ def dp_epoch_parts(inputs: Inputs) -> list[Block]:
             "Privacy (attack error P_err) against utility per epoch",
             fg.privacy_utility(summary, "p_err"),
             f"One panel per membership attack. {crosses} Right and up is better. {sizes}",
+            config_slice=slice_text,
         ),
         FigureBlock(
             "dp_advantage_utility",
             "Attack advantage against utility per epoch",
             fg.privacy_utility(summary, "advantage"),
             f"Advantage = TPR - FPR of the attack at its threshold (left is more private). {crosses} {sizes}",
+            config_slice=slice_text,
         ),
         TableBlock(
             "dp_final",
@@ -60,6 +71,7 @@ def dp_epoch_parts(inputs: Inputs) -> list[Block]:
             "Means and 95% CIs (_lo, _hi) over repeats, clipped to each metric's range; epsilon: RDP accountant at "
             "delta (inf: no noise); generalisation_gap: train - test accuracy; p_err_floor: the attack error "
             f"that the DP guarantee alone allows at this epsilon (no attack can do better). {sizes}",
+            config_slice=slice_text,
         ),
         *gap_notes(final),
     ]
@@ -93,14 +105,23 @@ def dp_sweep_parts(inputs: Inputs) -> list[Block]:
     last epoch, beside the lab report's Tables 1 (epsilon) and 2 (clipping norm) where the key matches."""
     sweeps = inputs.get("dp_sweeps", ["sweep", "configuration", "key"])
     blocks: list[Block] = []
+    configurations = (inputs.config.get("dp") or {}).get("configurations") or {}
+    settings = sc.run_settings(inputs.tables["dp_summary"], configurations) if inputs.has("dp_summary") else None
     for name, rows in sweeps.groupby("sweep", sort=True):
-        table = tb.sweep_table(sweeps, str(name))
+        table = tb.sweep_table(sweeps, str(name), settings)
         key = rows["key"].dropna().unique()
         swept = f"swept key {key[0]}" if len(key) else "named variants"
         study = ""
         if len(key) and key[0] in tb.STUDY_SWEEPS:
             source = "DP_EPSILON_SWEEP" if key[0] == "target_epsilon" else "DP_CLIPPING_SWEEP"
-            study = f" Study columns: {sv.SOURCES[source]} (MNIST CNN, 50 epochs, batch 256)."
+            study = (
+                f" Study columns: {sv.SOURCES[source]} (MNIST CNN, 50 epochs, batch 256, the loss-threshold attack): "
+                "test accuracy on every attack's rows; its MI advantage (the best threshold's |TPR - FPR|) beside "
+                "max_advantage and its MI AUC beside auc on the loss_threshold rows only"
+                + (" (Table 2 prints no AUC)" if source == "DP_CLIPPING_SWEEP" else "")
+                + f". verdict_*: the 95% interval against the study value ± {tb.SWEEP_TOLERANCE}; 'not comparable' "
+                "where the point's set-up differs from the lab's (not_comparable names the settings)."
+            )
         shown = set(inputs.tables["dp_summary"]["configuration"]) if inputs.has("dp_summary") else set()
         if not len(key) and set(rows["configuration"]) <= shown:
             dominated = sorted(
@@ -121,8 +142,8 @@ def dp_sweep_parts(inputs: Inputs) -> list[Block]:
                 f"Sweep {name} ({swept})",
                 table,
                 f"Last epoch of each point, per attack; dominated: another (point, epoch) of the sweep has higher P_err "
-                f"and no lower test accuracy, or the reverse.{study} "
-                f"{describe_dp(inputs, list(rows['configuration'].unique()))}",
+                f"and no lower test accuracy, or the reverse.{study}",
+                config_slice=(describe_dp(inputs, all_configurations(inputs, list(rows["configuration"].unique()))),),
             )
         )
         if len(key) and key[0] == "target_epsilon":
@@ -140,16 +161,7 @@ def dp_sweep_parts(inputs: Inputs) -> list[Block]:
                         f"{p_pos:.3g}); the lab report's accuracy falls as epsilon falls (0.992 at inf to 0.842 at 0.5).",
                     )
                 )
-        for col in ("verdict_test_accuracy", "verdict_advantage"):
-            if col in table and table[col].astype(bool).any():
-                counts = table[col][table[col] != ""].value_counts()
-                blocks.append(
-                    Note(
-                        f"sweep {name}, {col.removeprefix('verdict_').replace('_', ' ')} against the lab report's row "
-                        "at the same setting (95% interval against the study value ± "
-                        f"{tb.SWEEP_TOLERANCE}): " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".",
-                    )
-                )
+        blocks += sweep_verdict_notes(str(name), table)
     if not any(tb.STUDY_SWEEPS.keys() & set(sweeps["key"].dropna())):
         blocks.append(
             Note(
@@ -184,7 +196,8 @@ def outlier_parts(inputs: Inputs) -> list[Block]:
             "Outliers: examples the attack identifies in every repeat",
             tb.outlier_table(out),
             f"At each configuration's last epoch: members (non-members) the attack classifies correctly in all {reps} "
-            f"repeats, of the examples attacked. {describe_dp(inputs, list(out['configuration'].unique()))}",
+            "repeats, of the examples attacked.",
+            config_slice=(describe_dp(inputs, all_configurations(inputs, list(out["configuration"].unique()))),),
         )
     ]
 
@@ -194,12 +207,20 @@ def outlier_parts(inputs: Inputs) -> list[Block]:
 
 def ledger_parts(inputs: Inputs) -> list[Block]:
     """Privacy ledger (`ledger`: dataset, runs, dp_runs, non_private_runs, basic_epsilon, basic_delta,
-    rdp_epsilon, rdp_delta, largest_run_epsilon, epsilon_all_runs)."""
+    rdp_epsilon, rdp_delta, largest_run_epsilon, epsilon_all_runs, and `stages` where the ledger names them)."""
     led = inputs.get("ledger", ["dataset", "runs", "dp_runs", "non_private_runs"])
     dp = inputs.config.get("dp") or {}
-    slice_text = describe_dp(inputs, list(dp.get("configurations") or {}))
+    slice_text = tuple(
+        text
+        for text in (
+            describe_dp(inputs, list(dp.get("configurations") or {})) if dp else "",
+            stage_settings(inputs, "perturbation") if inputs.config.get("perturbation") else "",
+        )
+        if text
+    )
     sizes = "; ".join(
         f"{r['dataset']}: {r['runs']} runs, {r['dp_runs']} with DP, {r['non_private_runs']} without"
+        + (f" (by stage: {r['stages']})" if isinstance(r.get("stages"), str) else "")
         for r in led.to_dict("records")
     )
     return [
@@ -207,14 +228,110 @@ def ledger_parts(inputs: Inputs) -> list[Block]:
             "ledger",
             "Privacy ledger: epsilon spent on each dataset",
             led,
-            "Basic composition: sums of the DP runs' epsilons and deltas; RDP: the runs' Renyi curves added and "
-            "converted once at the ledger's delta; epsilon_all_runs is infinite when any run had no noise. "
-            f"Runs: {sizes}. {slice_text}",
+            "Every DP model the pipeline trained: the DP stage's runs (dp) and the DP-SGD model of each "
+            "output-perturbation query experiment (perturbation). Basic composition: sums of the DP runs' epsilons "
+            "and deltas; RDP: the runs' Renyi curves added and converted once at rdp_delta (the smaller of the DP "
+            "stage's delta and the runs' own); epsilon_all_runs is infinite when any run had no noise. The bolt-on "
+            "releases of the output-perturbation stage are utility measurements over many noise draws, not "
+            f"released models, and are not in the ledger. Runs: {sizes}.",
+            config_slice=slice_text,
         ),
         FigureBlock(
             "ledger",
             "Epsilon per dataset: one run against all runs",
             fg.ledger(led),
-            f"Infinite values are not drawn. Runs: {sizes}. {slice_text}",
+            f"Infinite values are not drawn. Runs: {sizes}.",
+            config_slice=slice_text,
         ),
     ]
+
+
+def sweep_verdict_notes(name: str, table: pd.DataFrame) -> list[Block]:
+    """Per verdict column of a sweep table: how many points agree, differ, cannot tell or are not comparable
+    with the lab report's row at the same setting, and what differs for the points that are not comparable."""
+    blocks: list[Block] = []
+    for col in [c for c in table.columns if c.startswith("verdict_")]:
+        given = table[col][table[col] != ""]
+        if given.empty:
+            continue
+        counts = given.value_counts()
+        blocks.append(
+            Note(
+                f"sweep {name}, {col.removeprefix('verdict_').replace('_', ' ')} against the lab report's row at the "
+                f"same setting (95% interval against the study value ± {tb.SWEEP_TOLERANCE}): "
+                + ", ".join(f"{n} {v}" for v, n in counts.items())
+                + "."
+            )
+        )
+    if "not_comparable" in table and table["not_comparable"].astype(bool).any():
+        reasons = table[table["not_comparable"].astype(bool)].drop_duplicates("configuration")
+        blocks.append(
+            Note(
+                f"sweep {name}: not comparable with the lab report, whose rows are an MNIST CNN trained 50 epochs at "
+                "batch 256: "
+                + "; ".join(f"{r['configuration']}: {r['not_comparable']}" for r in reasons.to_dict("records"))
+                + ".",
+                "missing",
+            )
+        )
+    return blocks
+
+
+def dg_study_parts(inputs: Inputs) -> list[Block]:
+    """The DP-vs-generalisation study's printed values beside this run's configuration at the same setting
+    (`dp_summary`: configuration, epoch, attack, dataset, algorithm, noise_multiplier, repeats, the metrics
+    with _lo/_hi), with a verdict, or 'not comparable' and the settings that differ."""
+    summary = inputs.get("dp_summary", ["configuration", "epoch", "attack", "dataset", "algorithm", "repeats"])
+    configurations = (inputs.config.get("dp") or {}).get("configurations") or {}
+    table = sc.dg_comparison_table(summary, configurations)
+    setup = sv.DG_SETUP
+    blocks: list[Block] = [
+        TableBlock(
+            "dg_comparison",
+            "The DP-vs-generalisation study's printed values beside this run",
+            table,
+            f"{sv.SOURCES['DG_VALUES']}. The study prints no results table (its privacy-utility results are "
+            "figures); these are the numbers its text gives about its runs, at its set-up "
+            f"({sv.SOURCES['DG_SETUP']}: ImageNet-pretrained GroupNorm ResNet-50, {setup['epochs']} epochs, batch "
+            f"{setup['batch_size']}, 10 repeats, the threshold attack). value, value_lo, value_hi: this run's "
+            "configuration at the same setting, last epoch, loss-threshold attack, mean and 95% Student-t interval "
+            f"over repeats (clipped to [0, 1]; epsilon: the RDP accountant's, no interval). verdict: a rate agrees "
+            f"within ± {sc.RATE_TOLERANCE} of the study's value or range, an epsilon within "
+            f"{sc.EPSILON_REL_TOLERANCE:.0%}; 'not comparable': no configuration has the study's setting, and "
+            "reason names the settings of the closest one that differ.",
+        )
+    ]
+    verdicts = {v.value: v for v in Verdict}
+    for rec in table.to_dict("records"):
+        finding = f"{rec['study_finding']} ({rec['study_source']})"
+        if rec["verdict"] in verdicts:
+            ours = f"{rec['value']:.4g}" + (
+                f" (95% interval {rec['value_lo']:.3g} to {rec['value_hi']:.3g}, {int(rec['repeats'])} repeats)"
+                if rec["metric"] != "epsilon"
+                else " (RDP accountant)"
+            )
+            why = f"; {rec['reason']}" if rec["reason"] else ""
+            blocks.append(
+                comparison(
+                    verdicts[rec["verdict"]],
+                    f"{rec['configuration']}: {rec['metric']} {ours} against the study's '{finding}'{why}.",
+                )
+            )
+        else:
+            blocks.append(Note(f"Not comparable: the study's '{finding}': {rec['reason']}.", "missing"))
+    blocks.append(
+        Note(
+            "Not compared: the study's findings read from its figures, without a printed number: "
+            + "; ".join(f"{text} ({where})" for where, text in sv.DG_FINDINGS)
+            + ". The per-epoch figures above show this run's privacy-utility points for the same comparison.",
+            "missing",
+        )
+    )
+    floors = ", ".join(f"{v:g} at epsilon {e:g}" for e, v in sv.DG_PERR_FLOOR.items())
+    blocks.append(
+        Note(
+            f"The study's P_err floor (equation (4), {sv.SOURCES['DG_PERR_FLOOR']}): {floors}; p_err_floor in the "
+            "table above is the same bound, (1 - delta) / (1 + e^epsilon), at each configuration's epsilon."
+        )
+    )
+    return blocks

@@ -43,11 +43,18 @@ def grid_tables(inputs: Inputs) -> list[Block]:
     runs, conv = inputs.get("runs"), inputs.get("convergence")
     table = tb.grid_table(runs, conv, inputs.experiments())
     caption = (
-        f"{describe_experiments(inputs, list(table['experiment']))} Accuracy: mean validation accuracy over the "
-        f"non-diverged runs at T ({len(runs)} runs in all); the study does not say which split its Table 2 uses. "
-        "Study grid sizes from its Table 3."
+        f"Accuracy: mean validation accuracy over the non-diverged runs at T ({len(runs)} runs in all); the study "
+        "does not say which split its Table 2 uses. Study grid sizes from its Table 3."
     )
-    blocks: list[Block] = [TableBlock("grid", "Models, grid and accuracy at T (study Tables 2 and 3)", table, caption)]
+    blocks: list[Block] = [
+        TableBlock(
+            "grid",
+            "Models, grid and accuracy at T (study Tables 2 and 3)",
+            table,
+            caption,
+            config_slice=(describe_experiments(inputs, list(table["experiment"])),),
+        )
+    ]
     blocks += convergence_parts(inputs)
     n_val = validation_sizes(inputs)
     for rec in table.to_dict("records"):
@@ -114,7 +121,7 @@ def distance_figures(inputs: Inputs) -> list[Block]:
     names = sorted(over_t["experiment"].unique())
     pairs = at_T.groupby(["experiment", "kind"]).size()
     n_text = "; ".join(f"{e} {k}: {n}" for e, k, n in pairs.reset_index().itertuples(index=False))
-    slice_text = f"{describe_experiments(inputs, names)} {analysis_settings(inputs, ['n_pairs', 'pair_seed'])}"
+    slice_text = (describe_experiments(inputs, names), analysis_settings(inputs, ["n_pairs", "pair_seed"]))
     table = tb.distances_table(at_T, over_t, T)
     blocks: list[Block] = [
         FigureBlock(
@@ -122,16 +129,18 @@ def distance_figures(inputs: Inputs) -> list[Block]:
             "Distances between weights over training (study Figure 2)",
             fg.distances_over_time(over_t, T),
             f"Line: median over sampled pairs; band: 5% to 95%; dashed: bolt-on bound (logistic regression); "
-            f"dotted: T. {slice_text} Pairs per kind: {n_text}.",
+            f"dotted: T. Pairs per kind: {n_text}.",
+            config_slice=slice_text,
         ),
         FigureBlock(
             "distances_at_T",
             "All distances at T (study Figure 3)",
             fg.distances_at_T(at_T, tb.theory_at_T(over_t, T)),
-            f"Density of the pair distances at each experiment's T (log x); dashed: bolt-on bound. {slice_text} "
+            f"Density of the pair distances at each experiment's T (log x); dashed: bolt-on bound. "
             f"Pairs per kind: {n_text}.",
+            config_slice=slice_text,
         ),
-        TableBlock("distances_at_T", "Distances at T", table, slice_text),
+        TableBlock("distances_at_T", "Distances at T", table, f"Pairs per kind: {n_text}.", config_slice=slice_text),
     ]
     lo, hi = sv.SECTION_RANGES["theory_over_empirical"]
     for rec in table[table["bound_over_max_sensitivity"].notna()].to_dict("records"):
@@ -180,14 +189,17 @@ def umap_figures(inputs: Inputs) -> list[Block]:
         f"{e}: {len(g)} runs ({g['seed'].nunique()} seeds x {g['replace_index'].nunique()} D_i)"
         for e, g in umap.groupby("experiment")
     )
-    caption = (
-        f"UMAP (15 neighbours, min_dist 0.1) of every variable-init run's weights at T. "
-        f"{describe_experiments(inputs, list(umap['experiment'].unique()))} {analysis_settings(inputs, ['seed'])} "
-        f"Runs: {sizes}."
-    )
+    caption = f"UMAP (15 neighbours, min_dist 0.1) of every variable-init run's weights at T. Runs: {sizes}."
     return [
         FigureBlock(
-            "umap", "UMAP of the weights at T by seed and by dataset (study Figure 4)", fg.umap_scatter(umap), caption
+            "umap",
+            "UMAP of the weights at T by seed and by dataset (study Figure 4)",
+            fg.umap_scatter(umap),
+            caption,
+            config_slice=(
+                describe_experiments(inputs, list(umap["experiment"].unique())),
+                analysis_settings(inputs, ["seed"]),
+            ),
         )
     ]
 
@@ -200,8 +212,11 @@ def kmeans_tables(inputs: Inputs) -> list[Block]:
             "kmeans_spans",
             "k-means on the weights at T: clusters spanned by a seed and by a dataset",
             table,
-            f"k = max(runs per seed, runs per dataset D_i); groups: seeds or datasets counted. "
-            f"{describe_experiments(inputs, list(table['experiment'].unique()))} {analysis_settings(inputs, ['seed'])}",
+            "k = max(runs per seed, runs per dataset D_i); groups: seeds or datasets counted.",
+            config_slice=(
+                describe_experiments(inputs, list(table["experiment"].unique())),
+                analysis_settings(inputs, ["seed"]),
+            ),
         )
     ]
     for name, g in table.groupby("experiment"):
@@ -233,13 +248,20 @@ def distribution_parts(inputs: Inputs) -> list[Block]:
     exps = inputs.experiments()
     table = tb.distribution_table(tests, exps)
     caption = (
-        f"Each row: one dataset D_i's centred variable-init weights at T. "
-        f"{describe_experiments(inputs, list(table['experiment'].unique()))} "
-        f"{analysis_settings(inputs, ['distribution_datasets', 'ad_simulations', 'seed'])} "
-        f"Study: {sv.DISTRIBUTION_SEEDS} seeds per dataset."
+        f"Each row: one dataset D_i's centred variable-init weights at T. Study: {sv.DISTRIBUTION_SEEDS} seeds per "
+        "dataset."
     )
     blocks: list[Block] = [
-        TableBlock("distribution_tests", "Normality, Laplace and tail tests (study section 6)", table, caption)
+        TableBlock(
+            "distribution_tests",
+            "Normality, Laplace and tail tests (study section 6)",
+            table,
+            caption,
+            config_slice=(
+                describe_experiments(inputs, list(table["experiment"].unique())),
+                analysis_settings(inputs, ["distribution_datasets", "ad_simulations", "seed"]),
+            ),
+        )
     ]
     hz_lo, hz_hi = sv.SECTION_RANGES["hz_p_convex"]
     la_lo, la_hi = sv.SECTION_RANGES["laplace_rejected_bonferroni"]
@@ -361,7 +383,8 @@ def hz_power_parts(inputs: Inputs) -> list[Block]:
             "Share of replicates (seeds x dimension) in which the HZ test rejects normality at 5%, with 95% "
             "Clopper-Pearson intervals: under a normal with inverse-Wishart covariance (full) or independent "
             f"coordinates (diagonal) this is the test's size, under a Laplace its power. {reps} replicates per point. "
-            f"{first}{tested} {stage_settings(inputs, 'hz_power')}",
+            f"{first}{tested}",
+            config_slice=(stage_settings(inputs, "hz_power"),),
         ),
         Note(
             f"{first} A Henze-Zirkler non-rejection at a seed count where this power is below {MIN_POWER:.0%} is "
@@ -390,7 +413,8 @@ def nonnormal_figure(inputs: Inputs) -> list[Block]:
             fg.nonnormal_weights(ex),
             f"Values over seeds of the weights with the lowest Shapiro-Wilk p-value at T: one panel per dataset D_i "
             "and weight, its p-value from that D_i's seeds (a weight least normal on two D_i has two panels). "
-            f"{describe_experiments(inputs, list(ex['experiment'].unique()))} Samples: {sizes}.",
+            f"Samples: {sizes}.",
+            config_slice=(describe_experiments(inputs, list(ex["experiment"].unique())),),
         )
     ]
 
@@ -410,11 +434,15 @@ def epsilon_parts(inputs: Inputs) -> list[Block]:
         + (method or "as the analysis stage wrote them (no ci_method column)")
         + "; boot_low/boot_high: the bootstrap band over seeds where the stage wrote one. Neither interval includes "
         "the uncertainty of Delta (Delta_empirical is a maximum over the sampled pairs and grows with more pairs). "
-        f"{describe_experiments(inputs, list(eps['experiment']))} "
-        f"{analysis_settings(inputs, ['bootstrap', 'bootstrap_seed', 'n_pairs'])} Study values: logistic "
-        "regression, intrinsic-privacy study Table 4."
+        "Study values: logistic regression, intrinsic-privacy study Table 4."
     )
-    blocks: list[Block] = [TableBlock("epsilon", "Intrinsic epsilon (study Table 4)", table, caption)]
+    eps_slice = (
+        describe_experiments(inputs, list(eps["experiment"])),
+        analysis_settings(inputs, ["bootstrap", "bootstrap_seed", "n_pairs"]),
+    )
+    blocks: list[Block] = [
+        TableBlock("epsilon", "Intrinsic epsilon (study Table 4)", table, caption, config_slice=eps_slice)
+    ]
     for rec in eps.to_dict("records"):
         e_t, e_e = rec.get("epsilon_theory", np.nan), rec.get("epsilon_empirical", np.nan)
         if np.isfinite(e_t) and np.isfinite(e_e):
@@ -470,7 +498,8 @@ def sigma_range_parts(inputs: Inputs) -> list[Block]:
             "sigma_range",
             "sigma over datasets D_i (study Table 5)",
             table,
-            f"sigma estimated on each dataset D_i alone. {describe_experiments(inputs, list(table['experiment']))}",
+            "sigma estimated on each dataset D_i alone.",
+            config_slice=(describe_experiments(inputs, list(table["experiment"])),),
         )
     ]
     if inputs.has("sigma_per_dataset"):
@@ -480,7 +509,8 @@ def sigma_range_parts(inputs: Inputs) -> list[Block]:
                 "sigma_per_dataset",
                 "sigma on each dataset D_i",
                 fg.sigma_per_dataset(per),
-                f"One point per dataset D_i. {describe_experiments(inputs, list(per['experiment'].unique()))}",
+                "One point per dataset D_i.",
+                config_slice=(describe_experiments(inputs, list(per["experiment"].unique())),),
             )
         )
     for rec in table.to_dict("records"):
@@ -599,8 +629,10 @@ def stability_figure(inputs: Inputs) -> list[Block]:
             "stability",
             "Did we run enough experiments? (study Figure 6)",
             fg.stability(stab),
-            f"Mean and range over {repeats} random subsets per count. "
-            f"{describe_experiments(inputs, list(stab['experiment'].unique()))} "
-            f"{analysis_settings(inputs, ['stability_seeds', 'stability_pairs', 'stability_repeats'])}",
+            f"Mean and range over {repeats} random subsets per count.",
+            config_slice=(
+                describe_experiments(inputs, list(stab["experiment"].unique())),
+                analysis_settings(inputs, ["stability_seeds", "stability_pairs", "stability_repeats"]),
+            ),
         )
     ]

@@ -45,7 +45,10 @@ def mia_parts(inputs: Inputs) -> list[Block]:
     exps = inputs.experiments()
     table = tb.mia_table(inputs.get("mia_table6"), exps, experiment_T(inputs))
     names = list(table["experiment"].unique())
-    slice_text = f"{describe_experiments(inputs, names)} {mia_settings(inputs, ['experiments', 'n_members', 'n_nonmembers', 'n_threshold'])}"
+    slice_text = (
+        describe_experiments(inputs, names),
+        mia_settings(inputs, ["experiments", "n_members", "n_nonmembers", "n_threshold"]),
+    )
     sizes = "; ".join(
         f"{r['experiment']}{init_text(r)} t = {r['t']}: {r['n_runs']} runs x ({r['n_members']} members + {r['n_nonmembers']} "
         "non-members)"
@@ -60,10 +63,16 @@ def mia_parts(inputs: Inputs) -> list[Block]:
         "(see the data section for how it was found; a CNN's T may be set in the config). study_*: the study's Table 6 row at study_T, the "
         "same step, else the study's row at the nearest multiple of the convergence point (study: 2000 = T, 4000 "
         f"= 2T, 8000 = 4T; the study gives one p-value per step, compared with p_value_epsilon_accuracy). "
-        f"Study set-up: {study_setup()}. Samples: {sizes}. {slice_text}"
+        f"Study set-up: {study_setup()}. Samples: {sizes}."
     )
     blocks: list[Block] = [
-        TableBlock("mia_table6", "Loss-threshold attack, seed known vs hidden (study Table 6)", table, caption)
+        TableBlock(
+            "mia_table6",
+            "Loss-threshold attack, seed known vs hidden (study Table 6)",
+            table,
+            caption,
+            config_slice=slice_text,
+        )
     ]
     for name in names:
         info = tb.experiment_info(exps, name)
@@ -132,8 +141,11 @@ def mia_figure(inputs: Inputs) -> list[Block]:
             "Attack accuracy and epsilon per step, seed known vs hidden",
             fg.mia_known_hidden(intervals),
             "Mean over the attacked (non-diverged) runs; bars: 95% Student-t intervals over runs (the paired test is "
-            f"in the table above). Samples: {sizes}. {describe_experiments(inputs, names)} "
-            f"{mia_settings(inputs, ['experiments', 'n_members', 'n_nonmembers', 'n_threshold'])}",
+            f"in the table above). Samples: {sizes}.",
+            config_slice=(
+                describe_experiments(inputs, names),
+                mia_settings(inputs, ["experiments", "n_members", "n_nonmembers", "n_threshold"]),
+            ),
         )
     ]
 
@@ -154,7 +166,7 @@ def roc_parts(inputs: Inputs) -> list[Block]:
         f"{int(first['n_targets'])} target runs, {int(first['n_members'])} member and {int(first['n_nonmembers'])} "
         "non-member (target, example) pairs pooled per setting"
     )
-    slice_text = f"{describe_experiments(inputs, [name])} {mia_settings(inputs, ['lira', 'confidence'])}"
+    slice_text = (describe_experiments(inputs, [name]), mia_settings(inputs, ["lira", "confidence"]))
     auc = "; ".join(f"{r['variant']} {SETTING_WORDS[r['setting']]} {r['auc']:.3f}" for r in summary.to_dict("records"))
     blocks: list[Block] = [
         FigureBlock(
@@ -164,7 +176,8 @@ def roc_parts(inputs: Inputs) -> list[Block]:
             "Pooled over target runs; each target's shadows are the other subsets' runs with its own seed (known) or "
             f"another seed (hidden); online: IN/OUT likelihood ratio, offline: OUT fit only; dashed: chance; below FPR = 1 / {int(first['n_nonmembers'])} the "
             f"curve rests on no false positive. AUC: {auc}. "
-            f"Samples: {sizes}. {slice_text}",
+            f"Samples: {sizes}.",
+            config_slice=slice_text,
         ),
         TableBlock(
             "lira_summary",
@@ -172,7 +185,8 @@ def roc_parts(inputs: Inputs) -> list[Block]:
             summary,
             "auc: pooled; auc_target_*: mean over targets with its interval; tpr_at_Xpct: TPR at X% FPR with "
             "Clopper-Pearson interval (_lo, _hi); p: one-sided paired test over targets that the seed-known AUC is "
-            f"larger. The study ran no LiRA (an extension of its Table 6). Samples: {sizes}. {slice_text}",
+            f"larger. The study ran no LiRA (an extension of its Table 6). Samples: {sizes}.",
+            config_slice=slice_text,
         ),
     ]
     for variant, g in summary.groupby("variant"):
@@ -215,8 +229,8 @@ def bounds_parts(inputs: Inputs) -> list[Block]:
             f"at delta = {m.get('delta', '?')}. n_members, n_nonmembers: the counted trials, one of each per independent "
             "unit (unit, n_units: an evaluation seed); low_n: fewer than 30 units. The note "
             "column says what each bound assumes. Columns named epsilon_score* (where the stage writes them) are "
-            "pooled scores, not bounds: they carry no confidence level. "
-            f"{mia_settings(inputs, ['delta', 'confidence', 'bound_candidates'])}",
+            "pooled scores, not bounds: they carry no confidence level.",
+            config_slice=(mia_settings(inputs, ["delta", "confidence", "bound_candidates"]),),
         )
     ]
     blocks += [Note(f"{', '.join(sorted(g['attack'].unique()))}: {note}.") for note, g in table.groupby("note")]

@@ -30,7 +30,7 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
         f"{e}: {int(g['n_runs'].max())} runs x {int(g['n_draws'].max())} noise draws per point"
         for e, g in bolt_on.groupby("experiment")
     )
-    slice_text = f"{describe_experiments(inputs, names)} {stage_settings(inputs, 'perturbation')}"
+    slice_text = (describe_experiments(inputs, names), stage_settings(inputs, "perturbation"))
     blocks: list[Block] = [
         FigureBlock(
             "bolt_on_accuracy",
@@ -41,7 +41,8 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
             "suggestion that intrinsic noise could replace part of the added noise, measured, not proved: its "
             "guarantee is 'heuristic' and provable_epsilon (in the tables) is what the added noise alone proves "
             "(infinite when none is added). Line: mean test accuracy; band: 95% "
-            f"CI of the mean change in accuracy; dotted: no output noise. Samples: {sizes}. {slice_text}",
+            f"CI of the mean change in accuracy; dotted: no output noise. Samples: {sizes}.",
+            config_slice=slice_text,
         ),
         TableBlock(
             "bolt_on",
@@ -49,7 +50,8 @@ def output_perturbation_parts(inputs: Inputs) -> list[Block]:
             tb.bolt_on_pivot(table),
             "One row per variant; accuracy_at_epsilon_X: mean test accuracy with the output noise calibrated to "
             "epsilon X (the noise, intervals and p-values of every point are in the CSV tables/"
-            f"output_perturbation_bolt_on_points.csv). Samples: {sizes}. {slice_text}",
+            f"output_perturbation_bolt_on_points.csv). Samples: {sizes}.",
+            config_slice=slice_text,
         ),
         TableBlock("bolt_on_points", "Output perturbation: every point", table, f"Samples: {sizes}.", in_page=False),
     ]
@@ -84,22 +86,31 @@ def repeated_query_parts(inputs: Inputs) -> list[Block]:
         f"{e}: {int(g['n_members'].max())} members and {int(g['n_nonmembers'].max())} non-members"
         for e, g in attack.groupby("experiment")
     )
-    slice_text = f"{describe_experiments(inputs, names)} {stage_settings(inputs, 'perturbation')}"
+    slice_text = (describe_experiments(inputs, names), stage_settings(inputs, "perturbation"))
+    n_min = int(min(attack["n_members"].min(), attack["n_nonmembers"].min()))
     blocks: list[Block] = [
         FigureBlock(
             "query_attack",
             "A noisy prediction API under repeated queries",
-            fg.repeated_queries(attack),
+            fg.repeated_queries(tb.query_intervals(attack)),
             "APIs: exact (no noise), fresh (new noise each query), fixed (noise fixed per input), dp_sgd (a model "
             "trained with DP-SGD, answering exactly); attacks: repeat (the same query k times), nearby (k slightly "
             "perturbed copies of the input). Left: RMSE of the averaged score against the true one (log-log; noiseless "
-            f"APIs, RMSE 0, are not drawn); right: membership advantage. Attacked: {sizes}. {slice_text}",
+            "APIs, RMSE 0, are not drawn); band: 95% chi-square interval over the n members + n non-members "
+            "recovered scores, drawn for the repeat attack on the fresh and fixed APIs only (their errors are the "
+            "API's independent Gaussian noise; the nearby attack's also hold the model's own score differences). "
+            "Right: membership advantage (best-threshold TPR - FPR, the two-sample KS statistic); band: 95% "
+            "distribution-free interval (Dvoretzky-Kiefer-Wolfowitz, each empirical CDF within "
+            f"sqrt(ln(80) / 2n) of its own), wide at n = {n_min}: one attacked run, so the band is over the attacked "
+            f"examples, not over repeated runs. Attacked: {sizes}.",
+            config_slice=slice_text,
         ),
         TableBlock(
             "query_attack",
             "Repeated queries at the smallest and largest k",
             tb.query_table(attack),
-            f"Attacked: {sizes}. {slice_text}",
+            f"_lo, _hi: the figure's 95% intervals (NaN where none applies). Attacked: {sizes}.",
+            config_slice=slice_text,
         ),
     ]
     for (name, api, how), g in attack.groupby(["experiment", "api", "attack"]):
