@@ -362,5 +362,5 @@ def test_dp_pipeline_runs_and_a_changed_sweep_value_reruns_only_its_jobs(pipelin
     variants["dpsgd2"] = {"algorithm": "dpsgd", "target_epsilon": 5}
     write_config(pipeline_clone, changed)
     plan = run_snakemake(pipeline_clone, "-n")
-    assert planned(plan) == {"dp_train": 2, "dp_summary": 1, "report": 1, "all": 1}
+    assert planned(plan) == {"dp_train": 2, "dp_summary": 1, "privacy_ledger": 1, "report": 1, "all": 1}
     assert set(re.findall(r"configuration=([\w.-]+)", plan.stdout)) == {"compare-dpsam", "compare-dpsgd2"}

@@ -408,11 +408,16 @@ def test_perturbation_settings_rerun_no_training(pipeline_results, pipeline_clon
     assert eps["delta_theory_worst_case"] >= eps["delta_theory"] and eps["epsilon_theory_analytic"] > 0
     attack = pipeline_results.table("results/perturbation/tiny/query_attack.parquet")
     assert set(attack["api"]) == {"exact", "fresh", "fixed", "dp_sgd"}
-    for key, value, rule in (("epsilons", [1, 3], "bolt_on_utility"), ("query_noise", 0.5, "query_attack")):
+    # no training; the query experiment's DP-SGD model is booked in the privacy ledger
+    ledger = {"privacy_ledger": 1}
+    for key, value, jobs in (
+        ("epsilons", [1, 3], {"bolt_on_utility": 1}),
+        ("query_noise", 0.5, {"query_attack": 1, **ledger}),
+    ):
         changed = copy.deepcopy(pipeline_results.config)
         changed["perturbation"][key] = value
         (pipeline_clone / "config/config.yaml").write_text(yaml.safe_dump(changed))
-        assert planned(snakemake(pipeline_clone, "-n")) == {rule: 1, "report": 1, "all": 1}  # no training
+        assert planned(snakemake(pipeline_clone, "-n")) == {**jobs, "report": 1, "all": 1}
 
 
 def test_membership_advantage_is_the_ks_statistic_with_its_p_value():
