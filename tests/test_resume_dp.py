@@ -3,6 +3,10 @@ uninterrupted job's (sha256 of the Parquet files); a checkpoint of other setting
 
 import hashlib
 import logging
+import os
+import signal
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -33,8 +37,7 @@ class Killed(Exception):
     """Stands for the job being killed right after a checkpoint was written."""
 
 
-@pytest.fixture(scope="module")
-def arrays():
+def dp_arrays():
     rng = np.random.default_rng(2)
     return {
         "x_train": rng.random((96, 1, 16, 16), dtype=np.float32),
@@ -42,6 +45,11 @@ def arrays():
         "x_test": rng.random((40, 1, 16, 16), dtype=np.float32),
         "y_test": rng.integers(0, 3, 40),
     }
+
+
+@pytest.fixture(scope="module")
+def arrays():
+    return dp_arrays()
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +129,55 @@ def test_resumed_dp_shadow_is_bit_identical(arrays, shadow, tmp_path, monkeypatc
     assert any(m.startswith(f"resuming from checkpoint {ckpt}: epoch 2 after 2 batches") for m in messages)
     write_table(shadow_features({"model": "cnn"}, settings, arrays, 0, "tiny"), tmp_path / "fresh.parquet")
     assert sha256(out) == sha256(tmp_path / "fresh.parquet")
+
+
+SIGTERMED = """
+import sys, time
+import sgd_privacy.train.checkpoint as checkpoint
+from pathlib import Path
+from test_resume_dp import conf, dp_arrays, job, SHADOW
+from sgd_privacy.dp.study import shadow_features
+
+original = checkpoint.Checkpointer.__call__
+
+def slowly(self, snapshot):  # a step boundary every 50 ms; the test sends SIGTERM once training runs
+    print("training", flush=True)
+    time.sleep(0.05)
+    original(self, snapshot)
+
+checkpoint.Checkpointer.__call__ = slowly
+arrays, folder = dp_arrays(), Path(sys.argv[1])
+shadow = shadow_features({"model": "cnn"}, SHADOW, arrays, 0, "tiny")
+with checkpoint.job_checkpoints(folder / "epochs.parquet", 60) as (path, every_s):  # as the job script
+    job(arrays, shadow, conf("dpsgd"), folder, checkpoint=path, checkpoint_s=every_s)
+print("finished")
+"""
+
+
+def test_sigterm_writes_a_dp_checkpoint_and_stops(arrays, shadow, tmp_path, monkeypatch):
+    """A DP job sent SIGTERM writes a checkpoint at the next step boundary and exits with 143; resumed, its
+    tables equal an uninterrupted job's."""
+    (tmp_path / "fresh").mkdir()
+    fresh = job(arrays, shadow, conf("dpsgd"), tmp_path / "fresh")
+    ckpt = checkpoint_path(tmp_path / "epochs.parquet")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGTERMED, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert [proc.stdout.readline() for _ in range(3)] == ["training\n"] * 3  # 3 step boundaries reached
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "finished" not in stdout and ckpt.exists() and not (tmp_path / "epochs.parquet").exists()
+    assert f"stopping after SIGTERM; the next attempt resumes from {ckpt}" in stderr
+    writes = count_writes(monkeypatch)
+    messages = []
+    assert job(arrays, shadow, conf("dpsgd"), tmp_path, checkpoint=ckpt, progress=messages.append) == fresh
+    assert writes == [] and any(m.startswith(f"resuming from checkpoint {ckpt}: epoch 1 after") for m in messages)
 
 
 @pytest.mark.parametrize("change", ["noise", "version"])
