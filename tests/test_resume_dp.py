@@ -231,9 +231,10 @@ def test_resumed_lira_job_is_bit_identical(lira_arrays, tmp_path, monkeypatch, k
     count_writes(monkeypatch, kill_at)
     with pytest.raises(Killed):
         lira(lira_arrays, out, checkpoint=ckpt, checkpoint_s=0)
-    count_writes(monkeypatch)
+    writes = count_writes(monkeypatch)
     messages = []
-    assert lira(lira_arrays, out, checkpoint=ckpt, progress=messages.append) == fresh
+    assert lira(lira_arrays, out, checkpoint=ckpt, checkpoint_s=0, progress=messages.append) == fresh
+    assert [w["t"] for w in writes] == list(range(kill_at - 1, 12))  # from the saved step on, not from 0
     assert any(
         m.startswith(f"resuming from checkpoint {ckpt}: 0 models done, models 1-4 at step {kill_at - 1}")
         for m in messages
