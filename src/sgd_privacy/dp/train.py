@@ -289,8 +289,9 @@ def run_state(
     arrays = {f"model:{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
     buffers: dict[str, list[str]] = {}
     for index, values in opt["state"].items():
-        buffers[str(index)] = sorted(values)
-        arrays |= {f"opt:{index}:{k}": torch.as_tensor(v).detach().cpu().numpy() for k, v in values.items()}
+        kept = {k: v for k, v in values.items() if v is not None}  # an absent buffer reads as None again
+        buffers[str(index)] = sorted(kept)
+        arrays |= {f"opt:{index}:{k}": torch.as_tensor(v).detach().cpu().numpy() for k, v in kept.items()}
     arrays |= {"rng": _rng(torch.get_rng_state()), "epoch_rng": _rng(epoch_rng)}
     if device.type == "cuda":
         arrays["cuda_rng"] = _rng(torch.cuda.get_rng_state(device))
