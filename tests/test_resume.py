@@ -151,6 +151,63 @@ def test_sigkilled_process_resumes(arrays, tmp_path):
     assert not ckpt.exists()
 
 
+SIGTERMED = """
+import json, sys, time
+import numpy as np
+import sgd_privacy.train.batched as batched
+import sgd_privacy.train.checkpoint as checkpoint
+from sgd_privacy.io import write_table
+from sgd_privacy.train.shard import run_shard
+
+batched.chunking = lambda *args: (4, 50)
+original = checkpoint.Checkpointer.__call__
+
+def slowly(self, snapshot):  # a step boundary every 50 ms; the test sends SIGTERM once training runs
+    print("training", flush=True)
+    time.sleep(0.05)
+    original(self, snapshot)
+
+checkpoint.Checkpointer.__call__ = slowly
+slice_, spec = json.loads(sys.argv[2])
+arrays = dict(np.load(sys.argv[1]))
+with checkpoint.job_checkpoints(sys.argv[3], 60) as (path, every_s):  # what the job script does
+    table = run_shard("toy", slice_, spec, arrays, None, device="cpu", checkpoint=path, checkpoint_s=every_s)
+    write_table(table, sys.argv[3])
+print("finished")
+"""
+
+
+def test_sigterm_writes_a_checkpoint_and_stops(arrays, tmp_path, monkeypatch):
+    """SIGTERM (Slurm's time limit, preemption, scancel) makes the job write a checkpoint at the next step
+    boundary, long before its hour-long interval, and exit with 143; the next attempt resumes from it."""
+    np.savez(tmp_path / "arrays.npz", **arrays)
+    out = tmp_path / "resumed.parquet"
+    ckpt = checkpoint_path(out)
+    args = [str(tmp_path / "arrays.npz"), json.dumps([SLICE, SPEC]), str(out)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SIGTERMED, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    assert [proc.stdout.readline() for _ in range(3)] == ["training\n"] * 3  # 3 step boundaries reached
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "finished" not in stdout and ckpt.exists() and not out.exists()
+    assert "SIGTERM received: writing a checkpoint at the next step boundary, then stopping" in stderr
+    assert f"stopping after SIGTERM; the next attempt resumes from {ckpt}" in stderr
+    saves = count_saves(monkeypatch)
+    messages = []
+    write_table(
+        run_shard("toy", SLICE, SPEC, arrays, None, device="cpu", progress=messages.append, checkpoint=ckpt), out
+    )
+    assert saves == []
+    step = [
+        int(m.rsplit(" ", 1)[1]) for m in messages if m.startswith(f"resuming from checkpoint {ckpt}: 0 models done")
+    ]
+    assert len(step) == 1 and 2 <= step[0] < STEPS_PER_CHUNK  # at a later boundary, within the first chunk
+    assert sha256(out) == sha256(shard(arrays, tmp_path / "fresh.parquet"))
+
+
 @pytest.mark.parametrize(
     "change",
     ["slice", "data", "version"],

@@ -1,10 +1,12 @@
 """The Slurm profile on a real one-node Slurm (tests/slurm/setup.sh): every job through sbatch,
-outputs byte-identical to a local run, growing the grid submits only new shards, a cancelled job
-is retried to the same result with both attempts' logs kept."""
+outputs byte-identical to a local run, growing the grid submits only new shards, a training job
+cancelled mid-shard writes a checkpoint on Slurm's SIGTERM and its retry resumes from it to the same
+result, with both attempts' logs kept."""
 
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -109,19 +111,43 @@ def squeue(comment: str) -> dict[str, str]:
     return {i: state for i, k, state in (line.split("|") for line in queue.split()) if comment in k}
 
 
-def cancel_when_running(comment: str, proc: subprocess.Popen) -> str:
-    """scancel the Slurm job whose comment contains `comment` as soon as squeue shows it running; its id.
+def training_script(workdir: Path) -> int | None:
+    """The pid of the Python process running a train_shard job's script in `workdir`, if one runs."""
+    for proc in Path("/proc").iterdir():
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+            if (
+                Path(argv[0].decode()).name.startswith("python")
+                and any(a.endswith(b"train_shard.py") for a in argv)
+                and os.readlink(proc / "cwd") == str(workdir)
+            ):
+                return int(proc.name)
+        except (OSError, ValueError, IndexError):
+            continue
+    return None
 
-    Not a race: a job runs far longer than the 1 s between checks (inside the job, Snakemake alone
-    rebuilds the workflow for 10 s or more before the rule starts)."""
-    deadline = time.monotonic() + 600
+
+def cancel_when_training(comment: str, proc: subprocess.Popen, workdir: Path, log: Path) -> str:
+    """scancel the running Slurm job whose comment contains `comment` once its training script checkpoints on
+    SIGTERM (its log says so); its id. The script is frozen (SIGSTOP) from then until Slurm's cancel reaches
+    it (SIGCONT, then SIGTERM; SIGKILL after KillWait): the tiny shard trains in milliseconds and would
+    otherwise finish first."""
+    deadline, pid = time.monotonic() + 600, None
     while time.monotonic() < deadline and proc.poll() is None:
-        for job_id, state in squeue(comment).items():
-            if state == "RUNNING":
-                subprocess.run(["scancel", job_id], check=True)
-                return job_id
-        time.sleep(1)
-    pytest.fail(f"no running Slurm job for {comment} to cancel")
+        if pid is None:
+            pid = training_script(workdir)
+        elif log.exists() and "(and on SIGTERM, then stopping)" in log.read_text():
+            os.kill(pid, signal.SIGSTOP)
+            try:
+                running = [i for i, state in squeue(comment).items() if state == "RUNNING"]
+                assert len(running) == 1, squeue(comment)
+                subprocess.run(["scancel", running[0]], check=True)
+            except BaseException:
+                os.kill(pid, signal.SIGCONT)  # not cancelled: let the job go on
+                raise
+            return running[0]
+        time.sleep(0.005)
+    pytest.fail(f"no training script of a running Slurm job for {comment} to cancel")
 
 
 def partitions(out: str) -> dict[str, set[str]]:
@@ -177,11 +203,13 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
     assert submitted(out) == [] and "Nothing to be done" in out
 
     # 3. Six seeds: only the new shard and the analyses downstream are submitted; the new shard's
-    #    first job is cancelled while it runs, and the retry finishes it.
+    #    first job is cancelled while it trains, writes a checkpoint on Slurm's SIGTERM, and the retry
+    #    resumes from it.
     (cluster_dir / "config" / "config.yaml").write_text(yaml.safe_dump(config(6)))
     proc = on_slurm(cluster_dir)
     new_log = cluster_dir / "logs" / "train" / "tiny" / "s2_r0_variable.log"
-    cancelled = cancel_when_running("rule_train_shard_wildcards_tiny_s2_r0_variable", proc)
+    comment = "rule_train_shard_wildcards_tiny_s2_r0_variable"
+    cancelled = cancel_when_training(comment, proc, cluster_dir, new_log)
     out = finish(proc)
     assert sorted(submitted(out)) == [
         "group_analysis_convergence_distances_distribution_tests_intrinsic_epsilon_weight_embedding",
@@ -195,11 +223,13 @@ def test_slurm_profile_on_a_real_cluster(cluster, tmp_path):
     slurm_logs = cluster_dir / ".snakemake" / "slurm_logs" / "rule_train_shard" / "tiny_s2_r0_variable"
     assert sorted(p.name for p in slurm_logs.glob("*.log")) == sorted(f"{i}.log" for i in ids)
     assert f"JOB {cancelled} ON" in (slurm_logs / f"{cancelled}.log").read_text()
-    # the rule log shows the retry; its .attempts file keeps every attempt whose rule script started
-    # (Snakemake deletes the declared log per attempt); the cancelled one is there if it got that far
-    retried = attempts(Path(f"{new_log}.attempts"))
-    assert retried[-1] == ids[1] and set(retried) <= set(ids) and len(retried) == len(set(retried))
-    assert attempts(new_log) == [ids[1]]
+    # the rule log shows the retry; its .attempts file keeps both attempts (Snakemake deletes the declared
+    # log per attempt): the cancelled one checkpointed on SIGTERM and stopped, the retry resumed from it
+    assert attempts(Path(f"{new_log}.attempts")) == ids
+    ckpt = "results/train/tiny/shards/s2_r0_variable.parquet.ckpt"
+    assert f"stopping after SIGTERM; the next attempt resumes from {ckpt}" in Path(f"{new_log}.attempts").read_text()
+    assert attempts(new_log) == [ids[1]] and f"resuming from checkpoint {ckpt}: 0 models done" in new_log.read_text()
+    assert not (cluster_dir / ckpt).exists()
     assert len(attempts(cluster_dir / "logs" / "train" / "tiny" / "s0_r0_variable.log.attempts")) == 1
 
     # Byte for byte what a local run of the same config writes.

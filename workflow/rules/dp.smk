@@ -21,6 +21,7 @@ rule dp_shadow:
         gpu=training_gpus(),
         mem_mb=8000,
         device=config["training"]["device"],
+        checkpoint_minutes=str(config["training"]["checkpoint_minutes"]),
     params:
         run=dp_shadow_params,
     script:
@@ -47,6 +48,7 @@ rule dp_train:
         runtime=runtime_min(240),
         gpu=training_gpus(),
         device=config["training"]["device"],
+        checkpoint_minutes=str(config["training"]["checkpoint_minutes"]),
         mem_mb=training_mem_mb(nothing_held),
     params:
         run=dp_job_params,

@@ -71,6 +71,7 @@ rule lira_shadows:
         runtime=runtime_min(240),
         gpu=training_gpus(),
         device=config["training"]["device"],
+        checkpoint_minutes=str(config["training"]["checkpoint_minutes"]),
         budget_mb=config["training"]["memory_budget_mb"],
         mem_mb=training_mem_mb(nothing_held),
     params:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -247,10 +248,16 @@ def lira_shadow_table(
     device: str = "auto",
     budget_mb: int = 2048,
     progress: Callable[[str], None] | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_s: float | None = None,
 ) -> pa.Table:
     """Train one seed's run on each LiRA subset (exact halves of the first `pool_size` training rows) and
-    return, per run, the pool's membership, logit-scaled confidences and losses at the end of training."""
+    return, per run, the pool's membership, logit-scaled confidences and losses at the end of training.
+    With a `checkpoint` path, training resumes from a checkpoint made there under the same settings (one
+    made under others is discarded) and saves one every `checkpoint_s` seconds; the caller deletes it."""
     from ..train.batched import DeviceData, Runs, Schedule, train_many
+    from ..train.checkpoint import digest, fingerprint, grid_resume
+    from ..train.models import CNN
     from ..train.shard import DTYPES, model_for, pick_device
     from .outputs import example_outputs
 
@@ -269,7 +276,12 @@ def lira_shadow_table(
     schedule = Schedule(slice_["lr"], b, lira["epochs"], total, (total,))
     x, y = arrays["x_train"][:pool], arrays["y_train"][:pool]
     data = DeviceData.from_arrays({**arrays, "x_train": x, "y_train": y}, dev, dtype)
-    result = train_many(model, data, runs, schedule, None, budget_mb, progress=progress)
+    resume, saver = None, None
+    if checkpoint is not None:
+        record = {"job": "lira_shadows", "training": slice_, "seed": seed, "lira": lira, "device": dev.type}
+        record |= {"conv": model.path_for(dev) if isinstance(model, CNN) else "", "data": digest(x, y)}
+        resume, saver = grid_resume(checkpoint, fingerprint(record), checkpoint_s, progress)
+    result = train_many(model, data, runs, schedule, None, budget_mb, progress=progress, resume=resume, on_step=saver)
     loss, confidence = example_outputs(model, result.weights[:, -1], x, y, dev, dtype, budget_mb)
     return pa.table(
         {

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -11,12 +12,18 @@ from torch import nn
 
 from ..attacks.metrics import p_err_floor
 from ..attacks.shadow import ATTACKS, confidence_features, evaluate_attacks, fit_attack
-from .train import Privacy, predict, run_seed, study_split, train_run
+from ..train.checkpoint import digest, fingerprint
+from .train import Privacy, RunCheckpoint, Tables, predict, run_seed, study_split, train_run
 
 
 def _tensors(arrays: dict[str, np.ndarray], split: str, rows: np.ndarray, device: str) -> tuple[torch.Tensor, ...]:
     x = torch.as_tensor(arrays[f"x_{split}"][rows], dtype=torch.float32, device=device)
     return x, torch.as_tensor(arrays[f"y_{split}"][rows], dtype=torch.int64, device=device)
+
+
+def data_digest(arrays: dict[str, np.ndarray]) -> str:
+    """sha256 of a dataset's arrays (names, dtypes, shapes and bytes), for checkpoint keys."""
+    return fingerprint({name: digest(arrays[name]) for name in sorted(arrays)})
 
 
 def n_classes_of(arrays: dict[str, np.ndarray]) -> int:
@@ -32,10 +39,14 @@ def shadow_features(
     dataset: str,
     device: str = "cpu",
     split_sizes: dict | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_s: float | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> pd.DataFrame:
     """Train the shadow model (plain SGD, the target's architecture) on the shadow rows of the split (`study_split`
     with `split_sizes`) and return its sorted confidence vectors: one row per shadow example with `member`, `y`
-    and p1..pK (decreasing)."""
+    and p1..pK (decreasing). With a `checkpoint` path, training resumes from a checkpoint made there under the
+    same settings and saves one every `checkpoint_s` seconds (see `train_run`); the caller deletes it."""
     split = study_split(arrays["y_train"], arrays["y_test"], split_seed, split_sizes, dataset)
     x, y = _tensors(arrays, "train", split.shadow_members, device)
     xo, yo = _tensors(arrays, split.shadow_nonmembers_from, split.shadow_nonmembers, device)
@@ -52,7 +63,12 @@ def shadow_features(
     def keep(epoch: int, model: nn.Module, privacy: Privacy) -> None:
         out["model"] = model
 
-    train_run(conf, "shadow", x, y, n_classes_of(arrays), shadow["seed"], 1.0, keep)
+    saves = None
+    if checkpoint is not None:
+        record = {"job": "dp_shadow", "conf": conf, "seed": shadow["seed"], "split_seed": split_seed}
+        record |= {"split": split_sizes, "data": data_digest(arrays), "device": torch.device(device).type}
+        saves = RunCheckpoint(Path(checkpoint), fingerprint(record), checkpoint_s, progress=progress)
+    train_run(conf, "shadow", x, y, n_classes_of(arrays), shadow["seed"], 1.0, keep, saves)
     frames = []
     for member, (xs, ys) in ((True, (x, y)), (False, (xo, yo))):
         pred = predict(out["model"], xs, ys)
@@ -73,6 +89,8 @@ def run_job(
     settings: dict,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    checkpoint: str | Path | None = None,
+    checkpoint_s: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Train repeat `repeat` of configuration `name` and attack it after every epoch.
 
@@ -82,7 +100,9 @@ def run_job(
     per-epoch table (one row per epoch and attack: utility, attack metrics, accountant epsilon and the
     P_err floor, and what the accountant booked: `accounted_steps` batches, each one sampled Gaussian
     step at `accounted_noise_multiplier` = noise_multiplier / sqrt(releases_per_step)) and the per-example
-    table (whether each attack identified each member/non-member)."""
+    table (whether each attack identified each member/non-member). With a `checkpoint` path, training resumes
+    from a checkpoint made there under the same settings (the tables of the epochs done included) and saves
+    one every `checkpoint_s` seconds (see `train_run`); the caller deletes it."""
     split = study_split(
         arrays["y_train"], arrays["y_test"], settings["split_seed"], settings.get("split"), conf["dataset"]
     )
@@ -151,7 +171,22 @@ def run_job(
                 f"P_err {m['p_err']:.3f}, AUC {m['auc']:.3f}, epsilon {eps:.3g}"
             )
 
-    train_run(conf, name, x, y, n_classes_of(arrays), seed, delta, on_epoch)
+    saves = None
+    if checkpoint is not None:
+
+        def tables() -> Tables:
+            return {"epochs": pd.DataFrame(rows), "examples": pd.concat(examples, ignore_index=True)}
+
+        def restore(saved: Tables) -> None:
+            rows[:] = saved["epochs"].to_dict("records")
+            examples[:] = [saved["examples"]]
+
+        record = {"job": "dp_train", "name": name, "conf": conf, "repeat": repeat, "settings": settings}
+        record |= {"data": data_digest(arrays), "shadow": digest(pd.util.hash_pandas_object(shadow).to_numpy())}
+        record |= {"shadow_columns": list(shadow.columns)}
+        record |= {"device": torch.device(device).type}
+        saves = RunCheckpoint(Path(checkpoint), fingerprint(record), checkpoint_s, tables, restore, progress)
+    train_run(conf, name, x, y, n_classes_of(arrays), seed, delta, on_epoch, saves)
     table = pd.DataFrame(rows)
     per_example = pd.concat(examples, ignore_index=True)
     per_example.insert(0, "repeat", repeat)

@@ -9,23 +9,35 @@ Accounting (see `accounting`): every Poisson batch is one sampled Gaussian step,
 multiplier sigma for DP-SGD and sigma / sqrt(2) for DP-SAM (two releases of the same batch). An
 empty Poisson batch is a step like any other: the optimizer adds the noise alone (the clipped sum
 is zero) and the accountant books it.
+
+Checkpoints (`RunCheckpoint`): at step boundaries a run saves its model and optimizer state, the
+accountant's history, torch's RNG states (now and at the start of the epoch: the loader's shuffle
+seed or the Poisson sampler's draws, Opacus's noise and dropout all come from torch's generator) and
+the caller's per-epoch tables, so that a resumed run is bit-identical (CPU) to an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import torch
 from opacus import PrivacyEngine
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from ..errors import ConfigError
+from ..train import checkpoint as ckpt
 from .accounting import BatchAccountant, calibrated_noise_multiplier, effective_noise_multiplier
 from .models import build_model, check_clippable
 from .sam import sam_step
@@ -218,6 +230,115 @@ def train_step(
 
 
 EpochCallback = Callable[[int, nn.Module, Privacy], None]
+Tables = dict[str, pd.DataFrame]
+
+
+@dataclass
+class RunCheckpoint:
+    """Where and how often `train_run` checkpoints, and the caller's per-epoch tables that go with it:
+    `tables()` gives them at a step boundary, `restore(tables)` puts them back on resuming. `key`
+    (`ckpt.fingerprint`) covers everything that decides the run; `every_s` None resumes but writes none."""
+
+    path: Path
+    key: str
+    every_s: float | None
+    tables: Callable[[], Tables] = field(default=dict)
+    restore: Callable[[Tables], None] = field(default=lambda tables: None)
+    progress: Callable[[str], None] | None = None
+
+
+@dataclass
+class RunState:
+    """A run at a step boundary: `meta` (epoch, batches done in it, accountant) and named arrays."""
+
+    meta: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+
+def _table_bytes(frame: pd.DataFrame) -> np.ndarray:
+    buffer = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame), buffer)
+    return np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+
+
+def _table_from(data: np.ndarray) -> pd.DataFrame:
+    return pq.read_table(io.BytesIO(data.tobytes())).to_pandas()
+
+
+def _rng(state: torch.Tensor) -> np.ndarray:
+    return state.numpy().copy()
+
+
+def _base(optimizer: torch.optim.Optimizer) -> torch.optim.Optimizer:
+    """The optimizer whose state is the run's (Opacus's DPOptimizer wraps the original one)."""
+    return getattr(optimizer, "original_optimizer", optimizer)
+
+
+def run_state(
+    epoch: int,
+    done: int,
+    epoch_rng: torch.Tensor,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    privacy: Privacy,
+    tables: Tables,
+    device: torch.device,
+) -> RunState:
+    """The state of a run after `done` batches of `epoch`; `epoch_rng` is torch's CPU RNG state at the epoch's start."""
+    opt = _base(optimizer).state_dict()
+    arrays = {f"model:{k}": v.detach().cpu().numpy() for k, v in model.state_dict().items()}
+    buffers: dict[str, list[str]] = {}
+    for index, values in opt["state"].items():
+        kept = {k: v for k, v in values.items() if v is not None}  # an absent buffer reads as None again
+        buffers[str(index)] = sorted(kept)
+        arrays |= {f"opt:{index}:{k}": torch.as_tensor(v).detach().cpu().numpy() for k, v in kept.items()}
+    arrays |= {"rng": _rng(torch.get_rng_state()), "epoch_rng": _rng(epoch_rng)}
+    if device.type == "cuda":
+        arrays["cuda_rng"] = _rng(torch.cuda.get_rng_state(device))
+    arrays |= {f"table:{name}": _table_bytes(frame) for name, frame in tables.items()}
+    history = [] if privacy.engine is None else [list(h) for h in privacy.engine.accountant.history]
+    meta = {"epoch": epoch, "done": done, "param_groups": opt["param_groups"], "buffers": buffers}
+    meta |= {"history": history, "releases": privacy.releases()}
+    return RunState(meta, arrays)
+
+
+def restore_run(
+    state: RunState, model: nn.Module, optimizer: torch.optim.Optimizer, privacy: Privacy, device: torch.device
+) -> Tables:
+    """Put a saved run's model, optimizer and accountant state back; its tables (torch's RNG is set by the caller)."""
+    meta, arrays = state.meta, state.arrays
+    model.load_state_dict({k[6:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("model:")})
+    opt_state = {
+        int(index): {k: torch.from_numpy(arrays[f"opt:{index}:{k}"]).to(device) for k in names}
+        for index, names in meta["buffers"].items()
+    }
+    _base(optimizer).load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
+    if privacy.engine is not None and privacy.booking is not None:
+        privacy.engine.accountant.history = [tuple(h) for h in meta["history"]]
+        privacy.booking.releases = int(meta["releases"])
+    return {k[6:]: _table_from(v) for k, v in arrays.items() if k.startswith("table:")}
+
+
+def _write_run(path: Path, key: str, state: RunState) -> None:
+    ckpt.write_checkpoint(path, key, state.meta, state.arrays)
+
+
+def _describe_run(state: RunState) -> str:
+    return f"epoch {state.meta['epoch']} after {state.meta['done']} batches"
+
+
+def _epoch_batches(loader: DataLoader, resume: RunState | None) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """The loader's batches of one epoch; resuming in it after `done` batches: its first `done` drawn
+    again from the epoch's starting RNG state (set by the caller) and dropped (the shuffle is drawn at the
+    first batch, the Poisson masks one per batch), then the rest from the saved RNG states."""
+    batches = iter(loader)
+    if resume is not None:
+        for _ in range(int(resume.meta["done"])):
+            next(batches)
+        torch.set_rng_state(torch.from_numpy(resume.arrays["rng"]))
+        if "cuda_rng" in resume.arrays:
+            torch.cuda.set_rng_state(torch.from_numpy(resume.arrays["cuda_rng"]))
+    return batches
 
 
 def train_run(
@@ -229,9 +350,12 @@ def train_run(
     seed: int,
     delta: float,
     on_epoch: EpochCallback,
+    checkpoint: RunCheckpoint | None = None,
 ) -> None:
     """Train one run of configuration `name` on (x, y), calling `on_epoch(epoch, model, privacy)` at epoch
-    0 (the initialisation) and after every epoch. All randomness comes from `seed` (torch RNG forked)."""
+    0 (the initialisation) and after every epoch. All randomness comes from `seed` (torch RNG forked).
+    With `checkpoint`, a run saved there under the same key resumes (bit-identically on the CPU; one
+    saved under another key is discarded) and a checkpoint is written every `checkpoint.every_s`."""
     devices = [x.device.index or 0] if x.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), warnings.catch_warnings():
         # Opacus's hooks on a first layer whose input needs no gradient: expected, harmless
@@ -246,13 +370,40 @@ def train_run(
         if conf["algorithm"] in CLIPPED:
             check_clippable(model, name)
             model, optimizer, loader, privacy = make_private(model, optimizer, loader, conf, delta, name)
-        on_epoch(0, model, privacy)
-        for epoch in range(1, conf["epochs"] + 1):
+        resume, saver = None, None
+        if checkpoint is not None:
+            read = ckpt.read_checkpoint(checkpoint.path, checkpoint.key)
+            resume = None if read is None else RunState(*read)
+            if checkpoint.every_s is not None:
+                saver = ckpt.Checkpointer(
+                    checkpoint.path, checkpoint.key, checkpoint.every_s, write=_write_run, describe=_describe_run
+                )
+        tables = checkpoint.tables if checkpoint is not None else dict
+        first = 1
+        if resume is not None and checkpoint is not None:
+            checkpoint.restore(restore_run(resume, model, optimizer, privacy, x.device))
+            first = int(resume.meta["epoch"])
+            torch.set_rng_state(torch.from_numpy(resume.arrays["epoch_rng"]))
+            if checkpoint.progress:
+                checkpoint.progress(f"resuming from checkpoint {checkpoint.path}: {_describe_run(resume)}")
+        else:
+            on_epoch(0, model, privacy)
+        for epoch in range(first, conf["epochs"] + 1):
             for group in optimizer.param_groups:  # lr step decay ([DG]); constant: factor 1
                 group["lr"] = conf["lr"] * lr_factor(conf.get("lr_schedule", "constant"), epoch, conf["epochs"])
             model.train()
-            for xb, yb in loader:
+            epoch_rng = torch.get_rng_state()
+            resuming = resume if epoch == first else None
+            done = 0 if resuming is None else int(resuming.meta["done"])
+            for xb, yb in _epoch_batches(loader, resuming):
                 train_step(model, optimizer, xb, yb, conf)
+                done += 1
+                if saver is not None:
+
+                    def snapshot(e: int = epoch, d: int = done, r: torch.Tensor = epoch_rng) -> RunState:
+                        return run_state(e, d, r, model, optimizer, privacy, tables(), x.device)
+
+                    saver(snapshot)
             if privacy.booking is not None:
                 privacy.booking.check()
             on_epoch(epoch, model, privacy)

@@ -14,7 +14,7 @@ import torch
 from ..errors import TrainingError
 from ..rng import Purpose
 from .batched import METRICS, DeviceData, Runs, Schedule, TrainResult, train_many
-from .checkpoint import Checkpointer, checkpoint_key, load_checkpoint
+from .checkpoint import checkpoint_key, grid_resume
 from .device import device_info, pick_device
 from .grid import shard_runs
 from .history import device_record
@@ -125,13 +125,7 @@ def run_shard(
     resume, saver = None, None
     if checkpoint is not None:
         key = checkpoint_key(experiment, slice_, spec, runs, arrays, fixed_init, {"device": dev.type, "conv": path})
-        resume = load_checkpoint(checkpoint, key)
-        if resume is not None and progress:
-            first, last = resume.start + 1, resume.start + resume.size
-            progress(
-                f"resuming from checkpoint {checkpoint}: {resume.start} models done, models {first}-{last} at step {resume.batch.t}"
-            )
-        saver = None if checkpoint_s is None else Checkpointer(checkpoint, key, checkpoint_s)
+        resume, saver = grid_resume(checkpoint, key, checkpoint_s, progress)
     result = train_many(
         model, data, runs, schedule_for(slice_), init, budget_mb, progress=progress, resume=resume, on_step=saver
     )
