@@ -174,8 +174,9 @@ def test_every_gpu_rule_goes_to_the_gpu_partition(tmp_path, device, gpus):
     for j in jobs:
         if j.rule.name in TRAINING_RULES:
             assert j.resources["gpu"] == gpus and j.threads == 3, (j.rule.name, j.resources)
-        if j.rule.name == "train_shard":  # memory budget + 2048 MB, 4 h
-            assert j.resources["mem_mb"] == "2304" and j.resources["runtime"] == "240", j.resources
+        if j.rule.name == "train_shard":  # 4 h; host memory is sized from the dataset once it exists
+            # (sgd_privacy.train.hostmem; the numbers are checked on a real run in tests/test_hostmem.py)
+            assert j.resources["mem_mb"] == "<TBD>" and j.resources["runtime"] == "240", j.resources
         assert "slurm_partition" not in j.resources  # left to the partition file: nothing overrides it
         assert j.resources["slurm_account"] == "myproject"
     # the plugin's partition choice from the example site file: GPU jobs to `gpu`, all others to `cpu`

@@ -78,6 +78,20 @@ def job_gpus(resources: Any) -> int:
     return int(value) if str(value).isdigit() else 0
 
 
+class KnownResources:
+    """`job` with only the resources known before it runs: Snakemake defers those sized from inputs that do not
+    exist yet (e.g. `mem_mb` of a training job, from its dataset) as '<TBD>', which the plugin's partition
+    scoring cannot compare; it scores the job on the others (GPUs, threads, runtime) here, and on all of them
+    when it submits the job."""
+
+    def __init__(self, job: Any) -> None:
+        self._job = job
+        self.resources = {k: v for k, v in dict(job.resources.items()).items() if str(v) != "<TBD>"}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._job, name)
+
+
 def job_partition(job: Any, partitions: list[Any] | None, default: str | None) -> str | None:
     """The partition the Slurm plugin sends `job` to: its `slurm_partition` resource, else the best fit among
     `partitions` (the plugin's partition config, with the plugin's own scoring), else the default partition."""
@@ -87,7 +101,7 @@ def job_partition(job: Any, partitions: list[Any] | None, default: str | None) -
     if partitions:
         from snakemake_executor_plugin_slurm.partitions import get_best_partition
 
-        best = get_best_partition(partitions, job, logging.getLogger("sgd_privacy.cluster"))
+        best = get_best_partition(partitions, KnownResources(job), logging.getLogger("sgd_privacy.cluster"))
         if best:
             return str(best)
     return default
