@@ -708,7 +708,9 @@ window.addEventListener('load', () => {
   const out = [];
   document.querySelectorAll('div.scroll').forEach(div => {
     const box = div.getBoundingClientRect();
-    const heads = [...div.querySelectorAll('th')].map(th => [th.textContent, th.getBoundingClientRect().right - box.left]);
+    const lines = th => { const r = document.createRange(); r.selectNodeContents(th);
+      return new Set([...r.getClientRects()].map(c => Math.round(c.top))).size; };
+    const heads = [...div.querySelectorAll('th')].map(th => [th.textContent, th.getBoundingClientRect().right - box.left, lines(th)]);
     out.push({title: div.previousElementSibling ? div.previousElementSibling.textContent : '', width: box.width, heads});
   });
   const pre = document.createElement('pre'); pre.id = 'layout'; pre.textContent = JSON.stringify(out);
@@ -718,7 +720,9 @@ window.addEventListener('load', () => {
 
 
 def test_chromium_shows_every_study_and_verdict_column_without_scrolling_at_1400px(full_report, chromium, tmp_path):
-    """Laid out by a real browser at 1400 px: every table's study_* and verdict* headers end inside its visible box."""
+    """Laid out by a real browser at 1400 px: every table's study_* and verdict* headers end inside its visible box,
+    and a header wraps only between the underscore-separated parts of its name, never inside a word (a header
+    broken anywhere stacks its letters one per line)."""
     import html as html_lib
     import json
 
@@ -732,9 +736,11 @@ def test_chromium_shows_every_study_and_verdict_column_without_scrolling_at_1400
     assert "Loss-threshold attack, seed known vs hidden (study Table 6)" in titles
     assert "Sweep eps (swept key target_epsilon)" in titles
     for table in layout:
-        compared = [(name, right) for name, right in table["heads"] if name.startswith(("study_", "verdict"))]
+        compared = [(name, right) for name, right, _ in table["heads"] if name.startswith(("study_", "verdict"))]
         hidden = [name for name, right in compared if right > table["width"] + 0.5]
         assert hidden == [], (table["title"], table["width"], hidden)
+        broken = [(name, lines) for name, _, lines in table["heads"] if lines > len(name.split("_"))]
+        assert broken == [], (table["title"], broken)
     table6 = next(t for t in layout if t["title"].startswith("Loss-threshold attack"))
     assert len(table6["heads"]) > 25  # wider than the page: it scrolls, but not for its study columns
 

@@ -26,7 +26,7 @@ figcaption,.caption{font-size:0.85em;color:#4a5563;margin-top:4px}
 .scroll{overflow-x:auto;margin-bottom:0.3em}
 table{border-collapse:collapse;font-size:0.82em;font-variant-numeric:tabular-nums}
 th,td{border-bottom:1px solid #e3e7ec;padding:3px 8px;text-align:right;white-space:nowrap}
-th{background:#f3f5f8;position:sticky;top:0;white-space:normal;overflow-wrap:anywhere;vertical-align:bottom}td.text,th.text{text-align:left}
+th{background:#f3f5f8;position:sticky;top:0;white-space:normal;overflow-wrap:normal;vertical-align:bottom}td.text,th.text{text-align:left}
 th.study,td.study{background:#fff7e0}
 p.note{margin:0.35em 0;padding:4px 10px;border-left:4px solid #9aa5b1;background:#f6f8fa;font-size:0.92em}
 p.agrees{border-color:#3a9a5b;background:#eef8f1}p.differs{border-color:#d2691e;background:#fdf1e7}
@@ -87,6 +87,12 @@ def comparison_first(columns: list[str]) -> list[str]:
     return keys + compared + [c for c in columns if c not in keys and c not in compared]
 
 
+def header_breaks(name: str) -> str:
+    """A column name escaped, with a line-break opportunity after each underscore: headers wrap between the
+    parts of a name ('noise_ / multiplier'), never inside a word."""
+    return "_<wbr>".join(html.escape(part) for part in name.split("_"))
+
+
 def table_html(frame: pd.DataFrame) -> str:
     """An HTML table; study columns shaded, numbers to 4 significant digits, NaN as a dash; a wide table shows
     its comparison columns first (`comparison_first`)."""
@@ -96,7 +102,7 @@ def table_html(frame: pd.DataFrame) -> str:
         cls = ["study"] if str(col).startswith("study") else []
         if frame[col].dtype == object:
             cls.append("text")
-        head.append(f'<th class="{" ".join(cls)}">{html.escape(str(col))}</th>')
+        head.append(f'<th class="{" ".join(cls)}">{header_breaks(str(col))}</th>')
     rows = []
     for rec in frame.itertuples(index=False):
         cells = []
