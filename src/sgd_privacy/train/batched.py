@@ -15,7 +15,8 @@ from ..data.neighbours import neighbour_rows
 from ..errors import TrainingError
 from ..rng import Purpose, permutations
 from .history import METRICS
-from .models import Model, dropout_keep, flatten
+from .models import Model, dropout_keep_steps, flatten
+from .shared import BLOCK, LabelledRows, SeedBlocks, from_slots, to_slots
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +156,28 @@ def _totals(
 
 @torch.no_grad()
 def evaluate(
-    model: Model, params: list[torch.Tensor], data: DeviceData, replace: torch.Tensor, rows_per_chunk: int
+    model: Model,
+    params: list[torch.Tensor],
+    data: DeviceData,
+    replace: torch.Tensor,
+    rows_per_chunk: int,
+    prepared: tuple[LabelledRows, LabelledRows] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Loss and accuracy of each model on its own D_i (base set minus x_i) and on validation."""
-    loss, corr, n = _totals(model, params, data.x_train, data.y_train, rows_per_chunk)
+    """Loss and accuracy of each model on its own D_i (base set minus x_i) and on validation;
+    `prepared`: the training and validation rows as `LabelledRows` for the dense models' products."""
+    if prepared is not None:
+        loss, corr = model.eval_totals(params, prepared[0], rows_per_chunk)
+        vloss, vcorr = model.eval_totals(params, prepared[1], rows_per_chunk)
+        n, vn = float(len(data.x_train)), float(len(data.x_val))
+    else:
+        loss, corr, n = _totals(model, params, data.x_train, data.y_train, rows_per_chunk)
+        vloss, vcorr, vn = _totals(model, params, data.x_val, data.y_val, rows_per_chunk)
     m = params[0].shape[0]
     xi = data.x_train[replace].unsqueeze(1)  # (M, 1, ...): each model's removed example
     logits_i = model.logits(params, xi, shared=False)
     yi = data.y_train[replace].unsqueeze(1)
     loss = (loss - model.example_losses(logits_i, yi).reshape(m)) / (n - 1)
     acc = (corr - model.correct(logits_i, yi).reshape(m)) / (n - 1)
-    vloss, vcorr, vn = _totals(model, params, data.x_val, data.y_val, rows_per_chunk)
     return {"train_loss": loss, "train_acc": acc, "val_loss": vloss / vn, "val_acc": vcorr / vn}
 
 
@@ -207,11 +219,26 @@ def train_batch(
         initial = initial_params(model, runs, fixed_init, device, dtype)
     else:
         initial = [torch.as_tensor(p).to(device=device, dtype=dtype) for p in resume.params]
-    params = [p.requires_grad_(True) for p in initial]
-    replace = torch.as_tensor(runs.replace, dtype=torch.int64, device=device)
-    seeds = torch.as_tensor(runs.seeds, dtype=torch.int64, device=device)
-    unique_seeds, seed_slot = torch.unique(seeds, return_inverse=True)
     row_map = None if runs.rows is None else torch.as_tensor(runs.rows, dtype=torch.int64, device=device)
+    # one minibatch per seed (`sgd_privacy.train.shared`) for the dense models on D_i; autograd otherwise
+    shared = row_map is None and model.shares_rows
+    params = [p if shared else p.requires_grad_(True) for p in initial]
+    replace = torch.as_tensor(runs.replace, dtype=torch.int64, device=device)
+    seeds_np, slot_np = np.unique(np.asarray(runs.seeds, dtype=np.int64), return_inverse=True)
+    unique_seeds = torch.as_tensor(seeds_np, device=device)
+    seed_slot = torch.as_tensor(slot_np.reshape(-1), device=device)
+    blocks = SeedBlocks.build(slot_np.reshape(-1), device) if shared else None
+    # the shared path keeps the parameters in the seed blocks' layout between steps
+    slots = to_slots(params, blocks) if blocks is not None else []
+    first_out = initial[0].shape[-1]
+
+    def current() -> list[torch.Tensor]:
+        """The runs' parameters now, each (M, ...)."""
+        return from_slots(slots, blocks, first_out) if blocks is not None else params
+
+    prepared = None
+    if model.shares_rows:  # the dense binary models evaluate as products over label-sorted rows
+        prepared = (LabelledRows.build(data.x_train, data.y_train), LabelledRows.build(data.x_val, data.y_val))
     steps, wsteps = schedule.log_steps(n_rows), schedule.weight_steps(n_rows)
     log_at = {int(t): k for k, t in enumerate(steps)}
     keep_w = {int(t): k for k, t in enumerate(wsteps)}
@@ -233,8 +260,9 @@ def train_batch(
 
     def record(t: int) -> None:
         with torch.no_grad():
-            flat = flatten(params)
-            values = evaluate(model, params, data, replace, rows_per_chunk)
+            now = current()
+            flat = flatten(now)
+            values = evaluate(model, now, data, replace, rows_per_chunk, prepared)
             bad = ~torch.isfinite(flat).all(dim=1)
             for name, v in values.items():
                 metrics[name][:, log_at[t]] = v.double().cpu().numpy()
@@ -245,27 +273,58 @@ def train_batch(
 
     def snapshot() -> BatchState:
         with torch.no_grad():
-            values = [p.detach().cpu().numpy().copy() for p in params]
+            values = [p.detach().cpu().numpy().copy() for p in current()]
             return BatchState(t, values, metrics, weights, diverged.cpu().numpy())
 
+    x_shape = data.x_train.shape[1:]
+    y0 = data.y_train[0]  # a run's row at its replaced position is x_0
+    if blocks is not None:
+        x0_row = torch.zeros(blocks.n_blocks, 1, dtype=torch.int64, device=device)  # row B of a block's batch
+        # a run's replaced position p = replace - 1 holds base-set row p + 1 = replace for the other runs
+        replaced_row = replace.index_select(0, blocks.source).reshape(blocks.n_blocks, 1, BLOCK)
+    # dropout masks of `window` steps at a time (about 2**20 draws), which saves the hash's ~200 small ops a step
+    window = max(1, min(64, 2**20 // max(1, len(unique_seeds) * b * units)))
+    window_start, keep_window = 0, torch.empty(0)
     first_epoch, first_step = divmod(t, spe)
     for epoch in range(first_epoch, schedule.epochs):
-        perm = permutations(unique_seeds, Purpose.PERMUTATION, epoch, n_rows)[seed_slot]
+        perm = permutations(unique_seeds, Purpose.PERMUTATION, epoch, n_rows)  # (seeds, n_rows)
         for s in range(first_step if epoch == first_epoch else 0, spe):
             if on_step:
                 on_step(snapshot)
             if t in log_at:
                 record(t)
-            positions = perm[:, s * b : (s + 1) * b]
+            seed_positions = perm[:, s * b : (s + 1) * b]
+            keep_seed = None
+            if step_keys is not None:  # a function of the seed and step: drawn per seed, for a window of steps
+                if not window_start <= t < window_start + len(keep_window):
+                    window_start = t
+                    keys = step_keys[t : min(t + window, len(step_keys))]
+                    keep_window = dropout_keep_steps(unique_seeds, keys, b, units, model.dropout, dtype)
+                keep_seed = keep_window[t - window_start]
+            if blocks is not None:
+                # neighbour_rows' rows (position + 1) wherever a run's replaced example is not drawn
+                block_rows = seed_positions.index_select(0, blocks.block_seed) + 1  # (n_blocks, B)
+                rows_x0 = torch.cat([block_rows, x0_row], dim=1).reshape(-1)
+                xs = data.x_train.index_select(0, rows_x0).reshape(blocks.n_blocks, b + 1, *x_shape)
+                hit = block_rows.unsqueeze(-1) == replaced_row  # (n_blocks, B, BLOCK): the run's row is x_0
+                y_rows = data.y_train.index_select(0, block_rows.reshape(-1)).reshape(blocks.n_blocks, b, 1)
+                yb = torch.where(hit, y0, y_rows)
+                keep = None if keep_seed is None else keep_seed.index_select(0, blocks.block_seed).unsqueeze(2)
+                with torch.no_grad():
+                    for p, g in zip(slots, model.shared_grads(slots, xs, hit, yb, keep), strict=True):
+                        p.sub_(schedule.lr * g)
+                t += 1
+                continue
+            keep = None if keep_seed is None else keep_seed.index_select(0, seed_slot)
+            positions = seed_positions.index_select(0, seed_slot)
             rows = neighbour_rows(positions, replace) if row_map is None else row_map.gather(1, positions)
-            keep = dropout_keep(seeds, step_keys[t], b, units, model.dropout, dtype) if step_keys is not None else None
             flat_rows = rows.reshape(-1)
-            xb = data.x_train.index_select(0, flat_rows).reshape(*rows.shape, *data.x_train.shape[1:])
+            xb = data.x_train.index_select(0, flat_rows).reshape(*rows.shape, *x_shape)
             yb = data.y_train.index_select(0, flat_rows).reshape(rows.shape)
             logits = model.logits(params, xb, shared=False, keep=keep)
-            grads = torch.autograd.grad(logits, params, model.logit_grad(logits.detach(), yb))
+            auto_grads = torch.autograd.grad(logits, params, model.logit_grad(logits.detach(), yb))
             with torch.no_grad():
-                for p, g in zip(params, grads, strict=True):
+                for p, g in zip(params, auto_grads, strict=True):
                     p.sub_(schedule.lr * g)
             t += 1
         if on_epoch:

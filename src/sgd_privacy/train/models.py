@@ -19,6 +19,7 @@ from ..errors import ConfigError, TrainingError
 from ..rng import Purpose, uniform
 from . import exact
 from .convstack import cnn_features
+from .shared import LabelledRows, batch_sum, eval_rows_at_once, shared_forward, shared_weight_grad, signed_totals
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,26 @@ class Model:
         """Logits (M, B) for binary models, (M, B, K) otherwise."""
         raise NotImplementedError
 
+    def eval_totals(
+        self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Summed loss and correct count (M,) of each model over the prepared rows (dense models)."""
+        raise NotImplementedError
+
     def dropout_units(self) -> int:
         """Units per example that dropout masks (0: no dropout)."""
         return 0
+
+    shares_rows = False  # whether `shared_grads` exists (the dense models)
+
+    def shared_grads(
+        self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """Gradients of each run's mean batch loss, without autograd, in the seed blocks' layout
+        (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`), the blocks' shared rows xs
+        (n_blocks, B + 1, ...) (row B is x_0, a run's row at its replaced position, `hit` (n_blocks, B,
+        BLOCK)), labels y (n_blocks, B, BLOCK) and dropout multipliers `keep` (n_blocks, B, 1, units)."""
+        raise NotImplementedError
 
     def example_losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example loss (M, B); y is (B,) shared or (M, B)."""
@@ -235,6 +253,31 @@ class LogReg(Model):
         p = self.named(params)
         return dense(x, p["w"], p["b"], shared).squeeze(-1)
 
+    shares_rows = True
+
+    def shared_grads(
+        self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """Gradients of w and b (see `Model.shared_grads`)."""
+        w, b = slots
+        g = self.logit_grad(shared_forward(xs, w, b, hit).squeeze(-1), y).unsqueeze(-1)  # (n_blocks, B, BLOCK, 1)
+        return [shared_weight_grad(xs, g, hit), batch_sum(g)]
+
+    def eval_totals(
+        self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Margins of all models on a chunk of rows as one product (M, d + 1) @ (d + 1, R) with the
+        bias folded in and label-1 rows negated (`signed_totals`)."""
+        w, b = params
+        wa = torch.cat([w.squeeze(-1), b], dim=1)  # (M, d + 1)
+        loss = torch.zeros(len(wa), dtype=wa.dtype, device=wa.device)
+        corr = torch.zeros_like(loss)
+        for lo, hi, positive in rows.chunks(eval_rows_at_once(rows_per_chunk, len(wa), wa.device)):
+            chunk_loss, chunk_corr = signed_totals(wa @ rows.signed[lo:hi].T, positive)
+            loss += chunk_loss
+            corr += chunk_corr
+        return loss, corr
+
 
 class MLP(Model):
     """dense(h, relu) -> dropout(p) -> dense(1, sigmoid)."""
@@ -265,6 +308,49 @@ class MLP(Model):
         if keep is not None:
             h = h * keep
         return dense(h, p["w2"], p["b2"], False).squeeze(-1)
+
+    shares_rows = True
+
+    def shared_grads(
+        self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
+    ) -> list[torch.Tensor]:
+        """Gradients of w1, b1, w2 and b2 (see `Model.shared_grads`); the output layer as `_Dense`'s
+        one-column path (products, then a sum over the hidden units in order)."""
+        w1, b1, w2, b2 = (
+            slots  # (n_blocks, d, BLOCK * h), (n_blocks, BLOCK, h), (n_blocks, BLOCK, h, 1), (n_blocks, BLOCK, 1)
+        )
+        pre = shared_forward(xs, w1, b1, hit)  # (n_blocks, B, BLOCK, h)
+        h = torch.relu(pre)
+        if keep is not None:
+            h = h * keep
+        w_out = w2.squeeze(-1).unsqueeze(1)  # (n_blocks, 1, BLOCK, h)
+        logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, BLOCK)
+        g = self.logit_grad(logits, y).unsqueeze(-1)  # (n_blocks, B, BLOCK, 1)
+        grad_h = g * w_out
+        if keep is not None:
+            grad_h = grad_h * keep
+        grad_pre = grad_h.masked_fill(~(pre > 0), 0.0)  # relu's gradient (no host scalar, unlike where)
+        grad_w2 = batch_sum(h * g).unsqueeze(-1)
+        return [shared_weight_grad(xs, grad_pre, hit), batch_sum(grad_pre), grad_w2, batch_sum(g)]
+
+    def eval_totals(
+        self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Hidden layer of all models on a chunk of rows as one product (M h, d + 1) @ (d + 1, R), the
+        output layer as a sum over the h hidden units, negated on label-1 rows (`signed_totals`)."""
+        w1, b1, w2, b2 = params
+        m, h = w2.shape[0], self.hidden
+        w1a = torch.cat([w1.transpose(1, 2), b1.unsqueeze(-1)], dim=2).reshape(m * h, -1)  # (M h, d + 1)
+        out = {True: (-w2, -b2), False: (w2, b2)}  # label-1 rows: the negated logit
+        loss = torch.zeros(m, dtype=w1.dtype, device=w1.device)
+        corr = torch.zeros_like(loss)
+        for lo, hi, positive in rows.chunks(eval_rows_at_once(rows_per_chunk, m * h, w1.device)):
+            hidden = torch.relu_(w1a @ rows.x[lo:hi].T).reshape(m, h, hi - lo)
+            w_out, b_out = out[positive]
+            chunk_loss, chunk_corr = signed_totals((hidden * w_out).sum(dim=1) + b_out, positive)
+            loss += chunk_loss
+            corr += chunk_corr
+        return loss, corr
 
 
 # The CNN's convolution weights and biases in layer order (the exact path's `convs` argument).
@@ -394,3 +480,14 @@ def dropout_keep(
     u = uniform(seeds.reshape(-1, 1), Purpose.DROPOUT, step, idx, torch.float64)
     keep = (u >= rate).to(dtype) / (1.0 - rate)
     return keep.reshape(len(seeds), batch, units)
+
+
+def dropout_keep_steps(
+    seeds: torch.Tensor, steps: torch.Tensor, batch: int, units: int, rate: float, dtype: torch.dtype
+) -> torch.Tensor:
+    """`dropout_keep` of several steps at once (K, M, batch, units), `steps` (K,) int64 on the seeds'
+    device: the same bits as one call per step (the hash is elementwise), in one pass of its ops."""
+    idx = torch.arange(batch * units, device=seeds.device).reshape(1, 1, -1)
+    u = uniform(seeds.reshape(1, -1, 1), Purpose.DROPOUT, steps.reshape(-1, 1, 1), idx, torch.float64)
+    keep = (u >= rate).to(dtype) / (1.0 - rate)
+    return keep.reshape(len(steps), len(seeds), batch, units)

@@ -1,0 +1,169 @@
+"""One minibatch per seed: the dense models' training step as products over rows shared by a seed's runs.
+
+The runs of one seed see the same permutation positions at every step, so their minibatches are the
+same base-set rows except where a position maps to a run's replaced example (`neighbour_rows`): at
+most one row per run, which is x_0 there instead. A step therefore gathers each seed's B rows once,
+appends x_0 as row B, and computes its runs' first dense layer (forward, and the weight gradient) as
+one matrix product per block of `BLOCK` runs of that seed:
+
+- forward: (B + 1, d) @ (d, BLOCK * o); a run takes row j of its columns, except at its replaced
+  position j*, where it takes row B (x_0's output);
+- weight gradient: (d, B + 1) @ (B + 1, BLOCK * o), with the run's output gradient zeroed at row
+  j* and placed at row B, so the sum covers exactly the run's own B rows.
+
+The determinism contract (a run's bits do not depend on the runs that share its chunk, the chunk size
+or the thread count) holds because every product has the same shape whatever the grouping (a block is
+always BLOCK runs wide, padded with copies of a run of the seed), a run's columns of it depend only on
+its seed's rows and its own parameters, and the products run on single-threaded kernels (one
+multi-threaded MKL product splits a small matrix by thread and changes its last bits). This is
+checked bit for bit in tests/test_trainer.py over groupings (a seed's runs split across chunks, in
+other blocks' positions, seeds mixed) and thread counts, and for the kernels themselves in
+tests/test_shared_products.py.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .convstack import single_threaded_kernels
+
+# Runs of one seed per block (the product's width per output unit). A multiple of 16, so that no
+# product falls to the narrow-matrix kernels, which MKL picks for fewer than 12 columns.
+BLOCK = 16
+
+
+@dataclass(frozen=True)
+class SeedBlocks:
+    """A chunk's runs laid out in blocks of `BLOCK` runs of one seed (padded columns: `source`)."""
+
+    slot: torch.Tensor  # (M,) int64: run m's column in the padded layout of n_blocks * BLOCK columns
+    source: torch.Tensor  # (n_blocks * BLOCK,) int64: the run in each padded column (repeats pad a block)
+    block_seed: torch.Tensor  # (n_blocks,) int64: each block's seed, as an index into the unique seeds
+    n_blocks: int
+
+    @staticmethod
+    def build(seed_slot: np.ndarray, device: torch.device) -> SeedBlocks:
+        """Blocks of the runs of each unique seed (`seed_slot`: run -> unique-seed index), in run order."""
+        slot = np.empty(len(seed_slot), dtype=np.int64)
+        source: list[int] = []
+        block_seed: list[int] = []
+        for u in np.unique(seed_slot):
+            members = np.flatnonzero(seed_slot == u)
+            for start in range(0, len(members), BLOCK):
+                part = members[start : start + BLOCK]
+                slot[part] = len(source) + np.arange(len(part))
+                source += [*part.tolist(), *[int(part[0])] * (BLOCK - len(part))]
+                block_seed.append(int(u))
+
+        def t(a: np.ndarray | list[int]) -> torch.Tensor:
+            return torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
+
+        return SeedBlocks(t(slot), t(source), t(block_seed), len(block_seed))
+
+
+def fixed_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Batched product on the CPU with single-threaded kernels (each matrix's bits then depend only on
+    its own operands and shape, not on the batch count or thread count); torch.bmm elsewhere."""
+    if a.device.type != "cpu":
+        return torch.bmm(a, b)
+    with single_threaded_kernels():
+        return torch.bmm(a, b)
+
+
+def to_slots(params: list[torch.Tensor], blocks: SeedBlocks) -> list[torch.Tensor]:
+    """Per-run parameters (M, ...) in the blocks' layout: the first dense layer's weight (M, d, o) as
+    the products' right operands (n_blocks, d, BLOCK * o) (column c * o + k is unit k of the block's run
+    c), every other tensor (M, ...) as (n_blocks, BLOCK, ...); padding columns copy a run of the block."""
+    w, rest = params[0], params[1:]
+    d, o = w.shape[1:]
+    padded = w.index_select(0, blocks.source).reshape(blocks.n_blocks, BLOCK, d, o)
+    out = [padded.permute(0, 2, 1, 3).reshape(blocks.n_blocks, d, BLOCK * o)]
+    return out + [p.index_select(0, blocks.source).reshape(blocks.n_blocks, BLOCK, *p.shape[1:]) for p in rest]
+
+
+def from_slots(slots: list[torch.Tensor], blocks: SeedBlocks, o: int) -> list[torch.Tensor]:
+    """Inverse of `to_slots`: the runs' parameters (M, ...) (`o`: output units of the first layer)."""
+    w, rest = slots[0], slots[1:]
+    d = w.shape[1]
+    per_run = w.reshape(blocks.n_blocks, d, BLOCK, o).permute(0, 2, 1, 3).reshape(-1, d, o)
+    out = [per_run.index_select(0, blocks.slot)]
+    return out + [p.reshape(-1, *p.shape[2:]).index_select(0, blocks.slot) for p in rest]
+
+
+def batch_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum of (n_blocks, B, ...) over the batch axis B as an innermost contiguous reduction: each
+    element's order of summation depends on B only (`models._batch_sum` for the slot layout)."""
+    return t.movedim(1, -1).contiguous().sum(dim=-1)
+
+
+def shared_forward(xs: torch.Tensor, w: torch.Tensor, b: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+    """Each run's affine map of its own B rows (n_blocks, B, BLOCK, o): the blocks' shared rows xs
+    (n_blocks, B + 1, d) (row B is x_0) times the blocks' weights w (n_blocks, d, BLOCK * o), row B at
+    each run's replaced position (`hit`, (n_blocks, B, BLOCK)), plus b (n_blocks, BLOCK, o)."""
+    nb, rows = xs.shape[0], xs.shape[1] - 1
+    z = fixed_bmm(xs, w).reshape(nb, rows + 1, BLOCK, -1)
+    return torch.where(hit.unsqueeze(-1), z[:, rows:], z[:, :rows]) + b.unsqueeze(1)
+
+
+def shared_weight_grad(xs: torch.Tensor, g: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+    """Each run's weight gradient, its rows (B, d) transposed times its g (B, o), in the blocks' layout
+    (n_blocks, d, BLOCK * o): over the shared rows, with g (n_blocks, B, BLOCK, o) moved from the
+    replaced position to row B (x_0)."""
+    nb, rows = g.shape[:2]
+    mask = hit.unsqueeze(-1)
+    at_x0 = g.masked_fill(~mask, 0.0).sum(dim=1, keepdim=True)  # exact: one nonzero term at most
+    ext = torch.cat([g.masked_fill(mask, 0.0), at_x0], dim=1).reshape(nb, rows + 1, -1)
+    return fixed_bmm(xs.transpose(1, 2), ext)
+
+
+# Rows an evaluation product covers at once on the CPU (its (models x rows) outputs then stay in cache).
+EVAL_CACHE_FLOATS = 2**18
+
+
+@dataclass(frozen=True)
+class LabelledRows:
+    """A binary split prepared for evaluating many dense models: rows with label 1 first (`n1` of them),
+    each row with a trailing 1 (the bias), and a copy with the label-1 rows negated."""
+
+    x: torch.Tensor  # (N, d + 1)
+    signed: torch.Tensor  # (N, d + 1): rows with label 1 negated
+    n1: int
+
+    @staticmethod
+    def build(x: torch.Tensor, y: torch.Tensor) -> LabelledRows:
+        """Sort the rows by label (1 first, otherwise in order) and append the bias column."""
+        order = torch.argsort((y == 0).to(torch.int8), stable=True)
+        xa = torch.cat([x.reshape(len(x), -1), torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
+        xa = xa.index_select(0, order)
+        n1 = int((y == 1).sum())
+        sign = torch.ones(len(x), 1, dtype=x.dtype, device=x.device)
+        sign[:n1] = -1.0
+        return LabelledRows(xa, xa * sign, n1)
+
+    def chunks(self, rows: int) -> list[tuple[int, int, bool]]:
+        """(start, end, label is 1) of row chunks of at most `rows` rows that never mix the labels."""
+        out = []
+        for lo, hi, positive in ((0, self.n1, True), (self.n1, len(self.x), False)):
+            out += [(s, min(s + rows, hi), positive) for s in range(lo, hi, rows)]
+        return out
+
+
+def signed_totals(u: torch.Tensor, positive: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and correct count per model of margins u (M, R): u = -logit on label-1 rows and
+    u = logit on label-0 rows, so the loss is softplus(u) and a row is correct where the prediction
+    (logit > 0) equals the label, u < 0 on label-1 rows and u <= 0 on label-0 rows."""
+    threshold = 40.0 if u.dtype == torch.float64 else 20.0  # where softplus(u) = u to the dtype's precision
+    loss = torch.nn.functional.softplus(u, threshold=threshold).sum(dim=1)
+    correct = (u < 0) if positive else (u <= 0)
+    return loss, correct.sum(dim=1).to(u.dtype)
+
+
+def eval_rows_at_once(rows_per_chunk: int, width: int, device: torch.device) -> int:
+    """Rows per evaluation product: `rows_per_chunk` (the memory budget's), on the CPU at most what
+    keeps (width x rows) outputs in cache."""
+    if device.type != "cpu":
+        return rows_per_chunk
+    return max(16, min(rows_per_chunk, EVAL_CACHE_FLOATS // max(width, 1)))
