@@ -111,6 +111,52 @@ def test_grouping_does_not_change_results(digits, monkeypatch):
     assert np.array_equal(mixed.weights[1], together.weights[5])
 
 
+@pytest.mark.parametrize("model_name", ["logreg", "mlp"])
+def test_seed_blocks_do_not_change_a_runs_bits(digits, monkeypatch, model_name):
+    """The one-minibatch-per-seed step: a run's weights are bit-identical whether its seed's runs are
+    trained together (20 runs of seed 7: two blocks), alone, in another order (other columns of the
+    block), split across chunks, mixed with other seeds, with fixed- and variable-init runs of one seed
+    side by side, and at 1, 2 or 3 threads; its metrics agree to rounding."""
+    model = build_model(model_name, digits["x_train"].shape[1:], 2, hidden=6, dropout=0.2)
+    schedule = Schedule(lr=0.5, batch_size=8, epochs=2, cadence=16)  # B = 8: 9-row products
+    data = DeviceData.from_arrays(digits, torch.device("cpu"), torch.float32)
+    fixed_init = model.init(torch.tensor([99]), Purpose.FIXED_INIT, torch.float32)
+    n = len(digits["x_train"])
+    seeds = np.array([7] * 20 + [2, 5, 2])
+    replace = np.array([*(1 + np.arange(20) * 13 % (n - 1)), 4, 4, 200])
+    fixed = np.array([k % 3 == 0 for k in range(20)] + [False, True, False])
+    runs = Runs(seeds, replace, fixed)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        together = train_batch(model, data, runs, schedule, fixed_init)
+        order = np.arange(len(runs))[::-1].copy()
+        reversed_ = train_batch(model, data, Runs(seeds[order], replace[order], fixed[order]), schedule, fixed_init)
+        import sgd_privacy.train.batched as batched_module
+
+        monkeypatch.setattr(batched_module, "chunking", lambda *args: (6, 50))  # seed 7 split over 4 chunks
+        chunked = train_many(model, data, runs, schedule, fixed_init, progress=None)
+        results = {"reversed": (reversed_, order), "chunked": (chunked, np.arange(len(runs)))}
+        for threads in (1, 2, 3):
+            torch.set_num_threads(threads)
+            for k in (0, 3, 19, 21):
+                alone = train_batch(model, data, runs.take(slice(k, k + 1)), schedule, fixed_init)
+                results[f"run {k} alone, {threads} threads"] = (alone, np.array([k]))
+            mixed_idx = np.array([21, 5, 22, 19])  # seeds 5, 7, 2, 7
+            mixed = train_batch(
+                model, data, Runs(seeds[mixed_idx], replace[mixed_idx], fixed[mixed_idx]), schedule, fixed_init
+            )
+            results[f"mixed, {threads} threads"] = (mixed, mixed_idx)
+    finally:
+        torch.set_num_threads(before)
+    assert not np.array_equal(together.weights[:, -1], together.weights[:, 0])  # it trained
+    assert not np.array_equal(together.weights[0, -1], together.weights[1, -1])  # runs of one seed differ
+    for name, (result, idx) in results.items():
+        assert np.array_equal(result.weights, together.weights[idx]), name
+        for metric, values in result.metrics.items():
+            np.testing.assert_allclose(values, together.metrics[metric][idx], rtol=1e-5, atol=1e-6, err_msg=name)
+
+
 def test_cnn_grouping_does_not_change_results():
     arrays = images(seed=3)
     model = CNN((1, 8, 8), size=2, n_classes=3)

@@ -1,0 +1,60 @@
+"""The products of the one-minibatch-per-seed step (`sgd_privacy.train.shared`), bit for bit: a block's
+result does not depend on how many blocks share the call, where the block sits, which other runs fill
+the block, or the thread count (the determinism contract's premise for the dense models)."""
+
+import numpy as np
+import pytest
+import torch
+
+from sgd_privacy.train.shared import BLOCK, SeedBlocks, fixed_bmm, from_slots, to_slots
+
+
+@pytest.fixture
+def threads():
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+# (rows B + 1, features d, outputs per run o): B = 8 makes 9-row products, which a multi-threaded MKL
+# splits by thread when one block is alone in the call (the case fixed_bmm exists for); d = 10, 64.
+SHAPES = [(9, 64, 1), (9, 10, 5), (33, 50, 1), (33, 50, 10), (17, 10, 1)]
+
+
+@pytest.mark.parametrize("rows, d, o", SHAPES)
+def test_a_blocks_product_is_the_same_in_any_batch_position_and_thread_count(threads, rows, d, o):
+    gen = torch.Generator().manual_seed(rows * d * o)
+    x0 = torch.randn(rows, d, generator=gen)
+    w0 = torch.randn(d, BLOCK * o, generator=gen)
+    g0 = torch.randn(rows, BLOCK * o, generator=gen)
+    threads(1)
+    forward, backward = fixed_bmm(x0[None], w0[None])[0], fixed_bmm(x0.T[None], g0[None])[0]
+    for count in (1, 2, 3, 7, 40):
+        for n_threads in (1, 2, 3):
+            threads(n_threads)
+            xs = torch.randn(count, rows, d, generator=gen)
+            ws = torch.randn(count, d, BLOCK * o, generator=gen)
+            gs = torch.randn(count, rows, BLOCK * o, generator=gen)
+            at = count // 2
+            xs[at], ws[at], gs[at] = x0, w0, g0
+            assert torch.equal(fixed_bmm(xs, ws)[at], forward), (count, n_threads)
+            assert torch.equal(fixed_bmm(xs.transpose(1, 2), gs)[at], backward), (count, n_threads)
+    # a run's columns do not depend on its column in the block or on the block's other runs
+    order = torch.randperm(BLOCK, generator=gen)
+    cols = torch.arange(BLOCK * o).reshape(BLOCK, o)[order].reshape(-1)
+    other = w0.clone()
+    other[:, cols[o:]] = torch.randn(d, (BLOCK - 1) * o, generator=gen)
+    moved = fixed_bmm(x0[None], other[:, cols][None])[0]
+    assert torch.equal(moved[:, :o], forward[:, cols[:o]])
+
+
+def test_slots_round_trip_and_blocks_hold_one_seed_each():
+    seed_slot = np.array([2, 0, 2, 1, 2] + [0] * 20)
+    blocks = SeedBlocks.build(seed_slot, torch.device("cpu"))
+    assert blocks.n_blocks == 4  # seed 0: 21 runs in two blocks; seeds 1 and 2: one each
+    source = blocks.source.reshape(blocks.n_blocks, BLOCK)
+    assert all(len(set(seed_slot[row.numpy()])) == 1 for row in source)
+    assert (seed_slot[source[:, 0].numpy()] == blocks.block_seed.numpy()).all()
+    params = [torch.randn(len(seed_slot), 7, 3), torch.randn(len(seed_slot), 3), torch.randn(len(seed_slot), 3, 1)]
+    back = from_slots(to_slots(params, blocks), blocks, 3)
+    assert all(torch.equal(a, b) for a, b in zip(params, back, strict=True))
