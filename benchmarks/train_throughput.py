@@ -1,8 +1,10 @@
 """Throughput of the vectorised trainer against the plain reference trainer, for every model.
 
 Trains each model with both trainers in one process and prints one line per model with
-model-steps/s of each, their ratio and the peak memory per model, then a last line with
-the smallest ratio. Models: logistic regression and the MLP (h = 10, dropout 0.2) on
+model-steps/s of each, their ratio, the vectorised time per model beside its arithmetic floor
+(the model's FLOPs for the training steps and the logged evaluations at the benchmark's shape,
+`flops_per_model`, over this machine's float32 GEMM rate measured in the same run at the same
+thread count) and the peak memory per model, then a last line with the smallest ratio. Models: logistic regression and the MLP (h = 10, dropout 0.2) on
 mnist_binary-sized synthetic rows (d = 50, N ~ 10,400, b = 32, cadence 50), and the CNN on
 the study's 3x32x32 input (size s, 10 classes, b = 32, weights logged only at the first
 and last step). Peak memory is the peak resident-set growth during each trainer's call
@@ -109,7 +111,61 @@ def timed(fn: Callable[[], object], device: torch.device) -> tuple[float, int]:
     return seconds, mem.peak
 
 
-def run_case(case: Case, device: torch.device, budget_mb: int) -> float:
+def gemm_gflops(device: torch.device, size: int = 1024, repeats: int = 10) -> float:
+    """This machine's float32 matrix-product throughput: the best of `repeats` (size x size) products
+    at the current thread count (GFLOP/s)."""
+    a = torch.rand(size, size, device=device)
+    b = torch.rand(size, size, device=device)
+    best = float("inf")
+    for _ in range(repeats + 1):  # the first call loads the kernels
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def forward_flops(model: Model) -> int:
+    """Multiply-add FLOPs (2 per multiply-add) of one example's forward pass through the model's
+    dense layers and convolutions (activations, pooling and the loss not counted)."""
+    if isinstance(model, LogReg):
+        return 2 * model.d
+    if isinstance(model, MLP):
+        return 2 * model.d * model.hidden + 2 * model.hidden
+    if isinstance(model, CNN):
+        c, h, w = model.in_shape
+        s, s2 = model.size, 2 * model.size
+        convs = 9 * h * w * (c * s + s * s) + 9 * (h // 2) * (w // 2) * (s * s2 + s2 * s2)
+        flat = s2 * (h // 4) * (w // 4)
+        return 2 * convs + 2 * (flat * s2 + s2 * model.n_classes)
+    raise TypeError(type(model).__name__)
+
+
+def first_layer_flops(model: Model) -> int:
+    """Forward FLOPs of the first layer, whose input gradient training does not need."""
+    if isinstance(model, CNN):
+        c, h, w = model.in_shape
+        return 2 * 9 * h * w * c * model.size
+    return 2 * model.d * (model.hidden if isinstance(model, MLP) else 1)
+
+
+def flops_per_model(case: Case) -> int:
+    """Arithmetic of one run at the case's shape: each training step's forward, weight gradient and
+    input gradient (none for the first layer) over its batch, i.e. (3 x forward - first layer) per
+    example, plus every logged evaluation's forward over the training and validation sets."""
+    model, sched = case.model, case.schedule
+    n_rows = len(case.arrays["x_train"]) - 1
+    steps = sched.epochs * sched.steps_per_epoch(n_rows)
+    fwd = forward_flops(model)
+    train = steps * sched.batch_size * (3 * fwd - first_layer_flops(model))
+    evaluated = len(case.arrays["x_train"]) + len(case.arrays["x_val"])
+    return train + len(sched.log_steps(n_rows)) * evaluated * fwd
+
+
+def run_case(case: Case, device: torch.device, budget_mb: int, gflops: float) -> float:
     """Benchmark one model with both trainers, print its line and return the ratio."""
     n_rows = len(case.arrays["x_train"]) - 1
     steps = case.schedule.epochs * case.schedule.steps_per_epoch(n_rows)
@@ -139,11 +195,13 @@ def run_case(case: Case, device: torch.device, budget_mb: int) -> float:
     vec_rate = case.models * steps / vec_s
     at_once = min(case.models, chunking(case.model, case.schedule, n_rows + 1, budget_mb, 4)[0])
     path = f", {case.model.path_for(device)} conv" if isinstance(case.model, CNN) else ""
+    flops = flops_per_model(case)
     print(
         f"{case.name}: reference {ref_rate:.1f} model-steps/s, vectorised {vec_rate:.1f} model-steps/s "
         f"({case.models} models x {steps} steps, {at_once} at once, {device}{path}), "
-        f"ratio {vec_rate / ref_rate:.2f}; peak MiB/model: reference {ref_mem / 2**20:.1f}, "
-        f"vectorised {vec_mem / 2**20 / at_once:.2f}",
+        f"ratio {vec_rate / ref_rate:.2f}; per model: vectorised {1e3 * vec_s / case.models:.2f} ms, "
+        f"arithmetic floor {1e3 * flops / (gflops * 1e9):.2f} ms ({flops / 1e6:.1f} MFLOP at {gflops:.0f} GFLOP/s); "
+        f"peak MiB/model: reference {ref_mem / 2**20:.1f}, vectorised {vec_mem / 2**20 / at_once:.2f}",
         flush=True,
     )
     return vec_rate / ref_rate
@@ -233,7 +291,11 @@ def main() -> None:
         f"threads {torch.get_num_threads()}, {retained}, vectorised trainer on {device}; reference on cpu", flush=True
     )
     budget = device_budget_mb(args.budget_mb, device)  # on CUDA: at most 90% of the free GPU memory
-    ratios = {case.name: run_case(case, device, int(budget)) for case in cases(args)}
+    gflops = gemm_gflops(device)
+    print(
+        f"float32 GEMM (1024 x 1024 x 1024) on {device}: {gflops:.1f} GFLOP/s, the arithmetic floor's rate", flush=True
+    )
+    ratios = {case.name: run_case(case, device, int(budget), gflops) for case in cases(args)}
     worst = min(ratios, key=ratios.__getitem__)
     print(f"smallest ratio vectorised/reference: {ratios[worst]:.2f} ({worst})")
 

@@ -49,7 +49,7 @@ def test_gpu_scale_times_every_model_at_gpu_scale(monkeypatch):
 
     monkeypatch.setattr(bench, "cases", fake_cases)
 
-    def fake_run(case, device, budget):
+    def fake_run(case, device, budget, gflops):
         seen.setdefault("timed", []).append(case.name)
         return 1.0
 
@@ -59,3 +59,28 @@ def test_gpu_scale_times_every_model_at_gpu_scale(monkeypatch):
     assert seen["timed"] == ["logreg", "mlp", "cnn"]
     assert (seen["models"], seen["mlp_models"], seen["cnn_steps"], seen["budget_mb"]) == (100_000, 20_000, 512, 60_000)
     assert seen["cnn_models"] == 7 and seen["only"] == ["logreg", "mlp", "cnn"]
+
+
+def test_the_arithmetic_floor_counts_training_steps_and_evaluations(monkeypatch):
+    """The benchmark's FLOPs per model, by hand: logistic regression with d = 2 on 9 training rows
+    (8 per neighbouring set, batch 4: 2 steps) and 3 validation rows, logged at steps 0, 1 and 2."""
+    import importlib.util
+
+    import torch
+
+    from sgd_privacy.train.batched import Schedule
+    from sgd_privacy.train.models import MLP, LogReg
+
+    spec = importlib.util.spec_from_file_location("train_throughput", ROOT / "benchmarks" / "train_throughput.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "train_throughput", bench)
+    spec.loader.exec_module(bench)
+    arrays = {"x_train": [0] * 9, "x_val": [0] * 3}
+    schedule = Schedule(lr=0.1, batch_size=4, epochs=1, cadence=1)
+    # forward 2d = 4 per example; a step: forward + weight gradient, no input gradient (2 x 4 x 4 rows)
+    logreg = bench.Case("logreg", LogReg(2), arrays, schedule, 1, 1)
+    assert bench.flops_per_model(logreg) == 2 * 4 * 8 + 3 * 12 * 4
+    # forward 2 d h + 2 h = 12 + 6; a step: 3 x 18 - 12 (the first layer's input gradient) per example
+    mlp = bench.Case("mlp", MLP(2, 3, 0.0), arrays, schedule, 1, 1)
+    assert bench.flops_per_model(mlp) == 2 * 4 * (3 * 18 - 12) + 3 * 12 * 18
+    assert bench.gemm_gflops(torch.device("cpu"), size=64, repeats=2) > 0
