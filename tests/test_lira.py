@@ -32,7 +32,10 @@ def digits():
     return prepare_dataset("digits_binary", None, SourceContext()).arrays
 
 
-def test_row_map_of_each_d_i_is_bit_identical_to_the_neighbour_path(digits):
+def test_row_map_of_each_d_i_equals_the_neighbour_path(digits):
+    """A row map holding D_i trains the run of D_i: equal to float32 rounding, not bit for bit, since
+    the neighbour path computes a seed's runs over its shared rows (`sgd_privacy.train.shared`) and
+    a row map, whose rows may differ anywhere, runs each model's own rows through autograd."""
     model = build_model("mlp", digits["x_train"].shape[1:], 2, hidden=6, dropout=0.2)
     schedule = Schedule(lr=0.5, batch_size=8, epochs=2, cadence=16)
     data = DeviceData.from_arrays(digits, torch.device("cpu"), torch.float32)
@@ -41,7 +44,8 @@ def test_row_map_of_each_d_i_is_bit_identical_to_the_neighbour_path(digits):
     plain = train_batch(model, data, Runs(seeds, replace, np.zeros(3, bool)), schedule)
     rows = np.stack([neighbour_index(n, int(i)) for i in replace])
     mapped = train_batch(model, data, Runs(seeds, replace, np.zeros(3, bool), rows=rows), schedule)
-    assert np.array_equal(plain.weights, mapped.weights)
+    assert not np.array_equal(plain.weights[:, -1], plain.weights[:, 0])  # it trained
+    np.testing.assert_allclose(mapped.weights, plain.weights, rtol=1e-5, atol=1e-6)  # measured: 2.4e-7 at most
 
 
 def test_subset_run_equals_a_plain_reference_loop_on_its_subset(digits):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sgd_privacy.train.shared import BLOCK, SeedBlocks, fixed_bmm, from_slots, to_slots
+from sgd_privacy.train.shared import SeedBlocks, block_runs, fixed_bmm, from_slots, to_slots
 
 
 @pytest.fixture
@@ -16,13 +16,14 @@ def threads():
     torch.set_num_threads(before)
 
 
-# (rows B + 1, features d, outputs per run o): B = 8 makes 9-row products, which a multi-threaded MKL
-# splits by thread when one block is alone in the call (the case fixed_bmm exists for); d = 10, 64.
-SHAPES = [(9, 64, 1), (9, 10, 5), (33, 50, 1), (33, 50, 10), (17, 10, 1)]
+# (rows B + 1, features d + 1, outputs per run o): B = 8 makes 9-row products, which a multi-threaded
+# MKL splits by thread when one block is alone in the call (the case fixed_bmm exists for).
+SHAPES = [(9, 65, 1), (9, 11, 5), (33, 51, 1), (33, 51, 10), (17, 11, 1), (33, 51, 40)]
 
 
 @pytest.mark.parametrize("rows, d, o", SHAPES)
 def test_a_blocks_product_is_the_same_in_any_batch_position_and_thread_count(threads, rows, d, o):
+    BLOCK = block_runs(o)
     gen = torch.Generator().manual_seed(rows * d * o)
     x0 = torch.randn(rows, d, generator=gen)
     w0 = torch.randn(d, BLOCK * o, generator=gen)
@@ -49,12 +50,14 @@ def test_a_blocks_product_is_the_same_in_any_batch_position_and_thread_count(thr
 
 
 def test_slots_round_trip_and_blocks_hold_one_seed_each():
+    assert [block_runs(o) for o in (1, 2, 3, 10, 16, 32, 100)] == [16, 16, 11, 4, 2, 1, 1]
     seed_slot = np.array([2, 0, 2, 1, 2] + [0] * 20)
-    blocks = SeedBlocks.build(seed_slot, torch.device("cpu"))
+    blocks = SeedBlocks.build(seed_slot, 16, torch.device("cpu"))
     assert blocks.n_blocks == 4  # seed 0: 21 runs in two blocks; seeds 1 and 2: one each
-    source = blocks.source.reshape(blocks.n_blocks, BLOCK)
+    source = blocks.source.reshape(blocks.n_blocks, 16)
     assert all(len(set(seed_slot[row.numpy()])) == 1 for row in source)
     assert (seed_slot[source[:, 0].numpy()] == blocks.block_seed.numpy()).all()
-    params = [torch.randn(len(seed_slot), 7, 3), torch.randn(len(seed_slot), 3), torch.randn(len(seed_slot), 3, 1)]
+    m = len(seed_slot)
+    params = [torch.randn(m, 7, 3), torch.randn(m, 3), torch.randn(m, 3, 1), torch.randn(m, 1)]
     back = from_slots(to_slots(params, blocks), blocks, 3)
     assert all(torch.equal(a, b) for a, b in zip(params, back, strict=True))

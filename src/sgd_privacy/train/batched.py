@@ -16,7 +16,7 @@ from ..errors import TrainingError
 from ..rng import Purpose, permutations
 from .history import METRICS
 from .models import Model, dropout_keep_steps, flatten
-from .shared import BLOCK, LabelledRows, SeedBlocks, from_slots, to_slots
+from .shared import LabelledRows, SeedBlocks, block_runs, from_slots, to_slots, with_ones
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,9 @@ def train_batch(
     seeds_np, slot_np = np.unique(np.asarray(runs.seeds, dtype=np.int64), return_inverse=True)
     unique_seeds = torch.as_tensor(seeds_np, device=device)
     seed_slot = torch.as_tensor(slot_np.reshape(-1), device=device)
-    blocks = SeedBlocks.build(slot_np.reshape(-1), device) if shared else None
+    blocks = None
+    if shared:  # blocks as wide as the first layer's outputs need (a function of the architecture)
+        blocks = SeedBlocks.build(slot_np.reshape(-1), block_runs(initial[0].shape[-1]), device)
     # the shared path keeps the parameters in the seed blocks' layout between steps
     slots = to_slots(params, blocks) if blocks is not None else []
     first_out = initial[0].shape[-1]
@@ -281,7 +283,8 @@ def train_batch(
     if blocks is not None:
         x0_row = torch.zeros(blocks.n_blocks, 1, dtype=torch.int64, device=device)  # row B of a block's batch
         # a run's replaced position p = replace - 1 holds base-set row p + 1 = replace for the other runs
-        replaced_row = replace.index_select(0, blocks.source).reshape(blocks.n_blocks, 1, BLOCK)
+        replaced_row = replace.index_select(0, blocks.source).reshape(blocks.n_blocks, 1, blocks.width)
+        x_rows = with_ones(data.x_train)  # (N, d + 1): the bias rides in the products
     # dropout masks of `window` steps at a time (about 2**20 draws), which saves the hash's ~200 small ops a step
     window = max(1, min(64, 2**20 // max(1, len(unique_seeds) * b * units)))
     window_start, keep_window = 0, torch.empty(0)
@@ -305,8 +308,8 @@ def train_batch(
                 # neighbour_rows' rows (position + 1) wherever a run's replaced example is not drawn
                 block_rows = seed_positions.index_select(0, blocks.block_seed) + 1  # (n_blocks, B)
                 rows_x0 = torch.cat([block_rows, x0_row], dim=1).reshape(-1)
-                xs = data.x_train.index_select(0, rows_x0).reshape(blocks.n_blocks, b + 1, *x_shape)
-                hit = block_rows.unsqueeze(-1) == replaced_row  # (n_blocks, B, BLOCK): the run's row is x_0
+                xs = x_rows.index_select(0, rows_x0).reshape(blocks.n_blocks, b + 1, -1)
+                hit = block_rows.unsqueeze(-1) == replaced_row  # (n_blocks, B, width): the run's row is x_0
                 y_rows = data.y_train.index_select(0, block_rows.reshape(-1)).reshape(blocks.n_blocks, b, 1)
                 yb = torch.where(hit, y0, y_rows)
                 keep = None if keep_seed is None else keep_seed.index_select(0, blocks.block_seed).unsqueeze(2)

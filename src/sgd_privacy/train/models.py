@@ -182,7 +182,7 @@ class Model:
         """Gradients of each run's mean batch loss, without autograd, in the seed blocks' layout
         (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`), the blocks' shared rows xs
         (n_blocks, B + 1, ...) (row B is x_0, a run's row at its replaced position, `hit` (n_blocks, B,
-        BLOCK)), labels y (n_blocks, B, BLOCK) and dropout multipliers `keep` (n_blocks, B, 1, units)."""
+        width)), labels y (n_blocks, B, width) and dropout multipliers `keep` (n_blocks, B, 1, units)."""
         raise NotImplementedError
 
     def example_losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -258,10 +258,9 @@ class LogReg(Model):
     def shared_grads(
         self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
     ) -> list[torch.Tensor]:
-        """Gradients of w and b (see `Model.shared_grads`)."""
-        w, b = slots
-        g = self.logit_grad(shared_forward(xs, w, b, hit).squeeze(-1), y).unsqueeze(-1)  # (n_blocks, B, BLOCK, 1)
-        return [shared_weight_grad(xs, g, hit), batch_sum(g)]
+        """Gradient of w and b, together in the blocks' layout (see `Model.shared_grads`)."""
+        g = self.logit_grad(shared_forward(xs, slots[0], hit).squeeze(-1), y).unsqueeze(-1)  # (n_blocks, B, width, 1)
+        return [shared_weight_grad(xs, g, hit)]
 
     def eval_totals(
         self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
@@ -314,24 +313,18 @@ class MLP(Model):
     def shared_grads(
         self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
     ) -> list[torch.Tensor]:
-        """Gradients of w1, b1, w2 and b2 (see `Model.shared_grads`); the output layer as `_Dense`'s
-        one-column path (products, then a sum over the hidden units in order)."""
-        w1, b1, w2, b2 = (
-            slots  # (n_blocks, d, BLOCK * h), (n_blocks, BLOCK, h), (n_blocks, BLOCK, h, 1), (n_blocks, BLOCK, 1)
-        )
-        pre = shared_forward(xs, w1, b1, hit)  # (n_blocks, B, BLOCK, h)
-        h = torch.relu(pre)
-        if keep is not None:
-            h = h * keep
-        w_out = w2.squeeze(-1).unsqueeze(1)  # (n_blocks, 1, BLOCK, h)
-        logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, BLOCK)
-        g = self.logit_grad(logits, y).unsqueeze(-1)  # (n_blocks, B, BLOCK, 1)
-        grad_h = g * w_out
-        if keep is not None:
-            grad_h = grad_h * keep
-        grad_pre = grad_h.masked_fill(~(pre > 0), 0.0)  # relu's gradient (no host scalar, unlike where)
-        grad_w2 = batch_sum(h * g).unsqueeze(-1)
-        return [shared_weight_grad(xs, grad_pre, hit), batch_sum(grad_pre), grad_w2, batch_sum(g)]
+        """Gradients of (w1, b1) together, w2 and b2 in the blocks' layout (see `Model.shared_grads`); the
+        output layer as `_Dense`'s one-column path (products, then a sum over the hidden units in order).
+        ReLU and dropout as one multiplier (pre > 0) x keep, in the forward and the backward pass."""
+        w1b1, w2, b2 = slots  # (n_blocks, d + 1, width * h), (n_blocks, width, h, 1), (n_blocks, width, 1)
+        pre = shared_forward(xs, w1b1, hit)  # (n_blocks, B, width, h)
+        gate = (pre > 0).to(pre.dtype) if keep is None else (pre > 0) * keep
+        h = pre * gate
+        w_out = w2.squeeze(-1).unsqueeze(1)  # (n_blocks, 1, width, h)
+        logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, width)
+        g = self.logit_grad(logits, y).unsqueeze(-1)  # (n_blocks, B, width, 1)
+        grad_pre = g * w_out * gate
+        return [shared_weight_grad(xs, grad_pre, hit), batch_sum(h * g).unsqueeze(-1), batch_sum(g)]
 
     def eval_totals(
         self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int

@@ -4,16 +4,16 @@ The runs of one seed see the same permutation positions at every step, so their 
 same base-set rows except where a position maps to a run's replaced example (`neighbour_rows`): at
 most one row per run, which is x_0 there instead. A step therefore gathers each seed's B rows once,
 appends x_0 as row B, and computes its runs' first dense layer (forward, and the weight gradient) as
-one matrix product per block of `BLOCK` runs of that seed:
+one matrix product per block of `width` runs of that seed (`block_runs`):
 
-- forward: (B + 1, d) @ (d, BLOCK * o); a run takes row j of its columns, except at its replaced
-  position j*, where it takes row B (x_0's output);
-- weight gradient: (d, B + 1) @ (B + 1, BLOCK * o), with the run's output gradient zeroed at row
-  j* and placed at row B, so the sum covers exactly the run's own B rows.
+- forward: (B + 1, d + 1) @ (d + 1, width * o), the bias folded in as a column of 1s; a run takes
+  row j of its columns, except at its replaced position j*, where it takes row B (x_0's output);
+- weight and bias gradient: (d + 1, B + 1) @ (B + 1, width * o), with the run's output gradient
+  zeroed at row j* and placed at row B, so the sum covers exactly the run's own B rows.
 
 The determinism contract (a run's bits do not depend on the runs that share its chunk, the chunk size
 or the thread count) holds because every product has the same shape whatever the grouping (a block is
-always BLOCK runs wide, padded with copies of a run of the seed), a run's columns of it depend only on
+always `block_runs(o)` runs wide, padded with copies of a run of the seed), a run's columns of it depend only on
 its seed's rows and its own parameters, and the products run on single-threaded kernels (one
 multi-threaded MKL product splits a small matrix by thread and changes its last bits). This is
 checked bit for bit in tests/test_trainer.py over groupings (a seed's runs split across chunks, in
@@ -30,38 +30,42 @@ import torch
 
 from .convstack import single_threaded_kernels
 
-# Runs of one seed per block (the product's width per output unit). A multiple of 16, so that no
-# product falls to the narrow-matrix kernels, which MKL picks for fewer than 12 columns.
-BLOCK = 16
+
+def block_runs(outputs: int) -> int:
+    """Runs per block for a first layer with `outputs` units: blocks at least 32 columns wide (at most
+    16 runs), never under 16, so that no product falls to the narrow-matrix kernels, which MKL picks for
+    fewer than 12 columns. A function of the architecture only: never of the grouping."""
+    return min(16, max(1, -(-32 // outputs)))
 
 
 @dataclass(frozen=True)
 class SeedBlocks:
-    """A chunk's runs laid out in blocks of `BLOCK` runs of one seed (padded columns: `source`)."""
+    """A chunk's runs laid out in blocks of `width` runs of one seed (padded columns: `source`)."""
 
-    slot: torch.Tensor  # (M,) int64: run m's column in the padded layout of n_blocks * BLOCK columns
-    source: torch.Tensor  # (n_blocks * BLOCK,) int64: the run in each padded column (repeats pad a block)
+    slot: torch.Tensor  # (M,) int64: run m's column in the padded layout of n_blocks * width columns
+    source: torch.Tensor  # (n_blocks * width,) int64: the run in each padded column (repeats pad a block)
     block_seed: torch.Tensor  # (n_blocks,) int64: each block's seed, as an index into the unique seeds
     n_blocks: int
+    width: int
 
     @staticmethod
-    def build(seed_slot: np.ndarray, device: torch.device) -> SeedBlocks:
-        """Blocks of the runs of each unique seed (`seed_slot`: run -> unique-seed index), in run order."""
+    def build(seed_slot: np.ndarray, width: int, device: torch.device) -> SeedBlocks:
+        """Blocks of `width` runs of each unique seed (`seed_slot`: run -> unique-seed index), in run order."""
         slot = np.empty(len(seed_slot), dtype=np.int64)
         source: list[int] = []
         block_seed: list[int] = []
         for u in np.unique(seed_slot):
             members = np.flatnonzero(seed_slot == u)
-            for start in range(0, len(members), BLOCK):
-                part = members[start : start + BLOCK]
+            for start in range(0, len(members), width):
+                part = members[start : start + width]
                 slot[part] = len(source) + np.arange(len(part))
-                source += [*part.tolist(), *[int(part[0])] * (BLOCK - len(part))]
+                source += [*part.tolist(), *[int(part[0])] * (width - len(part))]
                 block_seed.append(int(u))
 
         def t(a: np.ndarray | list[int]) -> torch.Tensor:
             return torch.as_tensor(np.asarray(a, dtype=np.int64), device=device)
 
-        return SeedBlocks(t(slot), t(source), t(block_seed), len(block_seed))
+        return SeedBlocks(t(slot), t(source), t(block_seed), len(block_seed), width)
 
 
 def fixed_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -73,23 +77,31 @@ def fixed_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return torch.bmm(a, b)
 
 
+def with_ones(x: torch.Tensor) -> torch.Tensor:
+    """Rows (N, ...) flattened, with a trailing 1: the first layer's bias becomes its weight's last row."""
+    return torch.cat([x.reshape(len(x), -1), torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
+
+
 def to_slots(params: list[torch.Tensor], blocks: SeedBlocks) -> list[torch.Tensor]:
-    """Per-run parameters (M, ...) in the blocks' layout: the first dense layer's weight (M, d, o) as
-    the products' right operands (n_blocks, d, BLOCK * o) (column c * o + k is unit k of the block's run
-    c), every other tensor (M, ...) as (n_blocks, BLOCK, ...); padding columns copy a run of the block."""
-    w, rest = params[0], params[1:]
+    """Per-run parameters (M, ...) in the blocks' layout: the first dense layer's weight (M, d, o) and
+    bias (M, o) as the products' right operands (n_blocks, d + 1, width * o) (bias last; column c * o + k
+    is unit k of the block's run c), every other tensor (M, ...) as (n_blocks, width, ...); padding
+    columns copy a run of the block."""
+    w, b, rest = params[0], params[1], params[2:]
+    nb, width = blocks.n_blocks, blocks.width
     d, o = w.shape[1:]
-    padded = w.index_select(0, blocks.source).reshape(blocks.n_blocks, BLOCK, d, o)
-    out = [padded.permute(0, 2, 1, 3).reshape(blocks.n_blocks, d, BLOCK * o)]
-    return out + [p.index_select(0, blocks.source).reshape(blocks.n_blocks, BLOCK, *p.shape[1:]) for p in rest]
+    wb = torch.cat([w, b.unsqueeze(1)], dim=1).index_select(0, blocks.source).reshape(nb, width, d + 1, o)
+    out = [wb.permute(0, 2, 1, 3).reshape(nb, d + 1, width * o)]
+    return out + [p.index_select(0, blocks.source).reshape(nb, width, *p.shape[1:]) for p in rest]
 
 
 def from_slots(slots: list[torch.Tensor], blocks: SeedBlocks, o: int) -> list[torch.Tensor]:
     """Inverse of `to_slots`: the runs' parameters (M, ...) (`o`: output units of the first layer)."""
-    w, rest = slots[0], slots[1:]
-    d = w.shape[1]
-    per_run = w.reshape(blocks.n_blocks, d, BLOCK, o).permute(0, 2, 1, 3).reshape(-1, d, o)
-    out = [per_run.index_select(0, blocks.slot)]
+    wb, rest = slots[0], slots[1:]
+    d1 = wb.shape[1]
+    per_run = wb.reshape(blocks.n_blocks, d1, blocks.width, o).permute(0, 2, 1, 3).reshape(-1, d1, o)
+    per_run = per_run.index_select(0, blocks.slot)
+    out = [per_run[:, :-1].contiguous(), per_run[:, -1].contiguous()]
     return out + [p.reshape(-1, *p.shape[2:]).index_select(0, blocks.slot) for p in rest]
 
 
@@ -99,19 +111,19 @@ def batch_sum(t: torch.Tensor) -> torch.Tensor:
     return t.movedim(1, -1).contiguous().sum(dim=-1)
 
 
-def shared_forward(xs: torch.Tensor, w: torch.Tensor, b: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
-    """Each run's affine map of its own B rows (n_blocks, B, BLOCK, o): the blocks' shared rows xs
-    (n_blocks, B + 1, d) (row B is x_0) times the blocks' weights w (n_blocks, d, BLOCK * o), row B at
-    each run's replaced position (`hit`, (n_blocks, B, BLOCK)), plus b (n_blocks, BLOCK, o)."""
+def shared_forward(xs: torch.Tensor, wb: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+    """Each run's affine map of its own B rows (n_blocks, B, width, o): the blocks' shared rows xs
+    (n_blocks, B + 1, d + 1) (trailing 1s; row B is x_0) times the blocks' weights and biases wb
+    (n_blocks, d + 1, width * o), row B at each run's replaced position (`hit`, (n_blocks, B, width))."""
     nb, rows = xs.shape[0], xs.shape[1] - 1
-    z = fixed_bmm(xs, w).reshape(nb, rows + 1, BLOCK, -1)
-    return torch.where(hit.unsqueeze(-1), z[:, rows:], z[:, :rows]) + b.unsqueeze(1)
+    z = fixed_bmm(xs, wb).reshape(nb, rows + 1, hit.shape[2], -1)
+    return torch.where(hit.unsqueeze(-1), z[:, rows:], z[:, :rows])
 
 
 def shared_weight_grad(xs: torch.Tensor, g: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
-    """Each run's weight gradient, its rows (B, d) transposed times its g (B, o), in the blocks' layout
-    (n_blocks, d, BLOCK * o): over the shared rows, with g (n_blocks, B, BLOCK, o) moved from the
-    replaced position to row B (x_0)."""
+    """Each run's weight and bias gradient, its rows (B, d + 1) transposed times its g (B, o), in the
+    blocks' layout (n_blocks, d + 1, width * o): over the shared rows, with g (n_blocks, B, width, o)
+    moved from the replaced position to row B (x_0)."""
     nb, rows = g.shape[:2]
     mask = hit.unsqueeze(-1)
     at_x0 = g.masked_fill(~mask, 0.0).sum(dim=1, keepdim=True)  # exact: one nonzero term at most
