@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -14,6 +15,7 @@ import torch
 from ..data.neighbours import neighbour_rows
 from ..errors import TrainingError
 from ..rng import Purpose, permutations
+from .convstack import single_threaded_kernels
 from .history import METRICS
 from .models import Model, dropout_keep_steps, flatten
 from .shared import LabelledRows, SeedBlocks, block_runs, from_slots, to_slots, with_ones
@@ -288,6 +290,9 @@ def train_batch(
     # dropout masks of `window` steps at a time (about 2**20 draws), which saves the hash's ~200 small ops a step
     window = max(1, min(64, 2**20 // max(1, len(unique_seeds) * b * units)))
     window_start, keep_window = 0, torch.empty(0)
+    # the shared step's tensors are small: on the CPU it runs on one thread (no parallel region to wait
+    # for, and every kernel of a run's step then single-threaded); evaluation keeps the job's threads
+    step_threads = single_threaded_kernels if device.type == "cpu" else contextlib.nullcontext
     first_epoch, first_step = divmod(t, spe)
     for epoch in range(first_epoch, schedule.epochs):
         perm = permutations(unique_seeds, Purpose.PERMUTATION, epoch, n_rows)  # (seeds, n_rows)
@@ -313,7 +318,7 @@ def train_batch(
                 y_rows = data.y_train.index_select(0, block_rows.reshape(-1)).reshape(blocks.n_blocks, b, 1)
                 yb = torch.where(hit, y0, y_rows)
                 keep = None if keep_seed is None else keep_seed.index_select(0, blocks.block_seed).unsqueeze(2)
-                with torch.no_grad():
+                with torch.no_grad(), step_threads():
                     for p, g in zip(slots, model.shared_grads(slots, xs, hit, yb, keep), strict=True):
                         p.sub_(schedule.lr * g)
                 t += 1
