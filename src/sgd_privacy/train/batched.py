@@ -242,7 +242,11 @@ def train_batch(
 
     prepared = None
     if model.shares_rows:  # the dense binary models evaluate as products over label-sorted rows
-        prepared = (LabelledRows.build(data.x_train, data.y_train), LabelledRows.build(data.x_val, data.y_val))
+        signed = model.signed_rows
+        prepared = (
+            LabelledRows.build(data.x_train, data.y_train, signed),
+            LabelledRows.build(data.x_val, data.y_val, signed),
+        )
     steps, wsteps = schedule.log_steps(n_rows), schedule.weight_steps(n_rows)
     log_at = {int(t): k for k, t in enumerate(steps)}
     keep_w = {int(t): k for k, t in enumerate(wsteps)}

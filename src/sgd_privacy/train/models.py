@@ -174,7 +174,8 @@ class Model:
         """Units per example that dropout masks (0: no dropout)."""
         return 0
 
-    shares_rows = False  # whether `shared_grads` exists (the dense models)
+    shares_rows = False  # whether `shared_grads` and `eval_totals` exist (the dense models)
+    signed_rows = False  # whether `eval_totals` takes `LabelledRows` with label-1 rows negated
 
     def shared_grads(
         self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
@@ -253,7 +254,7 @@ class LogReg(Model):
         p = self.named(params)
         return dense(x, p["w"], p["b"], shared).squeeze(-1)
 
-    shares_rows = True
+    shares_rows = signed_rows = True
 
     def shared_grads(
         self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
@@ -272,7 +273,7 @@ class LogReg(Model):
         loss = torch.zeros(len(wa), dtype=wa.dtype, device=wa.device)
         corr = torch.zeros_like(loss)
         for lo, hi, positive in rows.chunks(eval_rows_at_once(rows_per_chunk, len(wa), wa.device)):
-            chunk_loss, chunk_corr = signed_totals(wa @ rows.signed[lo:hi].T, positive)
+            chunk_loss, chunk_corr = signed_totals(wa @ rows.x[lo:hi].T, positive)
             loss += chunk_loss
             corr += chunk_corr
         return loss, corr

@@ -138,22 +138,21 @@ EVAL_CACHE_FLOATS = 2**18
 @dataclass(frozen=True)
 class LabelledRows:
     """A binary split prepared for evaluating many dense models: rows with label 1 first (`n1` of them),
-    each row with a trailing 1 (the bias), and a copy with the label-1 rows negated."""
+    each row with a trailing 1 (the bias), the label-1 rows negated if `signed` (one copy of the split)."""
 
     x: torch.Tensor  # (N, d + 1)
-    signed: torch.Tensor  # (N, d + 1): rows with label 1 negated
     n1: int
+    signed: bool
 
     @staticmethod
-    def build(x: torch.Tensor, y: torch.Tensor) -> LabelledRows:
-        """Sort the rows by label (1 first, otherwise in order) and append the bias column."""
+    def build(x: torch.Tensor, y: torch.Tensor, signed: bool) -> LabelledRows:
+        """Sort the rows by label (1 first, otherwise in order), append the bias column, negate if `signed`."""
         order = torch.argsort((y == 0).to(torch.int8), stable=True)
-        xa = torch.cat([x.reshape(len(x), -1), torch.ones(len(x), 1, dtype=x.dtype, device=x.device)], dim=1)
-        xa = xa.index_select(0, order)
+        xa = with_ones(x).index_select(0, order)
         n1 = int((y == 1).sum())
-        sign = torch.ones(len(x), 1, dtype=x.dtype, device=x.device)
-        sign[:n1] = -1.0
-        return LabelledRows(xa, xa * sign, n1)
+        if signed:
+            xa[:n1].neg_()
+        return LabelledRows(xa, n1, signed)
 
     def chunks(self, rows: int) -> list[tuple[int, int, bool]]:
         """(start, end, label is 1) of row chunks of at most `rows` rows that never mix the labels."""
