@@ -36,7 +36,7 @@ from .batched import METRICS, BatchState, Runs, TrainResult, TrainState
 log = logging.getLogger(__name__)
 
 # Bump whenever a step, the logging or the checkpoint layout changes what a resumed run computes.
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2  # 2: one minibatch per seed for the dense models (issue #22)
 
 
 def checkpoint_path(output: str | Path) -> Path:
