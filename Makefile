@@ -40,15 +40,13 @@ FORMATTED := Snakefile workflow/rules
 
 .PHONY: run test test-fast golden gate services fmt lint dryrun bench lock clean-venv
 
-# --no-compile: Python compiles each module's byte code when it is first imported instead of pip
-# compiling every file of torch at install (about half a minute of a fresh set-up on 2 cores)
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(if $(OTHER_STAMPS),$(BIN)/python -m pip uninstall -q -y torch)
-	$(BIN)/python -m pip install -q --no-compile $(PIP_INSTALL_ARGS) $(TORCH_INDEX_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) $(TORCH_INDEX_ARGS) "$(TORCH_SPEC)"
 	$(if $(filter cuda,$(TORCH)),$(CUDA_BUILD_CHECK))
-	$(BIN)/python -m pip install -q --no-compile $(PIP_INSTALL_ARGS) -c $(LOCK) -e ".[test,dev,slurm]"
+	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) -c $(LOCK) -e ".[test,dev,slurm]"
 	rm -f $(OTHER_STAMPS)
 	touch $(STAMP)
 
