@@ -19,10 +19,9 @@ TORCH_CUDA_INDEX ?=
 LOCK ?= requirements/lock.txt
 PIP_INSTALL_ARGS ?=
 PYTEST_ARGS ?=
-# pytest workers (pytest-xdist): three on a 2-core machine, since the real-Slurm test and the shared pipeline
-# run leave cores idle while they wait; whole test files go to one worker, the longest files first (the order
+# pytest workers (pytest-xdist); whole test files go to one worker, the longest files first (the order
 # tests/conftest.py sets: --no-loadscope-reorder stops pytest-xdist from re-sorting files by test count)
-TEST_WORKERS ?= 3
+TEST_WORKERS ?= 2
 PYTEST_XDIST := -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 BIN := $(VENV)/bin
@@ -39,7 +38,7 @@ OTHER_STAMPS := $(filter-out $(STAMP),$(wildcard $(VENV)/.installed $(VENV)/.ins
 CUDA_BUILD_CHECK := $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'TORCH=cuda installed torch ' + torch.__version__ + ', a CPU-only build: set TORCH_CUDA_INDEX to a CUDA wheel index (README, Installing for a GPU)')"
 FORMATTED := Snakefile workflow/rules
 
-.PHONY: run test tests test-fast golden gate services fmt lint dryrun bench lock clean-venv
+.PHONY: run test test-fast golden gate services fmt lint dryrun bench lock clean-venv
 
 $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -54,12 +53,7 @@ $(STAMP): pyproject.toml $(LOCK)
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)
 
-# The gate runs beside the tests (-j2): mypy and the linters take one core while the real-Slurm test mostly
-# waits on Slurm; `make test` fails when either fails.
-test: services
-	$(MAKE) --no-print-directory -j2 -Oline gate tests
-
-tests: $(STAMP)
+test: services gate
 	$(BIN)/python -m pytest $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # Unit tests only: no Snakemake call (markers slow, snakemake), no Slurm (marker slurm); under 3 minutes.

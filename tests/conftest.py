@@ -156,10 +156,9 @@ PIPELINE_FIXTURES = {"pipeline_results", "pipeline_clone"}
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark the tests that use the shared pipeline run slow and those with a copied workflow snakemake; then order the files: the real-Slurm test's file,
-    one file using the shared pipeline run (it starts the run), the other files with end-to-end Snakemake
-    tests, the other files using the shared run (which by then is done or nearly so, instead of a worker
-    waiting on its lock), then the rest, each file kept in one piece (its module fixtures are set up once).
-    With `make test`'s workers (`--dist loadfile --no-loadscope-reorder`, without which pytest-xdist re-sorts
+    the files using the shared pipeline run (the first starts it), the other files with end-to-end Snakemake
+    tests, then the rest, each file kept in one piece (its module fixtures are set up once). With `make
+    test`'s two workers (`-n 2 --dist loadfile --no-loadscope-reorder`, without which pytest-xdist re-sorts
     files by their number of tests) the long files then overlap with the rest instead of trailing."""
     rank: dict[Path, int] = {}
     for item in items:
@@ -176,8 +175,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
         elif item.get_closest_marker("slow"):
             own = 2
         else:
-            own = 4
-        rank[item.path] = min(rank.get(item.path, 4), own)
-    for later in [path for path in dict.fromkeys(item.path for item in items) if rank[path] == 1][1:]:
-        rank[later] = 3
+            own = 3
+        rank[item.path] = min(rank.get(item.path, 3), own)
     items.sort(key=lambda item: rank[item.path])
