@@ -37,6 +37,12 @@ OTHER_STAMPS := $(filter-out $(STAMP),$(wildcard $(VENV)/.installed $(VENV)/.ins
 # after a TORCH=cuda install: stop if pip still installed a CPU-only build
 CUDA_BUILD_CHECK := $(BIN)/python -c "import sys, torch; sys.exit(0 if torch.version.cuda else 'TORCH=cuda installed torch ' + torch.__version__ + ', a CPU-only build: set TORCH_CUDA_INDEX to a CUDA wheel index (README, Installing for a GPU)')"
 FORMATTED := Snakefile workflow/rules
+# After pip, on both cores at once: the byte code of every installed module (pip installs with
+# --no-compile because its own compile step runs on one core; files that do not compile on this Python,
+# e.g. torch's py312 test helpers, are skipped as pip skips them, hence `|| true`), and the numba kernels
+# of umap and pynndescent (README, "Job start-up"), which every embedding job would otherwise compile.
+COMPILE = { $(BIN)/python -m compileall -q -j 0 $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null 2>&1 || true; } & \
+	$(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache; status=$$?; wait; exit $$status
 
 .PHONY: run test test-fast golden gate services fmt lint dryrun bench lock clean-venv
 
@@ -44,9 +50,10 @@ $(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(if $(OTHER_STAMPS),$(BIN)/python -m pip uninstall -q -y torch)
-	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) $(TORCH_INDEX_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q --no-compile $(PIP_INSTALL_ARGS) $(TORCH_INDEX_ARGS) "$(TORCH_SPEC)"
 	$(if $(filter cuda,$(TORCH)),$(CUDA_BUILD_CHECK))
-	$(BIN)/python -m pip install -q $(PIP_INSTALL_ARGS) -c $(LOCK) -e ".[test,dev,slurm]"
+	$(BIN)/python -m pip install -q --no-compile $(PIP_INSTALL_ARGS) -c $(LOCK) -e ".[test,dev,slurm]"
+	$(COMPILE)
 	rm -f $(OTHER_STAMPS)
 	touch $(STAMP)
 

@@ -18,7 +18,8 @@ from numba.core.dispatcher import Dispatcher
 from sgd_privacy.analysis.clusters import UMAP_KERNEL_MODULES, cache_umap_kernels, umap_embedding
 import importlib
 cache_umap_kernels(sys.argv[1])
-coords = umap_embedding(np.random.default_rng(3).normal(size=(40, 6)), seed=0)
+shape = tuple(map(int, sys.argv[2:4])) if len(sys.argv) > 2 else (40, 6)
+coords = umap_embedding(np.random.default_rng(3).normal(size=shape), seed=0)
 hits = misses = 0
 for name in UMAP_KERNEL_MODULES:
     for obj in vars(importlib.import_module(name)).values():
@@ -29,20 +30,30 @@ print(json.dumps({"coords": coords.tolist(), "hits": hits, "misses": misses}))
 """
 
 
-def embed_in_new_process(cache_dir: Path) -> dict:
-    """Run EMBED in a fresh interpreter that imports this checkout's package."""
+def in_new_process(*args: str) -> str:
+    """Run a fresh interpreter that imports this checkout's package; its standard output."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run(
-        [sys.executable, "-c", EMBED, str(cache_dir)], capture_output=True, text=True, check=True, env=env
-    )
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=True, env=env).stdout
 
 
-def test_second_process_loads_the_umap_kernels_and_embeds_bit_identically(tmp_path):
+def embed_in_new_process(cache_dir: Path, rows: int = 40, columns: int = 6) -> dict:
+    """Run EMBED on a rows x columns matrix in a fresh interpreter."""
+    out = in_new_process("-c", EMBED, str(cache_dir), str(rows), str(columns))
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_the_set_up_warm_up_compiles_once_and_every_later_job_loads_the_same_code(tmp_path):
+    """The Makefile's set-up step (`python -m sgd_privacy.analysis.clusters DIR`) embeds a small matrix and so
+    compiles umap's kernels into DIR; a job embedding weights of another shape (96 runs x 785 weights, like
+    mnist5k_logreg's) then compiles nothing, and code loaded from the folder embeds bit-identically to code
+    compiled in the process."""
     cache = tmp_path / "numba_cache"
-    first = embed_in_new_process(cache)
-    assert first["misses"] >= 5  # compiled: the knn, the fuzzy set and the layout kernels
+    out = in_new_process("-W", "ignore", "-m", "sgd_privacy.analysis.clusters", str(cache))
+    assert out.startswith("umap kernels: ") and int(out.split()[2]) >= 5, out  # the knn, fuzzy set, layout kernels
     assert list(cache.glob("umap_*/utils.fast_knn_indices-*.nbi")), "the knn kernel was not written to the folder"
-    second = embed_in_new_process(cache)
-    assert second["misses"] == 0 and second["hits"] >= 5  # nothing compiled again: all loaded
-    assert second["coords"] == first["coords"]  # the same compiled code: the same floats
+    job = embed_in_new_process(cache, rows=96, columns=785)
+    assert job["misses"] == 0 and job["hits"] >= 5  # nothing compiled again: all loaded
+    loaded = embed_in_new_process(cache)
+    compiled = embed_in_new_process(tmp_path / "cold")
+    assert compiled["misses"] >= 5 and loaded["misses"] == 0
+    assert loaded["coords"] == compiled["coords"]  # the same compiled code: the same floats

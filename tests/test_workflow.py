@@ -1,4 +1,4 @@
-"""The Snakemake workflow: dry run, lint, config errors before any job, reruns limited to what changed."""
+"""The Snakemake workflow (its linter runs in the Makefile's gate, which fails on any lint): dry run, config errors before any job, reruns limited to what changed."""
 
 import copy
 import shutil
@@ -39,12 +39,6 @@ def test_report_reads_no_mia_tables_when_the_stage_is_not_configured(workdir):
     result = snakemake(workdir, "-n")
     assert result.returncode == 0, result.stderr
     assert [p for p in report_inputs(result.stdout) if p.startswith(("results/mia/", "results/lira/"))] == []
-
-
-def test_lint_is_clean(workdir):
-    result = snakemake(workdir, "--lint")
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "Congratulations, your workflow is in a good condition!" in result.stdout + result.stderr
 
 
 def test_bad_config_stops_before_any_job(workdir):

@@ -58,14 +58,21 @@ def tiny_config(**sections: object) -> dict:
     return config
 
 
+NUMBA_CACHE = "resources/numba_cache"  # workflow/scripts/weight_embedding.py's kernel cache
+
+
 def copy_workflow(dest: Path, extra: tuple[str, ...] = ()) -> Path:
     """Copy the workflow (Snakefile, rules, config, envs and `extra` parts, not results) into `dest`;
-    the library is linked, not copied."""
+    the library is linked, not copied, and so is umap's kernel cache (resources/numba_cache, compiled by
+    the Makefile's set-up): a copy's embedding jobs load the kernels instead of compiling them again."""
     dest.mkdir(parents=True, exist_ok=True)
     for part in ("Snakefile", "workflow", "config", "envs", *extra):
         src = ROOT / part
         (shutil.copytree if src.is_dir() else shutil.copy)(src, dest / part)
     (dest / "src").symlink_to(ROOT / "src")
+    (ROOT / NUMBA_CACHE).mkdir(parents=True, exist_ok=True)
+    (dest / NUMBA_CACHE).parent.mkdir(exist_ok=True)
+    (dest / NUMBA_CACHE).symlink_to(ROOT / NUMBA_CACHE)
     return dest
 
 

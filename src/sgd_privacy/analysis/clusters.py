@@ -45,6 +45,23 @@ def cache_umap_kernels(cache_dir: str | Path) -> list[str]:
     return enabled
 
 
+def warm_umap_kernels(cache_dir: str | Path) -> int:
+    """Compile, once at set-up, the numba kernels an embedding job needs; returns how many umap kernels were
+    compiled into cache_dir (0 when all were cached already).
+
+    Importing umap compiles pynndescent's own cached kernels into the installed package (about 20 CPU
+    seconds in a fresh environment); a small embedding then compiles umap's uncached ones into cache_dir
+    (`cache_umap_kernels`). Numba specialises kernels on argument types, not sizes, so the embedding jobs'
+    float64 weight matrices of any shape load them from the caches instead of compiling in every job.
+    """
+    from numba.core.dispatcher import Dispatcher
+
+    names = cache_umap_kernels(cache_dir)
+    umap_embedding(np.random.default_rng(0).normal(size=(40, 6)), seed=0)
+    kernels = [getattr(importlib.import_module(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]) for name in names]
+    return sum(sum(k.stats.cache_misses.values()) for k in kernels if isinstance(k, Dispatcher))
+
+
 def umap_embedding(weights: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
     """2-D UMAP coordinates of each run's weights."""
     import umap
@@ -85,3 +102,17 @@ def kmeans_spans(weights: np.ndarray, runs: pd.DataFrame, seed: int = 0) -> tupl
     )
     spans["k"] = k
     return labels, spans[["by", "value", "clusters", "k"]]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """`python -m sgd_privacy.analysis.clusters DIR`: warm_umap_kernels(DIR) (the Makefile's set-up runs it)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=warm_umap_kernels.__doc__)
+    parser.add_argument("cache_dir", help="umap's kernel cache of the workflow (resources/numba_cache)")
+    args = parser.parse_args(argv)
+    print(f"umap kernels: {warm_umap_kernels(args.cache_dir)} compiled into {args.cache_dir}, the rest loaded")
+
+
+if __name__ == "__main__":
+    main()
