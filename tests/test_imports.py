@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,19 +27,20 @@ ANALYSIS_ONLY = [
     "report",
 ]
 
-# Imports the given modules in a fresh interpreter; prints whether torch came in and, if so, the import chain.
+# Imports the given modules in a fresh interpreter; prints whether the watched package (argv[1]) came in and,
+# if so, the import chain.
 PROBE = """
 import importlib, json, sys, traceback
-chain = []
+watched, chain = sys.argv[1], []
 class Spy:
     def find_spec(self, name, path=None, target=None):
-        if name == "torch" and not chain:
+        if name == watched and not chain:
             chain.extend(f"{f.filename}:{f.lineno}" for f in traceback.extract_stack() if "importlib" not in f.filename)
         return None
 sys.meta_path.insert(0, Spy())
-for module in sys.argv[1:]:
+for module in sys.argv[2:]:
     importlib.import_module(module)
-print(json.dumps({"torch": "torch" in sys.modules, "chain": [f for f in chain if not f.startswith("<")]}))
+print(json.dumps({"torch": watched in sys.modules, "chain": [f for f in chain if not f.startswith("<")]}))
 """
 
 
@@ -50,10 +52,12 @@ def package_imports(script: str) -> list[str]:
     return sorted({m for m in modules if m.split(".")[0] == "sgd_privacy"})
 
 
-def probe(modules: list[str]) -> dict:
-    """Import `modules` in a fresh interpreter that imports this checkout's package."""
+def probe(modules: list[str], watched: str = "torch") -> dict:
+    """Import `modules` in a fresh interpreter that imports this checkout's package; result["torch"]: whether
+    `watched` (torch unless said otherwise) was imported."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
-    out = subprocess.run([sys.executable, "-c", PROBE, *modules], capture_output=True, text=True, check=True, env=env)
+    cmd = [sys.executable, "-c", PROBE, watched, *modules]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -72,3 +76,21 @@ def test_analysis_only_scripts_import_no_torch():
 def test_the_probe_sees_torch_where_a_training_script_imports_it():
     result = probe(package_imports("train_shard"))
     assert result["torch"] and any("sgd_privacy" in frame for frame in result["chain"])
+
+
+def workflow_imports() -> list[str]:
+    """The sgd_privacy modules that the Snakefile's rule files import (the workflow's own process)."""
+    modules = set()
+    for rules in [ROOT / "Snakefile", *(ROOT / "workflow" / "rules").glob("*.smk")]:
+        modules |= set(re.findall(r"^\s*from (sgd_privacy[\w.]*) import", rules.read_text(), re.M))
+    return sorted(modules)
+
+
+def test_the_workflows_own_process_imports_neither_torch_nor_scipy():
+    """Every Snakemake call (a dry run, a run's main process, the job step inside each Slurm job) parses the
+    workflow; importing torch there cost about 1.5 CPU seconds per call and scipy.stats 0.5."""
+    modules = workflow_imports()
+    assert {"sgd_privacy.data", "sgd_privacy.train.hostmem", "sgd_privacy.attacks.mia_config"} <= set(modules)
+    for watched in ("torch", "scipy"):
+        result = probe(modules, watched)
+        assert not result["torch"], f"{watched} imported by:\n" + "\n".join(result["chain"])

@@ -11,7 +11,8 @@ from scipy import optimize, stats
 
 from sgd_privacy.attacks.bounds import choose_threshold, error_counts, heldout_bound
 from sgd_privacy.attacks.metrics import epsilon_lower_bound
-from sgd_privacy.attacks.mia import check_mia_config, shard_losses, split_sizes, yeom_bounds, yeom_tables
+from sgd_privacy.attacks.mia import shard_losses, split_sizes, yeom_bounds, yeom_tables
+from sgd_privacy.attacks.mia_config import check_mia_config
 from sgd_privacy.attacks.outputs import example_outputs, logit_confidence
 from sgd_privacy.attacks.yeom import attack_table, paired_one_sided_p, partner_rows, table6
 from sgd_privacy.io import write_table

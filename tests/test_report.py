@@ -309,9 +309,15 @@ PROVENANCE = {
 
 
 @pytest.fixture(scope="module")
-def full_report(tmp_path_factory):
+def report_inputs(tmp_path_factory) -> dict:
+    """The fixture tables of every section, written once per module."""
+    return write_fixtures(tmp_path_factory.mktemp("report_inputs"))
+
+
+@pytest.fixture(scope="module")
+def full_report(tmp_path_factory, report_inputs):
     tmp = tmp_path_factory.mktemp("report")
-    return _build(tmp)
+    return _build(tmp, files=report_inputs)
 
 
 def test_full_report_has_every_section_and_an_image_per_figure(full_report):
@@ -638,11 +644,9 @@ def test_a_build_failing_while_writing_leaves_no_partial_outputs(tmp_path):
     assert list(out.rglob("*")) == []  # neither the page nor a figure or table folder, no temporaries
 
 
-def test_a_rebuild_on_the_same_inputs_writes_the_same_bytes(tmp_path):
-    files = write_fixtures(tmp_path / "in")
-    first, second = tmp_path / "a", tmp_path / "b"
-    for out in (first, second):
-        build_from_files(files, CONFIG, out / "index.html", out / "figures", out / "tables")
+def test_a_rebuild_on_the_same_inputs_writes_the_same_bytes(full_report, report_inputs, tmp_path):
+    first = full_report[2]
+    second = _build(tmp_path, files=report_inputs)[2]
     written = sorted(p.relative_to(first) for p in first.rglob("*") if p.is_file())
     assert any(p.suffix == ".svg" for p in written) and any(p.suffix == ".png" for p in written)
     assert [p for p in written if (first / p).read_bytes() != (second / p).read_bytes()] == []

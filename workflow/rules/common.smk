@@ -379,7 +379,7 @@ def ledger_targets():
 
 # ---- end privacy ledger
 # ---- membership inference (workflow/rules/mia.smk) ----
-from sgd_privacy.attacks.mia import check_mia_config
+from sgd_privacy.attacks.mia_config import check_mia_config
 from sgd_privacy.train.grid import seed_list
 
 try:

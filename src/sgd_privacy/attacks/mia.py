@@ -401,24 +401,3 @@ def lira_bounds(
             pooled = pooled_score(part(pick & cal), part(pick & ~cal), *args)
             rows.append({"attack": f"lira_{variant}", "setting": setting, **bound, **pooled, "note": LIRA_BOUND_NOTE})
     return pd.DataFrame(rows)
-
-
-def check_mia_config(config: dict) -> None:
-    """Cross-key checks of the `mia` section; raise ValueError naming the key and the fix."""
-    mia, experiments = config["mia"], config["experiments"]
-    for name, steps in mia["experiments"].items():
-        if name not in experiments:
-            raise ValueError(
-                f"config key 'mia.experiments': unknown experiment {name!r}; defined: {sorted(experiments)}"
-            )
-        kept = experiments[name]["log_weights_at"]
-        if steps is not None and kept is not None and not set(steps) <= set(kept):
-            raise ValueError(
-                f"config key 'mia.experiments.{name}': steps {sorted(set(steps) - set(kept))} keep no weights; "
-                f"add them to experiments.{name}.log_weights_at {kept}"
-            )
-    name = mia["lira"]["experiment"]
-    if name is not None and name not in experiments:
-        raise ValueError(
-            f"config key 'mia.lira.experiment': unknown experiment {name!r}; defined: {sorted(experiments)}"
-        )

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from .errors import DataError
+
+if TYPE_CHECKING:  # torch is imported on use: the workflow's own process imports this module, never torch
+    import torch
 
 
 def check_replace_indices(replace: np.ndarray | list[int], n: int) -> np.ndarray:
@@ -32,6 +36,8 @@ def neighbour_index(n: int, i: int) -> np.ndarray:
 
 def neighbour_rows(positions: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
     """Base-set rows at `positions` (M, B) of D_{replace[m]} for each model m, without building D_i."""
+    import torch
+
     return torch.where(positions == (replace - 1).reshape(-1, 1), torch.zeros_like(positions), positions + 1)
 
 

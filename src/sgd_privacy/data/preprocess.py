@@ -5,8 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..rng import Purpose, permutation
-
 
 def validation_split(
     x: np.ndarray, y: np.ndarray, fraction: float
@@ -18,6 +16,8 @@ def validation_split(
 
 def seeded_order(n: int, seed: int) -> np.ndarray:
     """A reproducible permutation of range(n) that depends on nothing but (n, seed)."""
+    from ..rng import Purpose, permutation  # torch: imported on use, so the workflow's own process never loads it
+
     return permutation(seed, Purpose.SPLIT, 0, n).numpy()
 
 

@@ -11,7 +11,6 @@ import numpy as np
 from .. import __version__
 from ..io import arrays_hash, file_digest, read_json, read_npz, write_json, write_npz
 from . import raw
-from .embedding import embed_images, load_resnet56
 from .errors import DataError
 from .preprocess import (
     clip_norms,
@@ -234,6 +233,8 @@ def load_cifar2(opts: dict, ctx: SourceContext) -> Prepared:
     x, y = binary_subset(xtr, ytr, 0, 2)
     xt, yt = binary_subset(xte, yte, 0, 2)
     if opts["features"] == "embedding":
+        from .embedding import embed_images, load_resnet56  # torch: imported on use, not by the workflow's process
+
         model = load_resnet56(opts.get("resnet_checkpoint"), ctx.download)
         x, xt = embed_images(model, x), embed_images(model, xt)
         prepared = split_and_finish(x, y, xt, yt, opts, clip_only)

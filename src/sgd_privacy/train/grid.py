@@ -11,11 +11,9 @@ import re
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from ..data.neighbours import check_replace_indices
 from ..errors import TrainingError
-from ..rng import Purpose, hash32
 
 MODEL_KEYS = {"logreg": (), "mlp": ("hidden", "dropout"), "cnn": ("cnn_size",)}
 TRAINING_KEYS = ("dataset", "model", "lr", "batch_size", "epochs", "cadence", "log_weights_at")
@@ -101,6 +99,10 @@ def sampled_replace_indices(n_base: int, seed: int, stop: int) -> np.ndarray:
         raise TrainingError(
             f"asked for {stop} replace indices but the base set has only {n_base - 1} (1..{n_base - 1})"
         )
+    import torch  # imported on use: the workflow's own process (the Snakefile imports this module) never loads it
+
+    from ..rng import Purpose, hash32
+
     candidates = torch.arange(1, n_base, dtype=torch.int64)
     keys = hash32(seed, Purpose.REPLACE_INDEX, 0, candidates)
     return candidates[torch.argsort(keys)][:stop].numpy()

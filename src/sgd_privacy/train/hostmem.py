@@ -13,7 +13,6 @@ import math
 
 from .grid import shard_runs
 from .settings import TrainingSettings
-from .shard import model_of_shape
 
 # Python, torch and the Parquet stack with nothing trained: the CPU train_shard jobs of the default
 # config peak at about 0.5-0.8 GB (their benchmark files' max_rss), so 2 GB leaves room.
@@ -39,6 +38,8 @@ def training_host_mb(budget_mb: float, gpu: bool, data_mb: float, held_mb: float
 def shard_held_mb(slice_: dict, spec: dict, meta: dict) -> float:
     """Host MB a train_shard job holds for its history table, at most: runs x logged steps x
     parameters, in three copies (above), from the dataset's metadata (`results/data/<name>.json`)."""
+    from .shard import model_of_shape  # torch: imported on use, not whenever the workflow's process starts
+
     shapes = meta["shapes"]
     n_train = shapes["x_train"][0]
     n_params = model_of_shape(slice_, tuple(shapes["x_train"][1:]), int(meta["n_classes"])).n_params

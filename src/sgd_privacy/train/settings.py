@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError
-from .batched import Schedule
 from .grid import MODEL_KEYS
+from .schedule import Schedule  # torch-free: the workflow's own process imports this module
 
 
 def _require(slice_: Mapping[str, Any], keys: tuple[str, ...], what: str) -> None:
