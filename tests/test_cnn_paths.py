@@ -265,5 +265,8 @@ def test_chunks_stay_within_the_memory_budget():
     )
     half = budget_mb * 2**20 / 2
     for path, measured in json.loads(out.stdout.strip().splitlines()[-1]).items():
-        assert 0 < measured["chunked"] <= half, (path, measured)
+        # no lower bound: chunks may reuse memory resident before (glibc keeps freed blocks), and the kernel's
+        # RSS counters lag by up to about 100 pages, so a chunked run can measure slightly below 0 (seen: -94
+        # pages); that the measurement sees training's memory at all is the at-once line's job
+        assert measured["chunked"] <= half, (path, measured)
         assert measured["at_once"] > half, (path, measured)
