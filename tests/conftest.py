@@ -143,6 +143,14 @@ def pipeline_clone(pipeline_results, tmp_path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def chromium() -> str:
+    """The Chromium binary (workflow_helpers.find_chromium: installed when missing where root and apt allow)."""
+    from workflow_helpers import find_chromium
+
+    return find_chromium()
+
+
+@pytest.fixture(scope="session")
 def service():
     """workflow_helpers.require_service: `service(name, reason)` skips the test where the service is unavailable
     (reason not None) and fails it under CI=true."""

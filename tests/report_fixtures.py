@@ -377,3 +377,11 @@ def _write(root: Path, tables: dict[str, pd.DataFrame], kinds: set[str] | None) 
             write_table(frame, path)
             files[kind] = [str(path)]
     return files
+
+
+# How the page words each of the three verdicts (docs/methods.md, section 10), by the note's CSS class.
+VERDICT_WORDS = {
+    "agrees": "Agrees with the study: ",
+    "differs": "Differs from the study: ",
+    "cannot_tell": "Cannot tell at this size: ",
+}

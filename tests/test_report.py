@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
-import os
 import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -17,14 +14,13 @@ import pytest
 from matplotlib.collections import PathCollection, PolyCollection
 from matplotlib.image import imread
 
-from report_fixtures import CONFIG, T, other_stage_tables, write_fixtures
+from report_fixtures import CONFIG, VERDICT_WORDS, T, other_stage_tables, write_fixtures
 from sgd_privacy.report import SECTIONS, build_from_files, figures, tables
 from sgd_privacy.report import study_values as sv
 from sgd_privacy.report.frames import Inputs, MissingColumnsError
-from workflow_helpers import require_service
+from workflow_helpers import chromium_run as _chromium
 
 ROOT = Path(__file__).resolve().parents[1]
-SETUP_CHROMIUM = ROOT / "tests" / "setup_chromium.sh"
 
 
 # ---------------------------------------------------------------- figures on tiny DataFrames
@@ -499,38 +495,6 @@ def test_inputs_concatenate_the_files_of_a_kind(tmp_path):
 # ---------------------------------------------------------------- a real browser
 
 
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """The Chromium binary, installed by tests/setup_chromium.sh when missing (needs root and apt)."""
-    found = shutil.which("chromium")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        result = subprocess.run(["bash", str(SETUP_CHROMIUM)], capture_output=True, text=True, timeout=900)
-        found = shutil.which("chromium")
-        if found is None:
-            require_service("Chromium", f"it could not be installed: {result.stderr[-500:]}")
-    if found is None:
-        require_service("Chromium", "not installed and cannot be (needs root and apt-get): run tests/setup_chromium.sh")
-    assert found is not None
-    return found
-
-
-def _chromium(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--hide-scrollbars",
-        "--enable-logging=stderr",
-        "--v=0",
-        f"--user-data-dir={tmp / 'profile'}",
-    ]
-    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=180)
-
-
 def test_dp_intervals_are_clipped_to_their_metrics_range():
     """The issue's printed test-accuracy interval of -0.95 to 1.75 comes out as 0 to 1; the gap is train - test."""
     summary = other_stage_tables(np.random.default_rng(0))["dp_summary"].copy()
@@ -543,13 +507,6 @@ def test_dp_intervals_are_clipped_to_their_metrics_range():
         (final["train_accuracy"] - final["test_accuracy"]).to_numpy()
     )
     assert {"p_err_floor", "train_accuracy"} <= set(final.columns)
-
-
-VERDICT_WORDS = {
-    "agrees": "Agrees with the study: ",
-    "differs": "Differs from the study: ",
-    "cannot_tell": "Cannot tell at this size: ",
-}
 
 
 def test_chromium_shows_the_banner_verdicts_convergence_and_clipped_intervals(full_report, chromium, tmp_path):

@@ -325,3 +325,40 @@ def write_golden(rows: list[Golden], path: Path = GOLDEN) -> None:
         columns=GOLDEN_COLUMNS,
     )
     frame.to_csv(path, index=False, lineterminator="\n")
+
+
+# ---------------------------------------------------------------- a real browser
+SETUP_CHROMIUM = ROOT / "tests" / "setup_chromium.sh"
+
+
+def find_chromium() -> str:
+    """The Chromium binary, installed by tests/setup_chromium.sh when missing (needs root and apt); skips the
+    test with the reason where it cannot be had (fails it under CI=true)."""
+    found = shutil.which("chromium")
+    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        result = subprocess.run(["bash", str(SETUP_CHROMIUM)], capture_output=True, text=True, timeout=900)
+        found = shutil.which("chromium")
+        if found is None:
+            require_service("Chromium", f"it could not be installed: {result.stderr[-500:]}")
+    if found is None:
+        require_service("Chromium", "not installed and cannot be (needs root and apt-get): run tests/setup_chromium.sh")
+    assert found is not None
+    return found
+
+
+def chromium_run(binary: str, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    """Run headless Chromium with a private profile in `tmp` (e.g. `--dump-dom URL`, `--screenshot=F URL`)."""
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--hide-scrollbars",
+        "--enable-logging=stderr",
+        "--v=0",
+        f"--user-data-dir={tmp / 'profile'}",
+    ]
+    return subprocess.run([binary, *flags, *args], capture_output=True, text=True, timeout=180)
