@@ -8,7 +8,7 @@ import numpy as np
 
 from .errors import DataError
 
-if TYPE_CHECKING:  # torch is imported on use: the workflow's own process imports this module, never torch
+if TYPE_CHECKING:  # annotations only: the workflow's own process imports this module, never torch
     import torch
 
 
@@ -36,9 +36,7 @@ def neighbour_index(n: int, i: int) -> np.ndarray:
 
 def neighbour_rows(positions: torch.Tensor, replace: torch.Tensor) -> torch.Tensor:
     """Base-set rows at `positions` (M, B) of D_{replace[m]} for each model m, without building D_i."""
-    import torch
-
-    return torch.where(positions == (replace - 1).reshape(-1, 1), torch.zeros_like(positions), positions + 1)
+    return (positions + 1).masked_fill(positions == (replace - 1).reshape(-1, 1), 0)
 
 
 def check_batch_fits(meta: dict, batch_size: int, experiment: str) -> None:
