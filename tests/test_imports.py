@@ -40,7 +40,7 @@ class Spy:
 sys.meta_path.insert(0, Spy())
 for module in sys.argv[2:]:
     importlib.import_module(module)
-print(json.dumps({"torch": watched in sys.modules, "chain": [f for f in chain if not f.startswith("<")]}))
+print(json.dumps({"imported": watched in sys.modules, "chain": [f for f in chain if not f.startswith("<")]}))
 """
 
 
@@ -53,8 +53,8 @@ def package_imports(script: str) -> list[str]:
 
 
 def probe(modules: list[str], watched: str = "torch") -> dict:
-    """Import `modules` in a fresh interpreter that imports this checkout's package; result["torch"]: whether
-    `watched` (torch unless said otherwise) was imported."""
+    """Import `modules` in a fresh interpreter that imports this checkout's package; result["imported"]:
+    whether `watched` (torch unless said otherwise) was imported, result["chain"]: the stack that first did."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
     cmd = [sys.executable, "-c", PROBE, watched, *modules]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env)
@@ -70,12 +70,12 @@ def test_analysis_only_scripts_import_no_torch():
     modules = sorted({m for script in ANALYSIS_ONLY for m in package_imports(script)})
     assert "sgd_privacy.analysis.intrinsic" in modules and "sgd_privacy.attacks.mia" in modules
     result = probe(modules)
-    assert not result["torch"], "torch imported by:\n" + "\n".join(result["chain"])
+    assert not result["imported"], "torch imported by:\n" + "\n".join(result["chain"])
 
 
 def test_the_probe_sees_torch_where_a_training_script_imports_it():
     result = probe(package_imports("train_shard"))
-    assert result["torch"] and any("sgd_privacy" in frame for frame in result["chain"])
+    assert result["imported"] and any("sgd_privacy" in frame for frame in result["chain"])
 
 
 def workflow_imports() -> list[str]:
@@ -93,4 +93,4 @@ def test_the_workflows_own_process_imports_neither_torch_nor_scipy():
     assert {"sgd_privacy.data", "sgd_privacy.train.hostmem", "sgd_privacy.attacks.mia_config"} <= set(modules)
     for watched in ("torch", "scipy"):
         result = probe(modules, watched)
-        assert not result["torch"], f"{watched} imported by:\n" + "\n".join(result["chain"])
+        assert not result["imported"], f"{watched} imported by:\n" + "\n".join(result["chain"])

@@ -19,7 +19,7 @@ from ..errors import ConfigError, TrainingError
 from ..rng import Purpose, uniform
 from . import exact
 from .convstack import cnn_features
-from .shared import LabelledRows, batch_sum, eval_rows_at_once, shared_forward, shared_weight_grad, signed_totals
+from .shared import LabelledRows, batch_sum, chunked_totals, shared_forward, shared_weight_grad
 
 
 @dataclass(frozen=True)
@@ -45,11 +45,6 @@ def _matmul(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     if w.shape[2] == 1:
         return (x * w.transpose(1, 2)).sum(dim=2, keepdim=True)
     return torch.bmm(x, w)
-
-
-def _batch_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum (M, B, o) over B as an innermost contiguous reduction (per-model order fixed)."""
-    return t.transpose(1, 2).contiguous().sum(dim=2)
 
 
 class _Dense(torch.autograd.Function):
@@ -81,7 +76,7 @@ class _Dense(torch.autograd.Function):
             else:
                 grad_w = torch.bmm(x.transpose(1, 2), g)
         if ctx.needs_input_grad[2]:
-            grad_b = _batch_sum(g)
+            grad_b = batch_sum(g)
         return grad_x, grad_w, grad_b
 
 
@@ -270,13 +265,7 @@ class LogReg(Model):
         bias folded in and label-1 rows negated (`signed_totals`)."""
         w, b = params
         wa = torch.cat([w.squeeze(-1), b], dim=1)  # (M, d + 1)
-        loss = torch.zeros(len(wa), dtype=wa.dtype, device=wa.device)
-        corr = torch.zeros_like(loss)
-        for lo, hi, positive in rows.chunks(eval_rows_at_once(rows_per_chunk, len(wa), wa.device)):
-            chunk_loss, chunk_corr = signed_totals(wa @ rows.x[lo:hi].T, positive)
-            loss += chunk_loss
-            corr += chunk_corr
-        return loss, corr
+        return chunked_totals(rows, rows_per_chunk, len(wa), wa, lambda lo, hi, positive: wa @ rows.x[lo:hi].T)
 
 
 class MLP(Model):
@@ -336,15 +325,13 @@ class MLP(Model):
         m, h = w2.shape[0], self.hidden
         w1a = torch.cat([w1.transpose(1, 2), b1.unsqueeze(-1)], dim=2).reshape(m * h, -1)  # (M h, d + 1)
         out = {True: (-w2, -b2), False: (w2, b2)}  # label-1 rows: the negated logit
-        loss = torch.zeros(m, dtype=w1.dtype, device=w1.device)
-        corr = torch.zeros_like(loss)
-        for lo, hi, positive in rows.chunks(eval_rows_at_once(rows_per_chunk, m * h, w1.device)):
+
+        def margins(lo: int, hi: int, positive: bool) -> torch.Tensor:
             hidden = torch.relu_(w1a @ rows.x[lo:hi].T).reshape(m, h, hi - lo)
             w_out, b_out = out[positive]
-            chunk_loss, chunk_corr = signed_totals((hidden * w_out).sum(dim=1) + b_out, positive)
-            loss += chunk_loss
-            corr += chunk_corr
-        return loss, corr
+            return (hidden * w_out).sum(dim=1) + b_out
+
+        return chunked_totals(rows, rows_per_chunk, m * h, w1, margins)
 
 
 # The CNN's convolution weights and biases in layer order (the exact path's `convs` argument).

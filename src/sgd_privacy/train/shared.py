@@ -23,6 +23,7 @@ tests/test_shared_products.py.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -106,8 +107,8 @@ def from_slots(slots: list[torch.Tensor], blocks: SeedBlocks, o: int) -> list[to
 
 
 def batch_sum(t: torch.Tensor) -> torch.Tensor:
-    """Sum of (n_blocks, B, ...) over the batch axis B as an innermost contiguous reduction: each
-    element's order of summation depends on B only (`models._batch_sum` for the slot layout)."""
+    """Sum of (n, B, ...) over the batch axis B as an innermost contiguous reduction: each element's
+    order of summation depends on B only (the seed blocks' layout, and the per-model (M, B, o) one)."""
     return t.movedim(1, -1).contiguous().sum(dim=-1)
 
 
@@ -178,3 +179,23 @@ def eval_rows_at_once(rows_per_chunk: int, width: int, device: torch.device) -> 
     if device.type != "cpu":
         return rows_per_chunk
     return max(16, min(rows_per_chunk, EVAL_CACHE_FLOATS // max(width, 1)))
+
+
+def chunked_totals(
+    rows: LabelledRows,
+    rows_per_chunk: int,
+    width: int,
+    like: torch.Tensor,
+    margins: Callable[[int, int, bool], torch.Tensor],
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Summed loss and correct count (M,) over the chunks of `rows` (`eval_rows_at_once` of an evaluation
+    product `width` outputs wide), `margins(lo, hi, positive)` giving a chunk's (M, hi - lo) margins
+    (`signed_totals`); dtype and device those of `like`."""
+    m = len(like)
+    loss = torch.zeros(m, dtype=like.dtype, device=like.device)
+    corr = torch.zeros_like(loss)
+    for lo, hi, positive in rows.chunks(eval_rows_at_once(rows_per_chunk, width, like.device)):
+        chunk_loss, chunk_corr = signed_totals(margins(lo, hi, positive), positive)
+        loss += chunk_loss
+        corr += chunk_corr
+    return loss, corr
