@@ -6,7 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from sgd_privacy.train.shared import SeedBlocks, block_runs, fixed_bmm, from_slots, to_slots
+from sgd_privacy.train.shared import (
+    Hits,
+    SeedBlocks,
+    block_runs,
+    fixed_bmm,
+    from_slots,
+    run_diagonal_product,
+    shared_forward,
+    shared_weight_grad,
+    to_slots,
+)
 
 
 @pytest.fixture
@@ -61,3 +71,65 @@ def test_slots_round_trip_and_blocks_hold_one_seed_each():
     params = [torch.randn(m, 7, 3), torch.randn(m, 3), torch.randn(m, 3, 1), torch.randn(m, 1)]
     back = from_slots(to_slots(params, blocks), blocks, 3)
     assert all(torch.equal(a, b) for a, b in zip(params, back, strict=True))
+
+
+def one_hit_per_run(blocks, rows, width, gen):
+    """A mask (blocks, rows, width) with at most one hit per run: run c of block n hits at a random row,
+    or nowhere; the first run of the first block hits row 0 and the last run of the last block row B - 1."""
+    mask = torch.zeros(blocks, rows, width, dtype=torch.bool)
+    where = torch.randint(-rows, rows, (blocks, width), generator=gen)  # negative: no hit
+    for n in range(blocks):
+        for c in range(width):
+            if where[n, c] >= 0:
+                mask[n, where[n, c], c] = True
+    mask[0, :, 0], mask[-1, :, -1] = False, False
+    mask[0, 0, 0], mask[-1, rows - 1, -1] = True, True
+    return mask
+
+
+@pytest.mark.parametrize("rows, d, o", [(8, 11, 1), (8, 11, 5), (32, 51, 10)])
+def test_the_cpu_fix_ups_equal_the_selections_and_a_plain_loop(rows, d, o):
+    """`Hits` indexed (the CPU's few-row fix-ups) and not (the GPU's whole-tensor selections) give the
+    same bits, and both equal each run's own rows (x_0 at its replaced position) through a plain loop."""
+    gen = torch.Generator().manual_seed(rows * d * o)
+    width, blocks = block_runs(o), 5
+    xs = torch.randn(blocks, rows + 1, d, generator=gen, dtype=torch.float64)
+    wb = torch.randn(blocks, d, width * o, generator=gen, dtype=torch.float64)
+    g = torch.randn(blocks, rows, width, o, generator=gen, dtype=torch.float64)
+    mask = one_hit_per_run(blocks, rows, width, gen)
+    indexed, dense = Hits.of(mask), Hits(mask, None)
+    assert indexed.index is not None and len(indexed.index[0]) == int(mask.sum())
+    forward = shared_forward(xs, wb, indexed)
+    assert torch.equal(forward, shared_forward(xs, wb, dense))
+    grad = shared_weight_grad(xs, g, indexed)
+    assert torch.equal(grad, shared_weight_grad(xs, g, dense))
+    for n in range(blocks):
+        for c in range(width):
+            own = xs[n, :rows].clone()
+            own[mask[n, :, c]] = xs[n, rows]
+            cols = slice(c * o, (c + 1) * o)
+            torch.testing.assert_close(forward[n, :, c], own @ wb[n, :, cols])
+            torch.testing.assert_close(grad[n, :, cols], own.T @ g[n, :, c])
+
+
+def test_a_runs_diagonal_product_is_its_own_sum_in_any_block_layout(threads):
+    """`run_diagonal_product`: per run, the batch sum of g times its units (a plain loop), with the same
+    bits alone or among other blocks and at any thread count, and untouched by another run's inf."""
+    gen = torch.Generator().manual_seed(7)
+    rows, width, units = 32, block_runs(10), 10
+    g0 = torch.randn(1, rows, width, generator=gen)
+    h0 = torch.randn(1, rows, width, units, generator=gen)
+    alone = run_diagonal_product(g0, h0)[0]
+    for c in range(width):
+        torch.testing.assert_close(alone[c], (g0[0, :, c, None] * h0[0, :, c]).sum(dim=0))
+    for count in (2, 7, 40):
+        for n_threads in (1, 2, 3):
+            threads(n_threads)
+            g = torch.randn(count, rows, width, generator=gen)
+            h = torch.randn(count, rows, width, units, generator=gen)
+            g[count // 2], h[count // 2] = g0[0], h0[0]
+            assert torch.equal(run_diagonal_product(g, h)[count // 2], alone), (count, n_threads)
+    diverged = h0.clone()
+    diverged[0, 3, 0, 2] = float("inf")
+    out = run_diagonal_product(g0, diverged)[0]
+    assert not torch.isfinite(out[0]).all() and torch.equal(out[1:], alone[1:])

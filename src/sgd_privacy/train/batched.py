@@ -19,7 +19,7 @@ from .convstack import single_threaded_kernels
 from .history import METRICS
 from .models import Model, dropout_keep_steps, flatten
 from .schedule import Schedule
-from .shared import LabelledRows, SeedBlocks, block_runs, from_slots, to_slots, with_ones
+from .shared import Hits, LabelledRows, SeedBlocks, block_runs, from_slots, to_slots, with_ones
 
 log = logging.getLogger(__name__)
 
@@ -296,10 +296,15 @@ def train_batch(
                 hit = block_rows.unsqueeze(-1) == replaced_row  # (n_blocks, B, width): the run's row is x_0
                 y_rows = data.y_train.index_select(0, block_rows.reshape(-1)).reshape(blocks.n_blocks, b, 1)
                 yb = torch.where(hit, y0, y_rows)
-                keep = None if keep_seed is None else keep_seed.index_select(0, blocks.block_seed).unsqueeze(2)
+                keep = None
+                if keep_seed is not None:  # (n_blocks, B, width, units): each run's copy of its seed's mask
+                    per_seed = keep_seed.unsqueeze(2).expand(-1, -1, blocks.width, -1)
+                    keep = per_seed.reshape(len(keep_seed), -1).index_select(0, blocks.block_seed)
+                    keep = keep.reshape(blocks.n_blocks, b, blocks.width, -1)
                 with torch.no_grad(), step_threads():
-                    for p, g in zip(slots, model.shared_grads(slots, xs, hit, yb, keep), strict=True):
-                        p.sub_(schedule.lr * g)
+                    updates = model.shared_grads(slots, xs, Hits.of(hit), yb, keep, schedule.lr)
+                    for p, update in zip(slots, updates, strict=True):
+                        p.sub_(update)
                 t += 1
                 continue
             keep = None if keep_seed is None else keep_seed.index_select(0, seed_slot)

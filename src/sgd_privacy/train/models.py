@@ -19,7 +19,15 @@ from ..errors import ConfigError, TrainingError
 from ..rng import Purpose, uniform
 from . import exact
 from .convstack import cnn_features
-from .shared import LabelledRows, batch_sum, chunked_totals, shared_forward, shared_weight_grad
+from .shared import (
+    Hits,
+    LabelledRows,
+    batch_sum,
+    chunked_totals,
+    run_diagonal_product,
+    shared_forward,
+    shared_weight_grad,
+)
 
 
 @dataclass(frozen=True)
@@ -173,12 +181,19 @@ class Model:
     signed_rows = False  # whether `eval_totals` takes `LabelledRows` with label-1 rows negated
 
     def shared_grads(
-        self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
+        self,
+        slots: list[torch.Tensor],
+        xs: torch.Tensor,
+        hits: Hits,
+        y: torch.Tensor,
+        keep: torch.Tensor | None,
+        lr: float,
     ) -> list[torch.Tensor]:
-        """Gradients of each run's mean batch loss, without autograd, in the seed blocks' layout
-        (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`), the blocks' shared rows xs
-        (n_blocks, B + 1, ...) (row B is x_0, a run's row at its replaced position, `hit` (n_blocks, B,
-        width)), labels y (n_blocks, B, width) and dropout multipliers `keep` (n_blocks, B, 1, units)."""
+        """SGD steps, lr times the gradients of each run's mean batch loss, without autograd, in the seed
+        blocks' layout (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`), the blocks' shared rows
+        xs (n_blocks, B + 1, ...) (row B is x_0, a run's row at its replaced position, `hits`), labels y
+        (n_blocks, B, width) and dropout multipliers `keep` (n_blocks, B, width, units). lr multiplies the
+        loss's gradient with respect to the logits, before the backward products."""
         raise NotImplementedError
 
     def example_losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -252,11 +267,18 @@ class LogReg(Model):
     shares_rows = signed_rows = True
 
     def shared_grads(
-        self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
+        self,
+        slots: list[torch.Tensor],
+        xs: torch.Tensor,
+        hits: Hits,
+        y: torch.Tensor,
+        keep: torch.Tensor | None,
+        lr: float,
     ) -> list[torch.Tensor]:
-        """Gradient of w and b, together in the blocks' layout (see `Model.shared_grads`)."""
-        g = self.logit_grad(shared_forward(xs, slots[0], hit).squeeze(-1), y).unsqueeze(-1)  # (n_blocks, B, width, 1)
-        return [shared_weight_grad(xs, g, hit)]
+        """The step of w and b, together in the blocks' layout (see `Model.shared_grads`)."""
+        logits = shared_forward(xs, slots[0], hits).squeeze(-1)
+        g = (lr * self.logit_grad(logits, y)).unsqueeze(-1)  # (n_blocks, B, width, 1)
+        return [shared_weight_grad(xs, g, hits)]
 
     def eval_totals(
         self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
@@ -301,20 +323,34 @@ class MLP(Model):
     shares_rows = True
 
     def shared_grads(
-        self, slots: list[torch.Tensor], xs: torch.Tensor, hit: torch.Tensor, y: torch.Tensor, keep: torch.Tensor | None
+        self,
+        slots: list[torch.Tensor],
+        xs: torch.Tensor,
+        hits: Hits,
+        y: torch.Tensor,
+        keep: torch.Tensor | None,
+        lr: float,
     ) -> list[torch.Tensor]:
-        """Gradients of (w1, b1) together, w2 and b2 in the blocks' layout (see `Model.shared_grads`); the
-        output layer as `_Dense`'s one-column path (products, then a sum over the hidden units in order).
-        ReLU and dropout as one multiplier (pre > 0) x keep, in the forward and the backward pass."""
+        """Steps of (w1, b1) together, w2 and b2 in the blocks' layout (see `Model.shared_grads`). ReLU and
+        dropout as one multiplier, the gate sign(relu(pre)) x keep (1 where pre > 0, else 0, times keep),
+        in the forward and the backward pass; the output layer as products and a sum over the hidden units
+        in order; w2's step as `run_diagonal_product`. Every elementwise operation's operands have the
+        activations' shape (n_blocks, B, width, h), or are broadcast over the batch axis only: on the
+        CPU, operations broadcast over an inner axis or producing booleans run several times slower."""
         w1b1, w2, b2 = slots  # (n_blocks, d + 1, width * h), (n_blocks, width, h, 1), (n_blocks, width, 1)
-        pre = shared_forward(xs, w1b1, hit)  # (n_blocks, B, width, h)
-        gate = (pre > 0).to(pre.dtype) if keep is None else (pre > 0) * keep
-        h = pre * gate
-        w_out = w2.squeeze(-1).unsqueeze(1)  # (n_blocks, 1, width, h)
+        pre = shared_forward(xs, w1b1, hits)  # (n_blocks, B, width, h)
+        relu = torch.relu(pre)
+        gate = torch.sign(relu) if keep is None else torch.sign(relu) * keep
+        h = relu if keep is None else relu * keep
+        w_out = w2.squeeze(-1).unsqueeze(1).expand(pre.shape).contiguous()  # (n_blocks, B, width, h)
         logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, width)
-        g = self.logit_grad(logits, y).unsqueeze(-1)  # (n_blocks, B, width, 1)
-        grad_pre = g * w_out * gate
-        return [shared_weight_grad(xs, grad_pre, hit), batch_sum(h * g).unsqueeze(-1), batch_sum(g)]
+        g = lr * self.logit_grad(logits, y)  # (n_blocks, B, width)
+        grad_pre = (g.unsqueeze(-1) * w_out) * gate
+        return [
+            shared_weight_grad(xs, grad_pre, hits),
+            run_diagonal_product(g, h).unsqueeze(-1),
+            batch_sum(g).unsqueeze(-1),
+        ]
 
     def eval_totals(
         self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int

@@ -112,28 +112,67 @@ def batch_sum(t: torch.Tensor) -> torch.Tensor:
     return t.movedim(1, -1).contiguous().sum(dim=-1)
 
 
-def shared_forward(xs: torch.Tensor, wb: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+@dataclass(frozen=True)
+class Hits:
+    """Where a run's row is x_0 instead of the shared row (`mask`, (n_blocks, B, width), at most one
+    position per run); on the CPU also as (block, position, run) index tensors, so that the products'
+    fix-ups touch those few rows only (`mask.nonzero()` would be a host sync per step on a GPU, where
+    the fix-ups are whole-tensor selections instead: the same values)."""
+
+    mask: torch.Tensor
+    index: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
+
+    @staticmethod
+    def of(mask: torch.Tensor) -> Hits:
+        """The hits of `mask`, indexed on the CPU."""
+        if mask.device.type != "cpu":
+            return Hits(mask, None)
+        n, j, c = mask.nonzero(as_tuple=True)
+        return Hits(mask, (n, j, c))
+
+
+def shared_forward(xs: torch.Tensor, wb: torch.Tensor, hits: Hits) -> torch.Tensor:
     """Each run's affine map of its own B rows (n_blocks, B, width, o): the blocks' shared rows xs
     (n_blocks, B + 1, d + 1) (trailing 1s; row B is x_0) times the blocks' weights and biases wb
-    (n_blocks, d + 1, width * o), row B at each run's replaced position (`hit`, (n_blocks, B, width))."""
-    nb, rows = xs.shape[0], xs.shape[1] - 1
-    z = fixed_bmm(xs, wb).reshape(nb, rows + 1, hit.shape[2], -1)
-    return torch.where(hit.unsqueeze(-1), z[:, rows:], z[:, :rows])
+    (n_blocks, d + 1, width * o), row B at each run's replaced position (`hits`)."""
+    nb, rows, width = hits.mask.shape
+    z = fixed_bmm(xs, wb).reshape(nb, rows + 1, width, -1)
+    if hits.index is None:
+        return torch.where(hits.mask.unsqueeze(-1), z[:, rows:], z[:, :rows])
+    n, j, c = hits.index
+    z[n, j, c] = z[n, rows, c]  # a copy of x_0's output: the same values as the selection
+    return z[:, :rows]
 
 
-def shared_weight_grad(xs: torch.Tensor, g: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
+def shared_weight_grad(xs: torch.Tensor, g: torch.Tensor, hits: Hits) -> torch.Tensor:
     """Each run's weight and bias gradient, its rows (B, d + 1) transposed times its g (B, o), in the
     blocks' layout (n_blocks, d + 1, width * o): over the shared rows, with g (n_blocks, B, width, o)
     moved from the replaced position to row B (x_0)."""
     nb, rows = g.shape[:2]
-    mask = hit.unsqueeze(-1)
-    at_x0 = g.masked_fill(~mask, 0.0).sum(dim=1, keepdim=True)  # exact: one nonzero term at most
-    ext = torch.cat([g.masked_fill(mask, 0.0), at_x0], dim=1).reshape(nb, rows + 1, -1)
-    return fixed_bmm(xs.transpose(1, 2), ext)
+    if hits.index is None:
+        mask = hits.mask.unsqueeze(-1)
+        at_x0 = g.masked_fill(~mask, 0.0).sum(dim=1, keepdim=True)  # exact: one nonzero term at most
+        ext = torch.cat([g.masked_fill(mask, 0.0), at_x0], dim=1)
+    else:
+        ext = torch.cat([g, torch.zeros_like(g[:, :1])], dim=1)
+        n, j, c = hits.index
+        moved = ext[n, j, c]
+        ext[n, j, c] = ext[n, rows, c]  # row B's zeros: a swap, with no Python number made a tensor
+        ext[n, rows, c] = moved
+    return fixed_bmm(xs.transpose(1, 2), ext.reshape(nb, rows + 1, -1))
+
+
+def run_diagonal_product(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """Per run, the sum over the batch of its g (n_blocks, B, width) times its units h (n_blocks, B,
+    width, u): (n_blocks, width, u), as the diagonal of one product per block, (width, B) @ (B, width * u)
+    (a fixed shape; an entry is a sum of the run's own terms only, the off-diagonal ones are dropped)."""
+    nb, rows, width, u = h.shape
+    full = fixed_bmm(g.transpose(1, 2), h.reshape(nb, rows, width * u)).reshape(nb, width, width, u)
+    return full.diagonal(0, 1, 2).movedim(-1, 1)
 
 
 # Rows an evaluation product covers at once on the CPU (its (models x rows) outputs then stay in cache).
-EVAL_CACHE_FLOATS = 2**18
+EVAL_CACHE_FLOATS = 2**19
 
 
 @dataclass(frozen=True)
