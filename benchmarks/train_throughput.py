@@ -1,10 +1,12 @@
 """Throughput of the vectorised trainer against the plain reference trainer, for every model.
 
-Trains each model with both trainers in one process and prints one line per model with
-model-steps/s of each, their ratio, the vectorised time per model beside its arithmetic floor
-(the model's FLOPs for the training steps and the logged evaluations at the benchmark's shape,
-`flops_per_model`, over this machine's float32 GEMM rate measured in the same run at the same
-thread count) and the peak memory per model, then a last line with the smallest ratio. Models: logistic regression and the MLP (h = 10, dropout 0.2) on
+Trains each model with both trainers in one process, alternating them `--repeats` times (3; a
+shared machine's load changes within a run, and then hits both), and prints one line per model with
+the medians of model-steps/s of each and of their ratio (with the repeats' range), the vectorised
+time per model beside its arithmetic floor (the model's FLOPs for the training steps and the logged
+evaluations at the benchmark's shape, `flops_per_model`, over this machine's float32 GEMM rate
+measured in the same run at the same thread count) and the peak memory per model, then a last line
+with the smallest ratio. Models: logistic regression and the MLP (h = 10, dropout 0.2) on
 mnist_binary-sized synthetic rows (d = 50, N ~ 10,400, b = 32, cadence 50), and the CNN on
 the study's 3x32x32 input (size s, 10 classes, b = 32, weights logged only at the first
 and last step). Peak memory is the peak resident-set growth during each trainer's call
@@ -13,9 +15,9 @@ once; freed memory is handed back to the kernel before each call (the benchmark 
 keeps freed memory for reuse, as pipeline jobs do), but glibc keeps small blocks, so figures
 below about 1 MiB are lower bounds. Usage: python benchmarks/train_throughput.py [--models 1000] [--device auto]
 [--only logreg,mlp,cnn] [--cnn-models 16] [--cnn-size 16] [--cnn-shape 3x32x32] [--threads 2] [--malloc-default]
-[--gpu-scale]. `--gpu-scale` times every model at GPU scale in one command (GPU_SCALE: 100,000 logistic
-regressions, 20,000 MLPs, 1,000 CNNs for 512 steps, one reference run each, a 60,000 MiB budget capped
-by the GPU's free memory); options given explicitly override it.
+[--repeats 3] [--gpu-scale]. `--gpu-scale` times every model at GPU scale in one command (GPU_SCALE: 100,000
+logistic regressions, 20,000 MLPs, 1,000 CNNs for 512 steps, one reference run each, one repeat, a 60,000
+MiB budget capped by the GPU's free memory); options given explicitly override it.
 """
 
 from __future__ import annotations
@@ -165,46 +167,53 @@ def flops_per_model(case: Case) -> int:
     return train + len(sched.log_steps(n_rows)) * evaluated * fwd
 
 
-def run_case(case: Case, device: torch.device, budget_mb: int, gflops: float) -> float:
-    """Benchmark one model with both trainers, print its line and return the ratio."""
+def run_case(case: Case, device: torch.device, budget_mb: int, gflops: float, repeats: int = 1) -> float:
+    """Benchmark one model with both trainers, alternating `repeats` times (reference, then vectorised),
+    print its line with the median of the repeats' ratios and their range, and return that median."""
     n_rows = len(case.arrays["x_train"]) - 1
     steps = case.schedule.epochs * case.schedule.steps_per_epoch(n_rows)
     few = {k: v[:65] for k, v in case.arrays.items()}  # warm-up: two steps on 64 rows loads the kernels
     warm = Schedule(case.schedule.lr, case.schedule.batch_size, 1, 100)
     train_reference(case.model, few, seed=0, replace_index=1, schedule=warm, dtype=torch.float32)
-    ref_s, ref_mem = 0.0, 0
-    for k in range(case.reference_models):
-        s, mem = timed(
-            lambda k=k: train_reference(
-                case.model, case.arrays, seed=k, replace_index=1 + k, schedule=case.schedule, dtype=torch.float32
-            ),
-            torch.device("cpu"),
-        )
-        ref_s, ref_mem = ref_s + s, max(ref_mem, mem)
-    ref_rate = case.reference_models * steps / ref_s
-
     data = DeviceData.from_arrays(case.arrays, device, torch.float32)
     runs = Runs(
         np.arange(case.models) // 10, 1 + np.arange(case.models) % 10 * 97 % n_rows, np.zeros(case.models, bool)
     )
     few_data = DeviceData.from_arrays(few, device, torch.float32)
     train_many(case.model, few_data, Runs(np.arange(2), np.arange(1, 3), np.zeros(2, bool)), warm, progress=None)
-    vec_s, vec_mem = timed(
-        lambda: train_many(case.model, data, runs, case.schedule, budget_mb=budget_mb, progress=None), device
-    )
-    vec_rate = case.models * steps / vec_s
+    ref_rates, vec_rates, vec_seconds, ref_mem, vec_mem = [], [], [], 0, 0
+    for _ in range(repeats):  # alternating, so that a change of the machine's load hits both trainers
+        ref_s = 0.0
+        for k in range(case.reference_models):
+            s, mem = timed(
+                lambda k=k: train_reference(
+                    case.model, case.arrays, seed=k, replace_index=1 + k, schedule=case.schedule, dtype=torch.float32
+                ),
+                torch.device("cpu"),
+            )
+            ref_s, ref_mem = ref_s + s, max(ref_mem, mem)
+        vec_s, mem = timed(
+            lambda: train_many(case.model, data, runs, case.schedule, budget_mb=budget_mb, progress=None), device
+        )
+        vec_mem = max(vec_mem, mem)
+        ref_rates.append(case.reference_models * steps / ref_s)
+        vec_rates.append(case.models * steps / vec_s)
+        vec_seconds.append(vec_s)
+    ratios = [v / r for v, r in zip(vec_rates, ref_rates, strict=True)]
+    ratio, ref_rate, vec_rate = (float(np.median(x)) for x in (ratios, ref_rates, vec_rates))
+    spread = f" (median of {repeats} alternating repeats, {min(ratios):.2f}-{max(ratios):.2f})" if repeats > 1 else ""
     at_once = min(case.models, chunking(case.model, case.schedule, n_rows + 1, budget_mb, 4)[0])
     path = f", {case.model.path_for(device)} conv" if isinstance(case.model, CNN) else ""
     flops = flops_per_model(case)
     print(
         f"{case.name}: reference {ref_rate:.1f} model-steps/s, vectorised {vec_rate:.1f} model-steps/s "
         f"({case.models} models x {steps} steps, {at_once} at once, {device}{path}), "
-        f"ratio {vec_rate / ref_rate:.2f}; per model: vectorised {1e3 * vec_s / case.models:.2f} ms, "
+        f"ratio {ratio:.2f}{spread}; per model: vectorised {1e3 * float(np.median(vec_seconds)) / case.models:.2f} ms, "
         f"arithmetic floor {1e3 * flops / (gflops * 1e9):.2f} ms ({flops / 1e6:.1f} MFLOP at {gflops:.0f} GFLOP/s); "
         f"peak MiB/model: reference {ref_mem / 2**20:.1f}, vectorised {vec_mem / 2**20 / at_once:.2f}",
         flush=True,
     )
-    return vec_rate / ref_rate
+    return ratio
 
 
 def cases(args: argparse.Namespace) -> list[Case]:
@@ -254,6 +263,7 @@ GPU_SCALE = {
     "reference_models": 1,
     "cnn_reference_models": 1,
     "budget_mb": 60_000,
+    "repeats": 1,
 }
 
 
@@ -275,6 +285,7 @@ def main() -> None:
     parser.add_argument("--only", type=lambda s: s.split(","), default=["logreg", "mlp", "cnn"], help="e.g. mlp,cnn")
     parser.add_argument("--device", default="auto", help="vectorised trainer's device: auto, cpu or cuda")
     parser.add_argument("--budget-mb", type=int, default=4096)
+    parser.add_argument("--repeats", type=int, default=3, help="alternating timings of both trainers per model")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--malloc-default", action="store_true", help="leave glibc's malloc settings as they are")
     if parser.parse_known_args()[0].gpu_scale:
@@ -295,7 +306,9 @@ def main() -> None:
     print(
         f"float32 GEMM (1024 x 1024 x 1024) on {device}: {gflops:.1f} GFLOP/s, the arithmetic floor's rate", flush=True
     )
-    ratios = {case.name: run_case(case, device, int(budget), gflops) for case in cases(args)}
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be at least 1, got {args.repeats}")
+    ratios = {case.name: run_case(case, device, int(budget), gflops, args.repeats) for case in cases(args)}
     worst = min(ratios, key=ratios.__getitem__)
     print(f"smallest ratio vectorised/reference: {ratios[worst]:.2f} ({worst})")
 

@@ -49,7 +49,8 @@ def test_gpu_scale_times_every_model_at_gpu_scale(monkeypatch):
 
     monkeypatch.setattr(bench, "cases", fake_cases)
 
-    def fake_run(case, device, budget, gflops):
+    def fake_run(case, device, budget, gflops, repeats):
+        seen["repeats"] = repeats
         seen.setdefault("timed", []).append(case.name)
         return 1.0
 
@@ -58,7 +59,7 @@ def test_gpu_scale_times_every_model_at_gpu_scale(monkeypatch):
     bench.main()
     assert seen["timed"] == ["logreg", "mlp", "cnn"]
     assert (seen["models"], seen["mlp_models"], seen["cnn_steps"], seen["budget_mb"]) == (100_000, 20_000, 512, 60_000)
-    assert seen["cnn_models"] == 7 and seen["only"] == ["logreg", "mlp", "cnn"]
+    assert seen["cnn_models"] == 7 and seen["only"] == ["logreg", "mlp", "cnn"] and seen["repeats"] == 1
 
 
 def test_the_arithmetic_floor_counts_training_steps_and_evaluations(monkeypatch):
