@@ -112,11 +112,13 @@ def test_the_cpu_fix_ups_equal_the_selections_and_a_plain_loop(rows, d, o):
             torch.testing.assert_close(grad[n, :, cols], own.T @ g[n, :, c])
 
 
-def test_a_runs_diagonal_product_is_its_own_sum_in_any_block_layout(threads):
+@pytest.mark.parametrize("rows, units", [(32, 10), (8, 3), (32, 32), (9, 100)])
+def test_a_runs_diagonal_product_is_its_own_sum_in_any_block_layout(threads, rows, units):
     """`run_diagonal_product`: per run, the batch sum of g times its units (a plain loop), with the same
-    bits alone or among other blocks and at any thread count, and untouched by another run's inf."""
+    bits alone or among other blocks and at any thread count, and untouched by another run's inf
+    (blocks of 4, 11 and 1 run: a one-row product included)."""
     gen = torch.Generator().manual_seed(7)
-    rows, width, units = 32, block_runs(10), 10
+    width = block_runs(units)
     g0 = torch.randn(1, rows, width, generator=gen)
     h0 = torch.randn(1, rows, width, units, generator=gen)
     alone = run_diagonal_product(g0, h0)[0]
@@ -130,6 +132,6 @@ def test_a_runs_diagonal_product_is_its_own_sum_in_any_block_layout(threads):
             g[count // 2], h[count // 2] = g0[0], h0[0]
             assert torch.equal(run_diagonal_product(g, h)[count // 2], alone), (count, n_threads)
     diverged = h0.clone()
-    diverged[0, 3, 0, 2] = float("inf")
+    diverged[0, rows // 2, 0, units // 2] = float("inf")
     out = run_diagonal_product(g0, diverged)[0]
     assert not torch.isfinite(out[0]).all() and torch.equal(out[1:], alone[1:])
