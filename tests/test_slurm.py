@@ -77,9 +77,23 @@ def start(workdir: Path, *args: str) -> subprocess.Popen:
     )
 
 
+# The plugin first checks the jobs' status this many seconds after a submission, then 10 s later each
+# time, up to 180 s, until one has finished: the profile's 10 s (for clusters) would leave each of the
+# test's few-second jobs waiting 30 s for its second check.
+STATUS_CHECK_AFTER = "2"
+
+
 def on_slurm(workdir: Path) -> subprocess.Popen:
-    """The README's cluster command."""
-    return start(workdir, "--profile", "slurm", "--profile", "slurm/site.yaml")
+    """The README's cluster command, with the test's first status check after 2 s."""
+    return start(
+        workdir,
+        "--profile",
+        "slurm",
+        "--profile",
+        "slurm/site.yaml",
+        "--slurm-init-seconds-before-status-checks",
+        STATUS_CHECK_AFTER,
+    )
 
 
 def finish(proc: subprocess.Popen) -> str:
