@@ -19,7 +19,7 @@ from .convstack import single_threaded_kernels
 from .history import METRICS
 from .models import Model, dropout_keep_steps, flatten
 from .schedule import Schedule
-from .shared import Hits, LabelledRows, SeedBlocks, block_runs, from_slots, to_slots, with_ones
+from .shared import Hits, LabelledRows, SeedBlocks, SharedBatch, block_runs, from_slots, to_slots, with_ones
 
 log = logging.getLogger(__name__)
 
@@ -302,7 +302,7 @@ def train_batch(
                     keep = per_seed.reshape(len(keep_seed), -1).index_select(0, blocks.block_seed)
                     keep = keep.reshape(blocks.n_blocks, b, blocks.width, -1)
                 with torch.no_grad(), step_threads():
-                    updates = model.shared_grads(slots, xs, Hits.of(hit), yb, keep, schedule.lr)
+                    updates = model.shared_grads(slots, SharedBatch(xs, Hits.of(hit), yb, keep), schedule.lr)
                     for p, update in zip(slots, updates, strict=True):
                         p.sub_(update)
                 t += 1

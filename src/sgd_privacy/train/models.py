@@ -20,8 +20,8 @@ from ..rng import Purpose, uniform
 from . import exact
 from .convstack import cnn_features
 from .shared import (
-    Hits,
     LabelledRows,
+    SharedBatch,
     batch_sum,
     chunked_totals,
     run_diagonal_product,
@@ -180,20 +180,11 @@ class Model:
     shares_rows = False  # whether `shared_grads` and `eval_totals` exist (the dense models)
     signed_rows = False  # whether `eval_totals` takes `LabelledRows` with label-1 rows negated
 
-    def shared_grads(
-        self,
-        slots: list[torch.Tensor],
-        xs: torch.Tensor,
-        hits: Hits,
-        y: torch.Tensor,
-        keep: torch.Tensor | None,
-        lr: float,
-    ) -> list[torch.Tensor]:
+    def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
         """SGD steps, lr times the gradients of each run's mean batch loss, without autograd, in the seed
-        blocks' layout (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`), the blocks' shared rows
-        xs (n_blocks, B + 1, ...) (row B is x_0, a run's row at its replaced position, `hits`), labels y
-        (n_blocks, B, width) and dropout multipliers `keep` (n_blocks, B, width, units). lr multiplies the
-        loss's gradient with respect to the logits, before the backward products."""
+        blocks' layout (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`) and the step's
+        minibatch `batch`. lr multiplies the loss's gradient with respect to the logits, before the
+        backward products."""
         raise NotImplementedError
 
     def example_losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -266,19 +257,11 @@ class LogReg(Model):
 
     shares_rows = signed_rows = True
 
-    def shared_grads(
-        self,
-        slots: list[torch.Tensor],
-        xs: torch.Tensor,
-        hits: Hits,
-        y: torch.Tensor,
-        keep: torch.Tensor | None,
-        lr: float,
-    ) -> list[torch.Tensor]:
+    def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
         """The step of w and b, together in the blocks' layout (see `Model.shared_grads`)."""
-        logits = shared_forward(xs, slots[0], hits).squeeze(-1)
-        g = (lr * self.logit_grad(logits, y)).unsqueeze(-1)  # (n_blocks, B, width, 1)
-        return [shared_weight_grad(xs, g, hits)]
+        logits = shared_forward(batch.xs, slots[0], batch.hits).squeeze(-1)
+        g = (lr * self.logit_grad(logits, batch.y)).unsqueeze(-1)  # (n_blocks, B, width, 1)
+        return [shared_weight_grad(batch.xs, g, batch.hits)]
 
     def eval_totals(
         self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
@@ -322,15 +305,7 @@ class MLP(Model):
 
     shares_rows = True
 
-    def shared_grads(
-        self,
-        slots: list[torch.Tensor],
-        xs: torch.Tensor,
-        hits: Hits,
-        y: torch.Tensor,
-        keep: torch.Tensor | None,
-        lr: float,
-    ) -> list[torch.Tensor]:
+    def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
         """Steps of (w1, b1) together, w2 and b2 in the blocks' layout (see `Model.shared_grads`). ReLU and
         dropout as one multiplier, the gate sign(relu(pre)) x keep (1 where pre > 0, else 0, times keep),
         in the forward and the backward pass; the output layer as products and a sum over the hidden units
@@ -338,16 +313,16 @@ class MLP(Model):
         activations' shape (n_blocks, B, width, h), or are broadcast over the batch axis only: on the
         CPU, operations broadcast over an inner axis or producing booleans run several times slower."""
         w1b1, w2, b2 = slots  # (n_blocks, d + 1, width * h), (n_blocks, width, h, 1), (n_blocks, width, 1)
-        pre = shared_forward(xs, w1b1, hits)  # (n_blocks, B, width, h)
-        relu = torch.relu(pre)
+        pre = shared_forward(batch.xs, w1b1, batch.hits)  # (n_blocks, B, width, h)
+        relu, keep = torch.relu(pre), batch.keep
         gate = torch.sign(relu) if keep is None else torch.sign(relu) * keep
         h = relu if keep is None else relu * keep
         w_out = w2.squeeze(-1).unsqueeze(1).expand(pre.shape).contiguous()  # (n_blocks, B, width, h)
         logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, width)
-        g = lr * self.logit_grad(logits, y)  # (n_blocks, B, width)
+        g = lr * self.logit_grad(logits, batch.y)  # (n_blocks, B, width)
         grad_pre = (g.unsqueeze(-1) * w_out) * gate
         return [
-            shared_weight_grad(xs, grad_pre, hits),
+            shared_weight_grad(batch.xs, grad_pre, batch.hits),
             run_diagonal_product(g, h).unsqueeze(-1),
             batch_sum(g).unsqueeze(-1),
         ]

@@ -131,6 +131,18 @@ class Hits:
         return Hits(mask, (n, j, c))
 
 
+@dataclass(frozen=True)
+class SharedBatch:
+    """One step's minibatch in the seed blocks' layout: the blocks' shared rows xs (n_blocks, B + 1,
+    d + 1) (trailing 1s; row B is x_0, a run's row at its replaced position, `hits`), labels y
+    (n_blocks, B, width) and dropout multipliers keep (n_blocks, B, width, units), or None."""
+
+    xs: torch.Tensor
+    hits: Hits
+    y: torch.Tensor
+    keep: torch.Tensor | None
+
+
 def shared_forward(xs: torch.Tensor, wb: torch.Tensor, hits: Hits) -> torch.Tensor:
     """Each run's affine map of its own B rows (n_blocks, B, width, o): the blocks' shared rows xs
     (n_blocks, B + 1, d + 1) (trailing 1s; row B is x_0) times the blocks' weights and biases wb
