@@ -57,11 +57,16 @@ CASES = {
 }
 
 
+def whole_tensor_hits(mask: torch.Tensor) -> Hits:
+    """`Hits.of` as on a GPU: the replaced positions as whole-tensor selections, no `nonzero` (a host
+    sync there); the CPU indexes them instead (`sgd_privacy.train.shared.Hits`)."""
+    return Hits(mask, None)
+
+
 @pytest.fixture
 def gpu_path(monkeypatch):
-    """The dense models' step as on a GPU: the replaced positions as whole-tensor selections, no
-    `nonzero` (a host sync there); the CPU indexes them instead (`sgd_privacy.train.shared.Hits`)."""
-    monkeypatch.setattr(Hits, "of", staticmethod(lambda mask: Hits(mask, None)))
+    """The dense models' step as on a GPU (`whole_tensor_hits`)."""
+    monkeypatch.setattr(Hits, "of", staticmethod(whole_tensor_hits))
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -90,7 +95,7 @@ def test_on_the_cpu_the_dense_step_reads_its_replaced_positions_once(model):
     assert two.syncs - one.syncs == spe + 1  # + the epoch's permutation (CPU-only seed check)
     indexed = train_batch(model, data, RUNS, Schedule(0.3, 8, 2, 10**6))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Hits, "of", staticmethod(lambda mask: Hits(mask, None)))
+        patch.setattr(Hits, "of", staticmethod(whole_tensor_hits))
         dense = train_batch(model, data, RUNS, Schedule(0.3, 8, 2, 10**6))
     assert np.array_equal(indexed.weights, dense.weights)
     assert all(np.array_equal(indexed.metrics[k], dense.metrics[k]) for k in indexed.metrics)

@@ -296,11 +296,7 @@ def train_batch(
                 hit = block_rows.unsqueeze(-1) == replaced_row  # (n_blocks, B, width): the run's row is x_0
                 y_rows = data.y_train.index_select(0, block_rows.reshape(-1)).reshape(blocks.n_blocks, b, 1)
                 yb = torch.where(hit, y0, y_rows)
-                keep = None
-                if keep_seed is not None:  # (n_blocks, B, width, units): each run's copy of its seed's mask
-                    per_seed = keep_seed.unsqueeze(2).expand(-1, -1, blocks.width, -1)
-                    keep = per_seed.reshape(len(keep_seed), -1).index_select(0, blocks.block_seed)
-                    keep = keep.reshape(blocks.n_blocks, b, blocks.width, -1)
+                keep = None if keep_seed is None else blocks.per_run(keep_seed)
                 with torch.no_grad(), step_threads():
                     updates = model.shared_grads(slots, SharedBatch(xs, Hits.of(hit), yb, keep), schedule.lr)
                     for p, update in zip(slots, updates, strict=True):

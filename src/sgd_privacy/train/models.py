@@ -314,9 +314,10 @@ class MLP(Model):
         CPU, operations broadcast over an inner axis or producing booleans run several times slower."""
         w1b1, w2, b2 = slots  # (n_blocks, d + 1, width * h), (n_blocks, width, h, 1), (n_blocks, width, 1)
         pre = shared_forward(batch.xs, w1b1, batch.hits)  # (n_blocks, B, width, h)
-        relu, keep = torch.relu(pre), batch.keep
-        gate = torch.sign(relu) if keep is None else torch.sign(relu) * keep
-        h = relu if keep is None else relu * keep
+        relu = torch.relu(pre)
+        gate, h = torch.sign(relu), relu
+        if batch.keep is not None:
+            gate, h = gate * batch.keep, h * batch.keep
         w_out = w2.squeeze(-1).unsqueeze(1).expand(pre.shape).contiguous()  # (n_blocks, B, width, h)
         logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, width)
         g = lr * self.logit_grad(logits, batch.y)  # (n_blocks, B, width)

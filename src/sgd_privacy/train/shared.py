@@ -68,6 +68,13 @@ class SeedBlocks:
 
         return SeedBlocks(t(slot), t(source), t(block_seed), len(block_seed), width)
 
+    def per_run(self, per_seed: torch.Tensor) -> torch.Tensor:
+        """Each run's copy of its seed's tensor (unique seeds, B, u) in the blocks' layout (n_blocks, B,
+        width, u), contiguous: every run of a block gets its seed's values (e.g. the dropout masks)."""
+        n_seeds, rows = per_seed.shape[:2]
+        spread = per_seed.unsqueeze(2).expand(-1, -1, self.width, -1).reshape(n_seeds, -1)
+        return spread.index_select(0, self.block_seed).reshape(self.n_blocks, rows, self.width, -1)
+
 
 def fixed_bmm(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Batched product on the CPU with single-threaded kernels (each matrix's bits then depend only on
