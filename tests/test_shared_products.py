@@ -135,3 +135,13 @@ def test_a_runs_diagonal_product_is_its_own_sum_in_any_block_layout(threads, row
     diverged[0, rows // 2, 0, units // 2] = float("inf")
     out = run_diagonal_product(g0, diverged)[0]
     assert not torch.isfinite(out[0]).all() and torch.equal(out[1:], alone[1:])
+
+
+def test_only_the_cpu_indexes_its_hits():
+    """`Hits.of` indexes the replaced positions on the CPU only: elsewhere (`nonzero` would be a host sync
+    each step on a GPU; the meta device stands in for one here) the fix-ups stay whole-tensor selections."""
+    mask = torch.zeros(2, 3, 4, dtype=torch.bool)
+    mask[1, 2, 3] = True
+    n, j, c = Hits.of(mask).index
+    assert (n.tolist(), j.tolist(), c.tolist()) == ([1], [2], [3])
+    assert Hits.of(mask.to("meta")).index is None
