@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import sgd_privacy.train.batched as batched_module
+import sgd_privacy.train.models as models_module
 from sgd_privacy.errors import TrainingError
 from sgd_privacy.train.batched import DeviceData, Runs, Schedule, chunking, eval_rows, train_batch, train_many
 from sgd_privacy.train.models import CNN, MLP, LogReg
@@ -63,10 +64,17 @@ def whole_tensor_hits(mask: torch.Tensor) -> Hits:
     return Hits(mask, None)
 
 
+def as_on_a_gpu(patch: pytest.MonkeyPatch) -> None:
+    """The dense models' step as on a GPU: `whole_tensor_hits`, and tensor operations where the CPU runs
+    compiled loops (`sgd_privacy.train.fused`)."""
+    patch.setattr(Hits, "of", staticmethod(whole_tensor_hits))
+    patch.setattr(models_module, "compiled_here", lambda t: False)
+
+
 @pytest.fixture
 def gpu_path(monkeypatch):
-    """The dense models' step as on a GPU (`whole_tensor_hits`)."""
-    monkeypatch.setattr(Hits, "of", staticmethod(whole_tensor_hits))
+    """The dense models' step as on a GPU (`as_on_a_gpu`)."""
+    as_on_a_gpu(monkeypatch)
 
 
 @pytest.mark.parametrize("name", CASES)
@@ -87,7 +95,7 @@ def test_a_training_step_stays_within_its_launch_and_transfer_budget(name, gpu_p
 @pytest.mark.parametrize("model", [LogReg(12), MLP(12, 5, 0.3)], ids=["logreg", "mlp"])
 def test_on_the_cpu_the_dense_step_reads_its_replaced_positions_once(model):
     """The CPU's path: one `nonzero` a step (the replaced positions, indexed for the fix-ups), the only
-    host read; the same weights as the GPU's path, bit for bit."""
+    host read; the same weights as the GPU's path (no index, no compiled loops), bit for bit."""
     data = DeviceData.from_arrays(vectors(), CPU, torch.float32)
     spe = (len(data.x_train) - 1) // 8
     one, two = (counted(lambda e=e: train_batch(model, data, RUNS, Schedule(0.3, 8, e, 10**6))) for e in (1, 2))
@@ -95,14 +103,15 @@ def test_on_the_cpu_the_dense_step_reads_its_replaced_positions_once(model):
     assert two.syncs - one.syncs == spe + 1  # + the epoch's permutation (CPU-only seed check)
     indexed = train_batch(model, data, RUNS, Schedule(0.3, 8, 2, 10**6))
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(Hits, "of", staticmethod(whole_tensor_hits))
+        as_on_a_gpu(patch)
         dense = train_batch(model, data, RUNS, Schedule(0.3, 8, 2, 10**6))
     assert np.array_equal(indexed.weights, dense.weights)
     assert all(np.array_equal(indexed.metrics[k], dense.metrics[k]) for k in indexed.metrics)
 
 
-def test_the_mlp_step_copies_no_python_number_to_the_device():
-    """The dropout hash gets the step as a device tensor (issue: two host-to-device copies per step)."""
+def test_the_mlp_step_copies_no_python_number_to_the_device(gpu_path):
+    """The dropout hash gets the step as a device tensor (issue: two host-to-device copies per step); on a
+    GPU's path (the CPU's compiled loop wraps its numpy result as a tensor, a `lift_fresh` of no copy)."""
     data = DeviceData.from_arrays(vectors(), CPU, torch.float32)
     spe = (len(data.x_train) - 1) // 8
     model = MLP(12, 5, 0.3)

@@ -204,6 +204,15 @@ class Model:
         onehot = (y.unsqueeze(-1) == torch.arange(self.n_classes, device=y.device)).to(logits.dtype)
         return (exact.softmax(logits) - onehot) / logits.shape[1]
 
+    def scaled_logit_grad(self, logits: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
+        """lr times `logit_grad`: for the binary models on the CPU one compiled loop with the same bits
+        (`sgd_privacy.train.fused`, where `compiled_here`), tensor operations elsewhere."""
+        if self.n_classes == 2 and compiled_here(logits):
+            from .fused import sigmoid_grad  # numba loads with the first dense step, not with this module
+
+            return sigmoid_grad(logits, y, lr)
+        return lr * self.logit_grad(logits, y)
+
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example correctness (M, B) as the logits' dtype."""
         pred = (logits > 0).long() if self.n_classes == 2 else logits.argmax(-1)
@@ -221,6 +230,12 @@ class Model:
             u = uniform(seeds.reshape(-1, 1), purpose, k, idx, torch.float64)
             out.append(((2.0 * u - 1.0) * limit).to(dtype).reshape(len(seeds), *spec.shape))
         return out
+
+
+def compiled_here(t: torch.Tensor) -> bool:
+    """Whether tensors like `t` take the compiled loops of `sgd_privacy.train.fused`: on the CPU, in
+    float32 or float64 (a GPU keeps the tensor operations, about one kernel launch each)."""
+    return t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
 
 
 def flatten(params: list[torch.Tensor]) -> torch.Tensor:
@@ -260,7 +275,7 @@ class LogReg(Model):
     def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
         """The step of w and b, together in the blocks' layout (see `Model.shared_grads`)."""
         logits = shared_forward(batch.xs, slots[0], batch.hits).squeeze(-1)
-        g = (lr * self.logit_grad(logits, batch.y)).unsqueeze(-1)  # (n_blocks, B, width, 1)
+        g = self.scaled_logit_grad(logits, batch.y, lr).unsqueeze(-1)  # (n_blocks, B, width, 1)
         return [shared_weight_grad(batch.xs, g, batch.hits)]
 
     def eval_totals(
@@ -320,7 +335,7 @@ class MLP(Model):
             gate, h = gate * batch.keep, h * batch.keep
         w_out = w2.squeeze(-1).unsqueeze(1).expand(pre.shape).contiguous()  # (n_blocks, B, width, h)
         logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, width)
-        g = lr * self.logit_grad(logits, batch.y)  # (n_blocks, B, width)
+        g = self.scaled_logit_grad(logits, batch.y, lr)  # (n_blocks, B, width)
         grad_pre = (g.unsqueeze(-1) * w_out) * gate
         return [
             shared_weight_grad(batch.xs, grad_pre, batch.hits),
