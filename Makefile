@@ -40,10 +40,12 @@ FORMATTED := Snakefile workflow/rules
 # After pip, on every core at once: the byte code of every installed module (pip installs with
 # --no-compile because its own compile step runs on one core; files that do not compile on this Python,
 # e.g. torch's py312 test helpers, are skipped as pip skips them, hence `|| true`; the packages' own test
-# suites, about 30% of the files, are left out: nothing imports them), and the numba kernels
-# of umap and pynndescent (README, "Job start-up"), which every embedding job would otherwise compile.
+# suites, about 30% of the files, are left out: nothing imports them), the numba kernels of umap and
+# pynndescent (README, "Job start-up"), which every embedding job would otherwise compile, and the
+# trainer's compiled step (sgd_privacy.train.fused, float32 and float64), which every training job would.
 COMPILE = { $(BIN)/python -m compileall -q -j 0 -x '/tests/' $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null 2>&1 || true; } & \
-	$(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache; status=$$?; wait; exit $$status
+	$(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache && $(BIN)/python -m sgd_privacy.train.fused; \
+	status=$$?; wait; exit $$status
 
 .PHONY: run test test-fast golden gate services fmt lint dryrun bench lock clean-venv
 

@@ -19,7 +19,7 @@ from .convstack import single_threaded_kernels
 from .history import METRICS
 from .models import Model, dropout_keep_steps, flatten
 from .schedule import Schedule
-from .shared import Hits, LabelledRows, SeedBlocks, SharedBatch, block_runs, from_slots, to_slots, with_ones
+from .shared import LabelledRows, SeedBlocks, SharedBatch, block_runs, from_slots, to_slots, with_ones
 
 log = logging.getLogger(__name__)
 
@@ -296,11 +296,8 @@ def train_batch(
                 hit = block_rows.unsqueeze(-1) == replaced_row  # (n_blocks, B, width): the run's row is x_0
                 y_rows = data.y_train.index_select(0, block_rows.reshape(-1)).reshape(blocks.n_blocks, b, 1)
                 yb = torch.where(hit, y0, y_rows)
-                keep = None if keep_seed is None else blocks.per_run(keep_seed)
                 with torch.no_grad(), step_threads():
-                    updates = model.shared_grads(slots, SharedBatch(xs, Hits.of(hit), yb, keep), schedule.lr)
-                    for p, update in zip(slots, updates, strict=True):
-                        p.sub_(update)
+                    model.shared_step(slots, SharedBatch(xs, hit, yb, keep_seed, blocks), schedule.lr)
                 t += 1
                 continue
             keep = None if keep_seed is None else keep_seed.index_select(0, seed_slot)

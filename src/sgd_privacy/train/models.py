@@ -20,10 +20,13 @@ from ..rng import Purpose, uniform
 from . import exact
 from .convstack import cnn_features
 from .shared import (
+    Hits,
     LabelledRows,
     SharedBatch,
     batch_sum,
     chunked_totals,
+    fixed_bmm,
+    rows_weight_grad,
     run_diagonal_product,
     shared_forward,
     shared_weight_grad,
@@ -177,14 +180,20 @@ class Model:
         """Units per example that dropout masks (0: no dropout)."""
         return 0
 
-    shares_rows = False  # whether `shared_grads` and `eval_totals` exist (the dense models)
+    shares_rows = False  # whether `shared_step` and `eval_totals` exist (the dense models)
     signed_rows = False  # whether `eval_totals` takes `LabelledRows` with label-1 rows negated
 
+    def shared_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
+        """One SGD step of every run, in place and without autograd, in the seed blocks' layout
+        (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`) minus lr times the gradients of
+        each run's mean loss over the step's minibatch `batch` (lr multiplies the loss's gradient with
+        respect to the logits, before the backward products). Where `compiled_here` (the CPU), the
+        step between the forward and the weight-gradient products is one compiled loop
+        (`sgd_privacy.train.fused`); elsewhere (a GPU) tensor operations (`shared_grads`)."""
+        raise NotImplementedError
+
     def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
-        """SGD steps, lr times the gradients of each run's mean batch loss, without autograd, in the seed
-        blocks' layout (`sgd_privacy.train.shared`): parameters `slots` (`to_slots`) and the step's
-        minibatch `batch`. lr multiplies the loss's gradient with respect to the logits, before the
-        backward products."""
+        """The steps `shared_step` subtracts, as tensor operations (a GPU's path)."""
         raise NotImplementedError
 
     def example_losses(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -203,15 +212,6 @@ class Model:
         # y == class as a comparison, not F.one_hot, which reads y's min and max on the host (a sync)
         onehot = (y.unsqueeze(-1) == torch.arange(self.n_classes, device=y.device)).to(logits.dtype)
         return (exact.softmax(logits) - onehot) / logits.shape[1]
-
-    def scaled_logit_grad(self, logits: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-        """lr times `logit_grad`: for the binary models on the CPU one compiled loop with the same bits
-        (`sgd_privacy.train.fused`, where `compiled_here`), tensor operations elsewhere."""
-        if self.n_classes == 2 and compiled_here(logits):
-            from .fused import sigmoid_grad  # numba loads with the first dense step, not with this module
-
-            return sigmoid_grad(logits, y, lr)
-        return lr * self.logit_grad(logits, y)
 
     def correct(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Per-example correctness (M, B) as the logits' dtype."""
@@ -272,11 +272,23 @@ class LogReg(Model):
 
     shares_rows = signed_rows = True
 
+    def shared_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
+        """w and b, together in the blocks' layout, stepped in place (see `Model.shared_step`); the
+        compiled loop has the tensor operations' bits (no sum between the products)."""
+        wb = slots[0]
+        if not compiled_here(wb):
+            wb.sub_(self.shared_grads(slots, batch, lr)[0])
+            return
+        from .fused import logreg_middle  # numba loads with the first dense step, not with this module
+
+        wb.sub_(rows_weight_grad(batch.xs, logreg_middle(fixed_bmm(batch.xs, wb), batch, lr)))
+
     def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
-        """The step of w and b, together in the blocks' layout (see `Model.shared_grads`)."""
-        logits = shared_forward(batch.xs, slots[0], batch.hits).squeeze(-1)
-        g = self.scaled_logit_grad(logits, batch.y, lr).unsqueeze(-1)  # (n_blocks, B, width, 1)
-        return [shared_weight_grad(batch.xs, g, batch.hits)]
+        """The step of w and b as tensor operations (see `Model.shared_grads`)."""
+        hits = Hits.of(batch.hit)
+        logits = shared_forward(batch.xs, slots[0], hits).squeeze(-1)
+        g = (lr * self.logit_grad(logits, batch.y)).unsqueeze(-1)  # (n_blocks, B, width, 1)
+        return [shared_weight_grad(batch.xs, g, hits)]
 
     def eval_totals(
         self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
@@ -320,25 +332,40 @@ class MLP(Model):
 
     shares_rows = True
 
+    def shared_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
+        """(w1, b1) together, w2 and b2 in the blocks' layout, stepped in place (see `Model.shared_step`).
+        The compiled loop sums the output layer and w2's and b2's steps in index order, the tensor
+        operations in their own orders: the two paths agree to rounding, each is deterministic."""
+        w1b1, w2, b2 = slots
+        if not compiled_here(w1b1):
+            for p, update in zip(slots, self.shared_grads(slots, batch, lr), strict=True):
+                p.sub_(update)
+            return
+        from .fused import mlp_middle  # numba loads with the first dense step, not with this module
+
+        ext = mlp_middle(fixed_bmm(batch.xs, w1b1), batch, w2, b2, lr)  # steps w2 and b2
+        w1b1.sub_(rows_weight_grad(batch.xs, ext))
+
     def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
-        """Steps of (w1, b1) together, w2 and b2 in the blocks' layout (see `Model.shared_grads`). ReLU and
+        """Steps of (w1, b1) together, w2 and b2 as tensor operations (see `Model.shared_grads`). ReLU and
         dropout as one multiplier, the gate sign(relu(pre)) x keep (1 where pre > 0, else 0, times keep),
         in the forward and the backward pass; the output layer as products and a sum over the hidden units
         in order; w2's step as `run_diagonal_product`. Every elementwise operation's operands have the
         activations' shape (n_blocks, B, width, h), or are broadcast over the batch axis only: on the
         CPU, operations broadcast over an inner axis or producing booleans run several times slower."""
         w1b1, w2, b2 = slots  # (n_blocks, d + 1, width * h), (n_blocks, width, h, 1), (n_blocks, width, 1)
-        pre = shared_forward(batch.xs, w1b1, batch.hits)  # (n_blocks, B, width, h)
+        hits, keep = Hits.of(batch.hit), batch.run_keep()
+        pre = shared_forward(batch.xs, w1b1, hits)  # (n_blocks, B, width, h)
         relu = torch.relu(pre)
         gate, h = torch.sign(relu), relu
-        if batch.keep is not None:
-            gate, h = gate * batch.keep, h * batch.keep
+        if keep is not None:
+            gate, h = gate * keep, h * keep
         w_out = w2.squeeze(-1).unsqueeze(1).expand(pre.shape).contiguous()  # (n_blocks, B, width, h)
         logits = (h * w_out).sum(dim=-1) + b2.squeeze(-1).unsqueeze(1)  # (n_blocks, B, width)
-        g = self.scaled_logit_grad(logits, batch.y, lr)  # (n_blocks, B, width)
+        g = lr * self.logit_grad(logits, batch.y)  # (n_blocks, B, width)
         grad_pre = (g.unsqueeze(-1) * w_out) * gate
         return [
-            shared_weight_grad(batch.xs, grad_pre, batch.hits),
+            shared_weight_grad(batch.xs, grad_pre, hits),
             run_diagonal_product(g, h).unsqueeze(-1),
             batch_sum(g).unsqueeze(-1),
         ]

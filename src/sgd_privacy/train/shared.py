@@ -141,13 +141,19 @@ class Hits:
 @dataclass(frozen=True)
 class SharedBatch:
     """One step's minibatch in the seed blocks' layout: the blocks' shared rows xs (n_blocks, B + 1,
-    d + 1) (trailing 1s; row B is x_0, a run's row at its replaced position, `hits`), labels y
-    (n_blocks, B, width) and dropout multipliers keep (n_blocks, B, width, units), or None."""
+    d + 1) (trailing 1s; row B is x_0, a run's row where `hit` (n_blocks, B, width)), labels y
+    (n_blocks, B, width), the seeds' dropout multipliers keep (unique seeds, B, units) or None, and
+    the blocks' layout."""
 
     xs: torch.Tensor
-    hits: Hits
+    hit: torch.Tensor
     y: torch.Tensor
     keep: torch.Tensor | None
+    blocks: SeedBlocks
+
+    def run_keep(self) -> torch.Tensor | None:
+        """Each run's dropout multipliers (n_blocks, B, width, units), or None (`SeedBlocks.per_run`)."""
+        return None if self.keep is None else self.blocks.per_run(self.keep)
 
 
 def shared_forward(xs: torch.Tensor, wb: torch.Tensor, hits: Hits) -> torch.Tensor:
@@ -178,7 +184,14 @@ def shared_weight_grad(xs: torch.Tensor, g: torch.Tensor, hits: Hits) -> torch.T
         moved = ext[n, j, c]
         ext[n, j, c] = ext[n, rows, c]  # row B's zeros: a swap, with no Python number made a tensor
         ext[n, rows, c] = moved
-    return fixed_bmm(xs.transpose(1, 2), ext.reshape(nb, rows + 1, -1))
+    return rows_weight_grad(xs, ext.reshape(nb, rows + 1, -1))
+
+
+def rows_weight_grad(xs: torch.Tensor, ext: torch.Tensor) -> torch.Tensor:
+    """The blocks' weight and bias gradients (n_blocks, d + 1, width * o): their shared rows xs (n_blocks,
+    B + 1, d + 1) transposed times the runs' output gradients ext (n_blocks, B + 1, width * o) at those
+    rows (a run's gradient at its replaced position moved to row B, zeros in row B otherwise)."""
+    return fixed_bmm(xs.transpose(1, 2), ext)
 
 
 def run_diagonal_product(g: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
