@@ -210,11 +210,12 @@ def test_sigterm_writes_a_checkpoint_and_stops(arrays, tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(
     "change",
-    ["slice", "data", "version"],
+    ["slice", "data", "version", "numba"],
 )
 def test_checkpoint_of_other_settings_is_discarded(arrays, tmp_path, monkeypatch, caplog, change):
-    """A checkpoint made with another learning rate, other data or another code version of the step is
-    never resumed from: it is discarded with a log line and the result equals a fresh run."""
+    """A checkpoint made with another learning rate, other data or another code version of the step (the
+    project's, or numba's, which compiles the CPU's dense step) is never resumed from: it is discarded
+    with a log line and the result equals a fresh run."""
     out = tmp_path / "shard.parquet"
     ckpt = checkpoint_path(out)
     count_saves(monkeypatch, kill_at=25)
@@ -225,8 +226,10 @@ def test_checkpoint_of_other_settings_is_discarded(arrays, tmp_path, monkeypatch
         slice_ = {**SLICE, "lr": 0.2}
     elif change == "data":
         data = {**arrays, "x_val": arrays["x_val"] + np.float32(1)}
-    else:
+    elif change == "version":
         monkeypatch.setattr(checkpoint_module, "CHECKPOINT_VERSION", checkpoint_module.CHECKPOINT_VERSION + 1)
+    else:
+        monkeypatch.setattr(checkpoint_module, "_numba_version", lambda: "0.0.0")
     messages = []
     with caplog.at_level(logging.WARNING, logger="sgd_privacy.train.checkpoint"):
         table = run_shard("toy", slice_, SPEC, data, None, device="cpu", progress=messages.append, checkpoint=ckpt)

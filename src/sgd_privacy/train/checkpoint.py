@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.metadata
 import json
 import logging
 import signal
@@ -36,7 +37,9 @@ from .batched import METRICS, BatchState, Runs, TrainResult, TrainState
 log = logging.getLogger(__name__)
 
 # Bump whenever a step, the logging or the checkpoint layout changes what a resumed run computes.
-CHECKPOINT_VERSION = 2  # 2: one minibatch per seed for the dense models (issue #22)
+# 2: one minibatch per seed for the dense models (issue #22); 3: lr folded into the loss gradient,
+# and on the CPU the dense step's middle as one compiled loop (sgd_privacy.train.fused)
+CHECKPOINT_VERSION = 3
 
 
 def checkpoint_path(output: str | Path) -> Path:
@@ -54,9 +57,15 @@ def digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
+def _numba_version() -> str:
+    """numba's installed version, read without importing it."""
+    return importlib.metadata.version("numba")
+
+
 def fingerprint(record: dict[str, Any]) -> str:
-    """sha256 of `record` (JSON) with the code version of the step: `CHECKPOINT_VERSION` and torch's version."""
-    full = {"version": CHECKPOINT_VERSION, "torch": torch.__version__, **record}
+    """sha256 of `record` (JSON) with the code version of the step: `CHECKPOINT_VERSION` and the
+    versions of torch and numba (which compiles the CPU's dense step)."""
+    full = {"version": CHECKPOINT_VERSION, "torch": torch.__version__, "numba": _numba_version(), **record}
     return hashlib.sha256(json.dumps(full, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -70,7 +79,7 @@ def checkpoint_key(
     computation: dict[str, str],
 ) -> str:
     """sha256 of everything that decides a shard's result: the code version of the step
-    (`CHECKPOINT_VERSION`, torch's version), the experiment, its training slice, the shard's spec and
+    (`CHECKPOINT_VERSION`, torch's and numba's versions), the experiment, its training slice, the shard's spec and
     runs, the data and fixed initialisation, and `computation` (device type, CNN convolution path)."""
     record = {
         "experiment": experiment,
