@@ -15,7 +15,6 @@ from sgd_privacy.errors import TrainingError
 from sgd_privacy.train.batched import DeviceData, Runs, Schedule, chunking, eval_rows, train_batch, train_many
 from sgd_privacy.train.models import CNN, MLP, LogReg
 from sgd_privacy.train.opcount import OpCounts
-from sgd_privacy.train.shared import Hits
 
 CPU = torch.device("cpu")
 RUNS = Runs(np.arange(4) % 3, 1 + np.arange(4) * 5, np.zeros(4, bool))
@@ -46,7 +45,7 @@ def counted(fn) -> OpCounts:
 
 
 # (model, data, ops per step budget, host syncs per step on the CPU), counted on the path a GPU takes
-# (`Hits` without the CPU's index, see `gpu_path`). Measured with torch 2.13.0: logistic regression 72.1
+# (the compiled loops off, see `gpu_path`). Measured with torch 2.13.0: logistic regression 72.1
 # ops a step (79.1 before the step's fix-ups and steps were reordered; 70.2 before the
 # one-minibatch-per-seed step), the MLP with dropout 106.1 (107.1 before; 253.2 before the dropout
 # hash's ~200 ops ran once per window of steps, and rng.hash32's seed-range check, CPU seeds only,
@@ -58,16 +57,9 @@ CASES = {
 }
 
 
-def whole_tensor_hits(mask: torch.Tensor) -> Hits:
-    """`Hits.of` as on a GPU: the replaced positions as whole-tensor selections, no `nonzero` (a host
-    sync there); the CPU indexes them instead (`sgd_privacy.train.shared.Hits`)."""
-    return Hits(mask, None)
-
-
 def as_on_a_gpu(patch: pytest.MonkeyPatch) -> None:
-    """The dense models' step as on a GPU: `whole_tensor_hits`, and tensor operations where the CPU runs
-    compiled loops (`sgd_privacy.train.fused`)."""
-    patch.setattr(Hits, "of", staticmethod(whole_tensor_hits))
+    """The dense models' step as on a GPU: tensor operations where the CPU runs compiled loops
+    (`sgd_privacy.train.fused`)."""
     patch.setattr(models_module, "compiled_here", lambda t: False)
 
 

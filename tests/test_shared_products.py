@@ -7,7 +7,6 @@ import pytest
 import torch
 
 from sgd_privacy.train.shared import (
-    Hits,
     SeedBlocks,
     block_runs,
     fixed_bmm,
@@ -88,21 +87,17 @@ def one_hit_per_run(blocks, rows, width, gen):
 
 
 @pytest.mark.parametrize("rows, d, o", [(8, 11, 1), (8, 11, 5), (32, 51, 10)])
-def test_the_cpu_fix_ups_equal_the_selections_and_a_plain_loop(rows, d, o):
-    """`Hits` indexed (the CPU's few-row fix-ups) and not (the GPU's whole-tensor selections) give the
-    same bits, and both equal each run's own rows (x_0 at its replaced position) through a plain loop."""
+def test_the_selections_equal_each_runs_own_rows_through_a_plain_loop(rows, d, o):
+    """`shared_forward` and `shared_weight_grad` equal each run's own rows (x_0 at its replaced position)
+    through a plain loop."""
     gen = torch.Generator().manual_seed(rows * d * o)
     width, blocks = block_runs(o), 5
     xs = torch.randn(blocks, rows + 1, d, generator=gen, dtype=torch.float64)
     wb = torch.randn(blocks, d, width * o, generator=gen, dtype=torch.float64)
     g = torch.randn(blocks, rows, width, o, generator=gen, dtype=torch.float64)
     mask = one_hit_per_run(blocks, rows, width, gen)
-    indexed, dense = Hits.of(mask), Hits(mask, None)
-    assert indexed.index is not None and len(indexed.index[0]) == int(mask.sum())
-    forward = shared_forward(xs, wb, indexed)
-    assert torch.equal(forward, shared_forward(xs, wb, dense))
-    grad = shared_weight_grad(xs, g, indexed)
-    assert torch.equal(grad, shared_weight_grad(xs, g, dense))
+    forward = shared_forward(xs, wb, mask)
+    grad = shared_weight_grad(xs, g, mask)
     for n in range(blocks):
         for c in range(width):
             own = xs[n, :rows].clone()
@@ -135,13 +130,3 @@ def test_a_runs_diagonal_product_is_its_own_sum_in_any_block_layout(threads, row
     diverged[0, rows // 2, 0, units // 2] = float("inf")
     out = run_diagonal_product(g0, diverged)[0]
     assert not torch.isfinite(out[0]).all() and torch.equal(out[1:], alone[1:])
-
-
-def test_only_the_cpu_indexes_its_hits():
-    """`Hits.of` indexes the replaced positions on the CPU only: elsewhere (`nonzero` would be a host sync
-    each step on a GPU; the meta device stands in for one here) the fix-ups stay whole-tensor selections."""
-    mask = torch.zeros(2, 3, 4, dtype=torch.bool)
-    mask[1, 2, 3] = True
-    n, j, c = Hits.of(mask).index
-    assert (n.tolist(), j.tolist(), c.tolist()) == ([1], [2], [3])
-    assert Hits.of(mask.to("meta")).index is None

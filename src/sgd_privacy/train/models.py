@@ -20,7 +20,6 @@ from ..rng import Purpose, uniform
 from . import exact
 from .convstack import cnn_features
 from .shared import (
-    Hits,
     LabelledRows,
     SharedBatch,
     batch_sum,
@@ -285,10 +284,9 @@ class LogReg(Model):
 
     def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
         """The step of w and b as tensor operations (see `Model.shared_grads`)."""
-        hits = Hits.of(batch.hit)
-        logits = shared_forward(batch.xs, slots[0], hits).squeeze(-1)
+        logits = shared_forward(batch.xs, slots[0], batch.hit).squeeze(-1)
         g = (lr * self.logit_grad(logits, batch.y)).unsqueeze(-1)  # (n_blocks, B, width, 1)
-        return [shared_weight_grad(batch.xs, g, hits)]
+        return [shared_weight_grad(batch.xs, g, batch.hit)]
 
     def eval_totals(
         self, params: list[torch.Tensor], rows: LabelledRows, rows_per_chunk: int
@@ -354,8 +352,8 @@ class MLP(Model):
         activations' shape (n_blocks, B, width, h), or are broadcast over the batch axis only: on the
         CPU, operations broadcast over an inner axis or producing booleans run several times slower."""
         w1b1, w2, b2 = slots  # (n_blocks, d + 1, width * h), (n_blocks, width, h, 1), (n_blocks, width, 1)
-        hits, keep = Hits.of(batch.hit), batch.run_keep()
-        pre = shared_forward(batch.xs, w1b1, hits)  # (n_blocks, B, width, h)
+        keep = batch.run_keep()
+        pre = shared_forward(batch.xs, w1b1, batch.hit)  # (n_blocks, B, width, h)
         relu = torch.relu(pre)
         gate, h = torch.sign(relu), relu
         if keep is not None:
@@ -365,7 +363,7 @@ class MLP(Model):
         g = lr * self.logit_grad(logits, batch.y)  # (n_blocks, B, width)
         grad_pre = (g.unsqueeze(-1) * w_out) * gate
         return [
-            shared_weight_grad(batch.xs, grad_pre, hits),
+            shared_weight_grad(batch.xs, grad_pre, batch.hit),
             run_diagonal_product(g, h).unsqueeze(-1),
             batch_sum(g).unsqueeze(-1),
         ]

@@ -11,6 +11,10 @@ one matrix product per block of `width` runs of that seed (`block_runs`):
 - weight and bias gradient: (d + 1, B + 1) @ (B + 1, width * o), with the run's output gradient
   zeroed at row j* and placed at row B, so the sum covers exactly the run's own B rows.
 
+Between the two products, the step runs as tensor operations here (`shared_forward`,
+`shared_weight_grad`, `Model.shared_grads`: a GPU's path) or, on the CPU, as one compiled loop
+(`sgd_privacy.train.fused`).
+
 The determinism contract (a run's bits do not depend on the runs that share its chunk, the chunk size
 or the thread count) holds because every product has the same shape whatever the grouping (a block is
 always `block_runs(o)` runs wide, padded with copies of a run of the seed), a run's columns of it depend only on
@@ -120,25 +124,6 @@ def batch_sum(t: torch.Tensor) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class Hits:
-    """Where a run's row is x_0 instead of the shared row (`mask`, (n_blocks, B, width), at most one
-    position per run); on the CPU also as (block, position, run) index tensors, so that the products'
-    fix-ups touch those few rows only (`mask.nonzero()` would be a host sync per step on a GPU, where
-    the fix-ups are whole-tensor selections instead: the same values)."""
-
-    mask: torch.Tensor
-    index: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None
-
-    @staticmethod
-    def of(mask: torch.Tensor) -> Hits:
-        """The hits of `mask`, indexed on the CPU."""
-        if mask.device.type != "cpu":
-            return Hits(mask, None)
-        n, j, c = mask.nonzero(as_tuple=True)
-        return Hits(mask, (n, j, c))
-
-
-@dataclass(frozen=True)
 class SharedBatch:
     """One step's minibatch in the seed blocks' layout: the blocks' shared rows xs (n_blocks, B + 1,
     d + 1) (trailing 1s; row B is x_0, a run's row where `hit` (n_blocks, B, width)), labels y
@@ -156,34 +141,23 @@ class SharedBatch:
         return None if self.keep is None else self.blocks.per_run(self.keep)
 
 
-def shared_forward(xs: torch.Tensor, wb: torch.Tensor, hits: Hits) -> torch.Tensor:
+def shared_forward(xs: torch.Tensor, wb: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
     """Each run's affine map of its own B rows (n_blocks, B, width, o): the blocks' shared rows xs
     (n_blocks, B + 1, d + 1) (trailing 1s; row B is x_0) times the blocks' weights and biases wb
-    (n_blocks, d + 1, width * o), row B at each run's replaced position (`hits`)."""
-    nb, rows, width = hits.mask.shape
+    (n_blocks, d + 1, width * o), row B where the run's row is x_0 (`hit`, (n_blocks, B, width))."""
+    nb, rows, width = hit.shape
     z = fixed_bmm(xs, wb).reshape(nb, rows + 1, width, -1)
-    if hits.index is None:
-        return torch.where(hits.mask.unsqueeze(-1), z[:, rows:], z[:, :rows])
-    n, j, c = hits.index
-    z[n, j, c] = z[n, rows, c]  # a copy of x_0's output: the same values as the selection
-    return z[:, :rows]
+    return torch.where(hit.unsqueeze(-1), z[:, rows:], z[:, :rows])
 
 
-def shared_weight_grad(xs: torch.Tensor, g: torch.Tensor, hits: Hits) -> torch.Tensor:
+def shared_weight_grad(xs: torch.Tensor, g: torch.Tensor, hit: torch.Tensor) -> torch.Tensor:
     """Each run's weight and bias gradient, its rows (B, d + 1) transposed times its g (B, o), in the
     blocks' layout (n_blocks, d + 1, width * o): over the shared rows, with g (n_blocks, B, width, o)
-    moved from the replaced position to row B (x_0)."""
+    moved from the replaced position (`hit`) to row B (x_0)."""
     nb, rows = g.shape[:2]
-    if hits.index is None:
-        mask = hits.mask.unsqueeze(-1)
-        at_x0 = g.masked_fill(~mask, 0.0).sum(dim=1, keepdim=True)  # exact: one nonzero term at most
-        ext = torch.cat([g.masked_fill(mask, 0.0), at_x0], dim=1)
-    else:
-        ext = torch.cat([g, torch.zeros_like(g[:, :1])], dim=1)
-        n, j, c = hits.index
-        moved = ext[n, j, c]
-        ext[n, j, c] = ext[n, rows, c]  # row B's zeros: a swap, with no Python number made a tensor
-        ext[n, rows, c] = moved
+    mask = hit.unsqueeze(-1)
+    at_x0 = g.masked_fill(~mask, 0.0).sum(dim=1, keepdim=True)  # exact: one nonzero term at most
+    ext = torch.cat([g.masked_fill(mask, 0.0), at_x0], dim=1)
     return rows_weight_grad(xs, ext.reshape(nb, rows + 1, -1))
 
 
