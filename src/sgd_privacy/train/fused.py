@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 from .exact import _LN2_HI, _LN2_LO, _SPEC
-from .shared import SharedBatch
+from .shared import SeedBlocks, SharedBatch
 
 
 @cache
@@ -211,8 +211,6 @@ def mlp_middle(z: torch.Tensor, batch: SharedBatch, w2: torch.Tensor, b2: torch.
 
 def compile_all() -> None:
     """Compile (or load from numba's cache) every loop for float32 and float64 on a tiny batch."""
-    from .shared import SeedBlocks
-
     blocks = SeedBlocks.build(np.zeros(2, dtype=np.int64), 2, torch.device("cpu"))
     for dtype in (torch.float32, torch.float64):
         xs = torch.zeros(1, 3, 2, dtype=dtype)
