@@ -44,8 +44,9 @@ FORMATTED := Snakefile workflow/rules
 # pynndescent (README, "Job start-up"), which every embedding job would otherwise compile, and the
 # trainer's compiled step (sgd_privacy.train.fused, float32 and float64), which every training job would.
 COMPILE = { $(BIN)/python -m compileall -q -j 0 -x '/tests/' $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null 2>&1 || true; } & \
-	$(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache && $(BIN)/python -m sgd_privacy.train.fused; \
-	status=$$?; wait; exit $$status
+	$(BIN)/python -m sgd_privacy.train.fused & fused=$$!; \
+	$(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache; status=$$?; \
+	wait $$fused || status=1; wait; exit $$status
 
 .PHONY: run test test-fast golden gate services fmt lint dryrun bench lock clean-venv
 
