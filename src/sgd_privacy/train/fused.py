@@ -74,23 +74,6 @@ def _sigmoid_grad_into(z, labels, lr, batch, consts, out):  # noqa: ANN001, ANN2
 
 
 @numba.njit(fastmath=False, error_model="numpy", boundscheck=False, nogil=True, cache=True)
-def _sigmoid_grad(logits, y, lr, batch, consts):  # noqa: ANN001, ANN202
-    """lr * ((sigmoid(logits) - y) / batch) for C-contiguous arrays of one shape (a new array)."""
-    out = np.empty_like(logits)
-    _sigmoid_grad_into(logits.reshape(-1), y.reshape(-1), lr, batch, consts, out.reshape(-1))
-    return out
-
-
-def sigmoid_grad(logits: torch.Tensor, y: torch.Tensor, lr: float) -> torch.Tensor:
-    """lr * ((sigmoid(logits) - y) / B) for logits (n, B, ...) float32 or float64 on the CPU and 0/1
-    labels y of their shape: `Model.logit_grad` times lr, bit for bit, in one compiled loop."""
-    consts = constants(logits.dtype)
-    f = consts[1].dtype.type  # the logits' float type
-    out = _sigmoid_grad(logits.contiguous().numpy(), y.contiguous().numpy(), f(lr), f(logits.shape[1]), consts)
-    return torch.from_numpy(out)
-
-
-@numba.njit(fastmath=False, error_model="numpy", boundscheck=False, nogil=True, cache=True)
 def _logreg_middle(z, hit, y, lr, batch, consts):  # noqa: ANN001, ANN202
     """Logistic regression between its products: z (nb, B + 1, width) -> ext (nb, B + 1, width)."""
     nb, rows, width = hit.shape
@@ -225,7 +208,6 @@ def compile_all() -> None:
                 0.1,
             )
         logreg_middle(torch.zeros(1, 3, 2, dtype=dtype), batch, 0.1)
-        sigmoid_grad(torch.zeros(1, 2, 2, dtype=dtype), y, 0.1)
 
 
 if __name__ == "__main__":
