@@ -77,7 +77,8 @@ def _sigmoid_grad_into(z, labels, lr, batch, consts, out):  # noqa: ANN001, ANN2
 def _logreg_middle(z, hit, y, lr, batch, consts):  # noqa: ANN001, ANN202
     """Logistic regression between its products: z (nb, B + 1, width) -> ext (nb, B + 1, width)."""
     nb, rows, width = hit.shape
-    zero = consts[6] - consts[6]
+    one = consts[6]
+    zero = one - one
     logits = np.empty((nb, rows, width), dtype=z.dtype)
     for n in range(nb):
         for j in range(rows):
@@ -91,11 +92,11 @@ def _logreg_middle(z, hit, y, lr, batch, consts):  # noqa: ANN001, ANN202
             ext[n, rows, c] = zero
         for j in range(rows):
             for c in range(width):
-                ext[n, j, c] = g[n, j, c]
-            for c in range(width):
-                if hit[n, j, c]:
-                    ext[n, rows, c] = ext[n, j, c]
+                if hit[n, j, c]:  # the run's row here is x_0: its gradient goes to row B
+                    ext[n, rows, c] = g[n, j, c]
                     ext[n, j, c] = zero
+                else:
+                    ext[n, j, c] = g[n, j, c]
     return ext
 
 

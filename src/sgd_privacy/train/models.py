@@ -188,7 +188,15 @@ class Model:
         each run's mean loss over the step's minibatch `batch` (lr multiplies the loss's gradient with
         respect to the logits, before the backward products). Where `compiled_here` (the CPU), the
         step between the forward and the weight-gradient products is one compiled loop
-        (`sgd_privacy.train.fused`); elsewhere (a GPU) tensor operations (`shared_grads`)."""
+        (`compiled_step`); elsewhere (a GPU) tensor operations (`shared_grads`)."""
+        if compiled_here(slots[0]):
+            self.compiled_step(slots, batch, lr)
+            return
+        for p, update in zip(slots, self.shared_grads(slots, batch, lr), strict=True):
+            p.sub_(update)
+
+    def compiled_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
+        """`shared_step` on the CPU, with the compiled loop of `sgd_privacy.train.fused`."""
         raise NotImplementedError
 
     def shared_grads(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> list[torch.Tensor]:
@@ -271,13 +279,10 @@ class LogReg(Model):
 
     shares_rows = signed_rows = True
 
-    def shared_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
+    def compiled_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
         """w and b, together in the blocks' layout, stepped in place (see `Model.shared_step`); the
         compiled loop has the tensor operations' bits (no sum between the products)."""
         wb = slots[0]
-        if not compiled_here(wb):
-            wb.sub_(self.shared_grads(slots, batch, lr)[0])
-            return
         from .fused import logreg_middle  # numba loads with the first dense step, not with this module
 
         wb.sub_(rows_weight_grad(batch.xs, logreg_middle(fixed_bmm(batch.xs, wb), batch, lr)))
@@ -330,15 +335,11 @@ class MLP(Model):
 
     shares_rows = True
 
-    def shared_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
+    def compiled_step(self, slots: list[torch.Tensor], batch: SharedBatch, lr: float) -> None:
         """(w1, b1) together, w2 and b2 in the blocks' layout, stepped in place (see `Model.shared_step`).
         The compiled loop sums the output layer and w2's and b2's steps in index order, the tensor
         operations in their own orders: the two paths agree to rounding, each is deterministic."""
         w1b1, w2, b2 = slots
-        if not compiled_here(w1b1):
-            for p, update in zip(slots, self.shared_grads(slots, batch, lr), strict=True):
-                p.sub_(update)
-            return
         from .fused import mlp_middle  # numba loads with the first dense step, not with this module
 
         ext = mlp_middle(fixed_bmm(batch.xs, w1b1), batch, w2, b2, lr)  # steps w2 and b2
