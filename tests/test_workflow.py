@@ -88,7 +88,7 @@ def test_config_changes_rerun_only_affected_jobs(pipeline_clone):
 RESOURCE_CHANGES = {
     "device": ("training", "device", "cpu"),
     "memory budget": ("training", "memory_budget_mb", 256),
-    "threads": ("training", "threads", 1),
+    "threads": ("training", "threads", 2),
     "conv_path": ("training", "conv_path", "exact"),
     "checkpoint interval": ("training", "checkpoint_minutes", 1),
 }

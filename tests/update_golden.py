@@ -1,8 +1,8 @@
 """Rewrite the values in tests/data/golden.csv from a run of the shared test pipeline (`make golden`).
 
-    python tests/update_golden.py                   # a fresh run of workflow_helpers.PIPELINE_CONFIG (~3 min)
+    python tests/update_golden.py                   # a fresh run of workflow_helpers.PIPELINE_CONFIG (1-2 min)
     python tests/update_golden.py --workdir DIR     # the values of a finished run of that config in DIR
-    python tests/update_golden.py --check [--threads 1]   # compare a fresh run with the file, write nothing
+    python tests/update_golden.py --check [--threads 2]   # compare a fresh run with the file, write nothing
 
 The rows (table, selector, column), their tolerances and reasons are kept; only `value` is rewritten. To pin a
 new number, add a row with an empty value and run this. Review `git diff tests/data/golden.csv`: every

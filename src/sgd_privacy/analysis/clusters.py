@@ -45,6 +45,16 @@ def cache_umap_kernels(cache_dir: str | Path) -> list[str]:
     return enabled
 
 
+# In the kernel folder: how many kernels the set-up compiled there and the embedding of `warm_up_weights()`
+# it made with that code (tests/test_umap_cache.py compares a later process's embedding with it).
+WARM_UP_RECORD = "warm_up.json"
+
+
+def warm_up_weights() -> np.ndarray:
+    """The small matrix the set-up embeds (40 runs x 6 weights, standard normal, seed 0)."""
+    return np.random.default_rng(0).normal(size=(40, 6))
+
+
 def warm_umap_kernels(cache_dir: str | Path) -> int:
     """Compile, once at set-up, the numba kernels an embedding job needs; returns how many umap kernels were
     compiled into cache_dir (0 when all were cached already).
@@ -53,13 +63,21 @@ def warm_umap_kernels(cache_dir: str | Path) -> int:
     seconds in a fresh environment); a small embedding then compiles umap's uncached ones into cache_dir
     (`cache_umap_kernels`). Numba specialises kernels on argument types, not sizes, so the embedding jobs'
     float64 weight matrices of any shape load them from the caches instead of compiling in every job.
+    When it compiled any (or the folder has no record yet) it writes WARM_UP_RECORD: the count and the
+    embedding's coordinates, made by the code it has just compiled.
     """
     from numba.core.dispatcher import Dispatcher
 
+    from ..io import write_json
+
     names = cache_umap_kernels(cache_dir)
-    umap_embedding(np.random.default_rng(0).normal(size=(40, 6)), seed=0)
+    coords = umap_embedding(warm_up_weights(), seed=0)
     kernels = [getattr(importlib.import_module(name.rsplit(".", 1)[0]), name.rsplit(".", 1)[1]) for name in names]
-    return sum(sum(k.stats.cache_misses.values()) for k in kernels if isinstance(k, Dispatcher))
+    compiled = sum(sum(k.stats.cache_misses.values()) for k in kernels if isinstance(k, Dispatcher))
+    record = Path(cache_dir) / WARM_UP_RECORD
+    if compiled or not record.exists():
+        write_json({"compiled": compiled, "coords": coords.tolist()}, record)
+    return compiled
 
 
 def umap_embedding(weights: np.ndarray, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.1) -> np.ndarray:
