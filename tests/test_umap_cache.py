@@ -52,8 +52,8 @@ def test_the_set_up_warm_up_compiles_once_and_every_later_job_loads_the_same_cod
     the same floats. (The set-up's own compile is not redone here: about 25 CPU seconds.)"""
     record_file = CACHE / WARM_UP_RECORD
     assert record_file.exists(), (
-        f"no {record_file.relative_to(ROOT)}: run the set-up (`make test` does; or "
-        "`python -m sgd_privacy.analysis.clusters resources/numba_cache`)"
+        f"no {record_file.relative_to(ROOT)}: run the set-up's warm-up (`make test` and `make test-fast` do; "
+        "or `.venv/bin/python -m sgd_privacy.analysis.clusters resources/numba_cache`)"
     )
     record = json.loads(record_file.read_text())  # compiled: 6 in a fresh clone (0 where the folder was warm)
     assert list(CACHE.glob("umap_*/utils.fast_knn_indices-*.nbi")), "the knn kernel was not written to the folder"
