@@ -43,9 +43,10 @@ FORMATTED := Snakefile workflow/rules
 # suites, about 30% of the files, are left out: nothing imports them), the numba kernels of umap and
 # pynndescent (README, "Job start-up"), which every embedding job would otherwise compile, and the
 # trainer's compiled step (sgd_privacy.train.fused, float32 and float64), which every training job would.
+UMAP_WARM_UP = $(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache
 COMPILE = { $(BIN)/python -m compileall -q -j 0 -x '/tests/' $$($(BIN)/python -c "import sysconfig; print(sysconfig.get_path('purelib'))") >/dev/null 2>&1 || true; } & \
 	$(BIN)/python -m sgd_privacy.train.fused & fused=$$!; \
-	$(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache; status=$$?; \
+	$(UMAP_WARM_UP); status=$$?; \
 	wait $$fused || status=1; wait; exit $$status
 
 .PHONY: run test test-fast golden gate services fmt lint dryrun bench lock clean-venv
@@ -65,7 +66,7 @@ $(STAMP): pyproject.toml $(LOCK)
 # the record existed gets it here: the warm-up again, loading the kernels it finds.
 WARM_UP := resources/numba_cache/warm_up.json
 $(WARM_UP): | $(STAMP)
-	$(BIN)/python -W ignore -m sgd_privacy.analysis.clusters resources/numba_cache
+	$(UMAP_WARM_UP)
 
 run: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES)

@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 
 from sgd_privacy.analysis.clusters import WARM_UP_RECORD
+from workflow_helpers import NUMBA_CACHE
 
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src"
-CACHE = ROOT / "resources" / "numba_cache"  # the Makefile's set-up: python -m sgd_privacy.analysis.clusters DIR
+CACHE = ROOT / NUMBA_CACHE  # the Makefile's set-up: python -m sgd_privacy.analysis.clusters DIR
 
 # One job's embedding in a fresh process: coordinates, and numba's cache hits and misses of umap's kernels.
 EMBED = """

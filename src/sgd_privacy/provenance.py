@@ -14,6 +14,7 @@ PACKAGES = (
     "scikit-learn",
     "opacus",
     "pingouin",
+    "numba",  # compiles the dense models' CPU step (sgd_privacy.train.fused) and umap's kernels
     "umap-learn",
     "snakemake",
 )
